@@ -1,0 +1,275 @@
+"""The ``custintel`` command: a thin layer that parses options, calls :class:`Project`
+and prints tables (or JSON with ``--json``). Failures print one line and exit 1."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from custintel import __version__
+from custintel.core.errors import CustintelError
+
+app = typer.Typer(
+    name="custintel",
+    help="Customer intelligence for data-driven marketing: ingest, check and report on customer data.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+ProjectOpt = typer.Option(Path("."), "--project", "-p", help="Project folder (holds custintel.yaml).")
+JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().replace("\n", " ")
+    return text or type(exc).__name__
+
+
+def guarded(func: F) -> F:
+    """Turn any failure into a one-line message on stderr and exit status 1.
+
+    Set CUSTINTEL_DEBUG=1 to see the full traceback of unexpected errors.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except CustintelError as exc:
+            err_console.print(f"[red]error:[/red] {_one_line(exc)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except Exception as exc:
+            if os.environ.get("CUSTINTEL_DEBUG"):
+                raise
+            err_console.print(
+                f"[red]error:[/red] unexpected {type(exc).__name__}: {_one_line(exc)} "
+                "(set CUSTINTEL_DEBUG=1 for the traceback)",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+@contextmanager
+def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    if not enabled:
+        yield None
+        return
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    ) as bar:
+        tasks: dict[str, Any] = {}
+
+        def update(label: str, done: int, total: int) -> None:
+            source = label.split(":", 1)[0]
+            if source not in tasks:
+                tasks[source] = bar.add_task(source, total=max(total, 1))
+            bar.update(tasks[source], completed=done if total else 1, total=max(total, 1),
+                       description=label if done < total else source)
+
+        yield update
+
+
+def _open(project: Path) -> Any:
+    from custintel.pipeline.project import Project
+
+    return Project.open(project)
+
+
+def _ingest_table(results: list[dict[str, Any]]) -> Table:
+    table = Table(title="Ingest")
+    for col in ("source", "file", "status", "in", "clean", "quarantined", "duplicates", "seconds"):
+        table.add_column(col, justify="right" if col in ("in", "clean", "quarantined", "duplicates", "seconds") else "left")
+    for r in results:
+        status = {"loaded": "[green]loaded[/]", "skipped": "[dim]skipped[/]", "failed": "[red]failed[/]"}[r["status"]]
+        table.add_row(r["source"], r["file"], status, str(r["rows_in"]), str(r["rows_clean"]),
+                      str(r["rows_quarantined"]), str(r["rows_duplicate"]), f"{r['seconds']:.2f}")
+    return table
+
+
+@app.command()
+@guarded
+def version() -> None:
+    """Print the custintel version."""
+    console.print(__version__)
+
+
+@app.command()
+@guarded
+def init(
+    directory: Path = typer.Argument(Path("."), help="Project folder to create."),
+    with_sample: bool = typer.Option(
+        False, "--with-sample", help="Also write a small sample retailer (messy files) and map it."
+    ),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing custintel.yaml."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Create a project: custintel.yaml and the warehouse."""
+    from custintel.pipeline.project import init_project
+    from custintel.simulate.sample import sample_config, write_sample
+
+    config = None
+    if with_sample:
+        data = directory / "data"
+        write_sample(data)
+        config = sample_config(data, directory).model_copy(update={"name": directory.resolve().name})
+    path = init_project(directory, config, force=force)
+    if as_json:
+        _print_json({"config": str(path), "sample": with_sample})
+    else:
+        console.print(f"Created {path}" + (" with a sample retailer in data/" if with_sample else ""))
+
+
+@app.command()
+@guarded
+def ingest(
+    project: Path = ProjectOpt,
+    source: list[str] = typer.Option(None, "--source", "-s", help="Only these sources (repeatable)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Load every configured source: contracts, quality rules, quarantine, lineage."""
+    with _open(project) as proj, _progress(not as_json) as progress:
+        summary = proj.ingest(source or None, progress=progress)
+    data = summary.as_dict()
+    if as_json:
+        _print_json(data)
+    else:
+        console.print(_ingest_table(data["results"]))
+        console.print(
+            f"run {data['run_id']}: {data['rows_in']} rows in = {data['rows_clean']} clean + "
+            f"{data['rows_quarantined']} quarantined + {data['rows_duplicate']} duplicates"
+        )
+    if summary.failed:
+        for r in summary.failed:
+            err_console.print(f"[red]failed:[/red] {r.message}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+@guarded
+def quality(
+    project: Path = ProjectOpt,
+    examples: int = typer.Option(3, help="Example rows to show per rule."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """What was rejected, by source and rule, with example rows."""
+    with _open(project) as proj:
+        data = proj.quality()
+    if as_json:
+        _print_json(data)
+        return
+    table = Table(title="Quality by source")
+    for col in ("source", "files", "in", "clean", "quarantined", "duplicates", "rules broken", "extra columns"):
+        table.add_column(col)
+    for name, s in data["sources"].items():
+        rules = ", ".join(f"{k}={v}" for k, v in s["rules"].items()) or "-"
+        table.add_row(name, str(s["files"]), str(s["rows_in"]), str(s["rows_clean"]),
+                      str(s["rows_quarantined"]), str(s["rows_duplicate"]), rules,
+                      ", ".join(s["extra_columns"]) or "-")
+    console.print(table)
+    ex = Table(title="Examples of quarantined rows")
+    for col in ("source", "rule", "file:line", "message"):
+        ex.add_column(col)
+    shown: dict[tuple[str, str], int] = {}
+    for e in data["examples"]:
+        key = (e["source"], e["rule"])
+        shown[key] = shown.get(key, 0) + 1
+        if shown[key] <= examples:
+            ex.add_row(e["source"], e["rule"], f"{e['file']}:{e['line']}", e["message"])
+    console.print(ex)
+
+
+@app.command()
+@guarded
+def status(project: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
+    """Tables with row counts and the last runs."""
+    with _open(project) as proj:
+        data = proj.status()
+    if as_json:
+        _print_json(data)
+        return
+    table = Table(title=f"Warehouse {data['warehouse']}")
+    table.add_column("table")
+    table.add_column("rows", justify="right")
+    for t in data["tables"]:
+        table.add_row(t["table"], str(t["rows"]))
+    console.print(table)
+    runs = Table(title="Last ingest runs")
+    for col in ("run_id", "started_at", "status", "loaded", "skipped", "failed", "rows in", "reconciled"):
+        runs.add_column(col)
+    for r in data["ingest_runs"]:
+        runs.add_row(r["run_id"], r["started_at"], r["status"], str(r["files_loaded"]),
+                     str(r["files_skipped"]), str(r["files_failed"]), str(r["rows_in"]), str(r["reconciled"]))
+    console.print(runs)
+
+
+@app.command()
+@guarded
+def run(
+    project: Path = ProjectOpt,
+    resume: bool = typer.Option(False, "--resume", help="Continue the last run if it failed."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Run every configured stage in order (the nightly batch)."""
+    with _open(project) as proj, _progress(not as_json) as progress:
+        result = proj.run(resume=resume, progress=progress)
+    if as_json:
+        _print_json({"run_id": result.run_id, "ok": result.ok,
+                     "stages": [s.__dict__ for s in result.stages]})
+    else:
+        for s in result.stages:
+            colour = {"ok": "green", "failed": "red", "skipped": "dim"}[s.status]
+            console.print(f"[{colour}]{s.status:>7}[/] {s.stage} {s.message}", highlight=False)
+        console.print(f"run {result.run_id}: {'ok' if result.ok else 'failed'}")
+    if not result.ok:
+        failed = next(s for s in result.stages if s.status == "failed")
+        err_console.print(f"[red]error:[/red] stage {failed.stage} failed: {failed.message}",
+                          highlight=False, soft_wrap=True)
+        raise typer.Exit(1)
+
+
+@app.command()
+@guarded
+def report(project: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
+    """Write the HTML reports; prints where reports/index.html is."""
+    from custintel.pipeline.report import write_reports
+
+    with _open(project) as proj:
+        index = write_reports(proj)
+    if as_json:
+        _print_json({"index": str(index)})
+    else:
+        console.print(f"Report: {index.resolve()}")
+
+
+def main() -> None:  # pragma: no cover - entry point
+    app()

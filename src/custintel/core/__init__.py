@@ -1,0 +1,1 @@
+"""Core: configuration, warehouse, data contracts, lineage. Imports nothing above it."""

@@ -1,0 +1,228 @@
+"""The project configuration, ``custintel.yaml``, validated with pydantic.
+
+Every model forbids unknown keys, so a typo fails when the file is loaded, and the error
+names the YAML path, the line, what was expected and what came.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from custintel.core.errors import ConfigError
+
+CONFIG_FILE = "custintel.yaml"
+
+STAGES = ("ingest",)
+"""Every stage custintel knows, in the order ``custintel run`` executes them."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WarehouseConfig(_Strict):
+    """Where tables live.
+
+    ``duckdb://custintel.duckdb`` is a DuckDB file relative to the project folder;
+    ``duckdb:///abs/path.duckdb`` an absolute one; ``duckdb://:memory:`` in memory;
+    ``spark://local[2]`` Spark in local mode; ``spark://host:7077`` a Spark master; any
+    other URL goes to ``ibis.connect``.
+    """
+
+    url: str = "duckdb://custintel.duckdb"
+    threads: int | None = Field(default=None, ge=1, description="DuckDB worker threads")
+    memory_limit: str | None = Field(default=None, description="DuckDB memory limit, e.g. '3GB'")
+
+
+class CsvOptions(_Strict):
+    """How to read a delimited text file (DuckDB's CSV reader does the parsing)."""
+
+    delimiter: str = ","
+    quote: str = '"'
+    escape: str = '"'
+    header: bool = True
+    encoding: Literal["utf-8", "utf-16", "latin-1"] = "utf-8"
+    skip_rows: int = Field(default=0, ge=0, description="lines to skip before the header")
+    null_values: list[str] = Field(default_factory=lambda: [""])
+    compression: Literal["auto", "none", "gzip", "zstd"] = "auto"
+    strict: bool = Field(
+        default=True,
+        description="strict CSV: ragged rows and stray quotes are quarantined; false reads "
+        "files with mixed line endings but silently drops surplus fields",
+    )
+
+    @field_validator("delimiter", "quote", "escape")
+    @classmethod
+    def _one_char(cls, value: str) -> str:
+        if len(value) > 1:
+            raise ValueError(f"must be a single character, got {value!r}")
+        return value
+
+
+class SqlSource(_Strict):
+    """A table or query in a SQL database, read in batches through Python's DB-API."""
+
+    url: str = Field(description="sqlite:///path/to/file.db (relative to the project)")
+    table: str | None = None
+    query: str | None = None
+    batch_rows: int = Field(default=50_000, ge=1)
+
+    @field_validator("url")
+    @classmethod
+    def _supported(cls, value: str) -> str:
+        if not value.startswith("sqlite:///"):
+            raise ValueError("only sqlite:///<path> URLs are supported so far")
+        return value
+
+    def statement(self) -> str:
+        if (self.table is None) == (self.query is None):
+            raise ValueError("give exactly one of 'table' or 'query'")
+        return self.query or f'SELECT * FROM "{self.table}"'
+
+
+class QualityConfig(_Strict):
+    """Thresholds for the default quality rules (each source can override them)."""
+
+    max_amount: float = Field(default=100_000.0, gt=0, description="largest plausible amount")
+    future_tolerance_hours: float = Field(
+        default=24.0, ge=0, description="how far in the future a timestamp may lie"
+    )
+    earliest_timestamp: str = Field(
+        default="1990-01-01", description="timestamps before this date are implausible"
+    )
+    allowed_values: dict[str, list[str]] = Field(
+        default_factory=dict, description="column -> allowed values, replacing the contract's"
+    )
+
+
+class SourceConfig(_Strict):
+    """One input: files (a path or glob) or a SQL table/query, mapped onto a contract."""
+
+    contract: Literal[
+        "customers",
+        "orders",
+        "web_events",
+        "email_events",
+        "support_tickets",
+        "consents",
+        "contacts",
+    ]
+    system: str | None = Field(
+        default=None, description="source system name stored in `source` (default: the key)"
+    )
+    path: str | None = Field(default=None, description="file or glob, relative to the project")
+    format: Literal["csv", "parquet", "jsonl"] | None = None
+    csv: CsvOptions = Field(default_factory=CsvOptions)
+    sql: SqlSource | None = None
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="contract column -> source column"
+    )
+    constants: dict[str, str] = Field(
+        default_factory=dict, description="contract column -> a fixed value for every row"
+    )
+    timestamp_format: str | None = Field(default=None, description="strptime format, e.g. %d/%m/%Y %H:%M")
+    date_format: str | None = Field(default=None, description="strptime format for dates")
+    timezone: str = Field(default="UTC", description="zone of timestamps without an offset")
+    currency: str | None = Field(default=None, description="currency when the source has none")
+    quality: QualityConfig | None = None
+
+    def check_shape(self) -> None:
+        if (self.path is None) == (self.sql is None):
+            raise ValueError("give exactly one of 'path' or 'sql'")
+        if self.sql is not None:
+            self.sql.statement()
+
+
+class ProjectConfig(_Strict):
+    """The whole ``custintel.yaml``."""
+
+    name: str = "custintel-project"
+    warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    sources: dict[
+        Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], SourceConfig
+    ] = Field(default_factory=dict)
+    stages: list[Literal["ingest"]] = Field(default_factory=lambda: list(STAGES))
+    reports_dir: str = "reports"
+
+    def quality_for(self, source: str) -> QualityConfig:
+        return self.sources[source].quality or self.quality
+
+    def config_hash(self) -> str:
+        """A short hash of the effective configuration, recorded in lineage."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
+    """Find the YAML line of a pydantic error location, for a message users can follow."""
+    node = root
+    line = None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == str(part):
+                    line = key.start_mark.line + 1
+                    node = value
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return line
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line
+
+
+def parse_config(text: str, origin: str = CONFIG_FILE) -> ProjectConfig:
+    """Parse and validate configuration text; errors name the YAML path and line."""
+    try:
+        data = yaml.safe_load(text) or {}
+        root = yaml.compose(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: not valid YAML: {exc}".replace("\n", " ")) from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        config = ProjectConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            path = ".".join(str(p) for p in err["loc"])
+            line = _line_of(root, err["loc"])
+            where = f"{origin}:{line}" if line else origin
+            got = err.get("input")
+            got_text = "" if err["type"] == "missing" else f" (got {got!r})"
+            problems.append(f"{where}: {path}: {err['msg']}{got_text}")
+        raise ConfigError("; ".join(problems)) from exc
+    for name, source in config.sources.items():
+        try:
+            source.check_shape()
+        except ValueError as exc:
+            line = _line_of(root, ("sources", name))
+            raise ConfigError(f"{origin}:{line}: sources.{name}: {exc}") from exc
+    return config
+
+
+def load_config(project_dir: Path) -> ProjectConfig:
+    path = Path(project_dir) / CONFIG_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"{path}: no project here (run `custintel init {project_dir}` first, or pass --project)"
+        )
+    return parse_config(path.read_text(encoding="utf-8"), origin=str(path))
+
+
+def dump_config(config: ProjectConfig) -> str:
+    """YAML text of a config, leaving out values equal to their defaults."""
+    data = config.model_dump(mode="json", exclude_defaults=True)
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)

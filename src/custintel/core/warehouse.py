@@ -1,0 +1,259 @@
+"""The warehouse: an Ibis connection plus the few write primitives every stage needs.
+
+Stages read tables as Ibis expressions (portable across DuckDB, Spark and other Ibis
+backends) and write them through :class:`Warehouse`, which hides how each engine makes a
+write atomic: DuckDB has real transactions; Spark tables are rewritten into a fresh table
+and swapped in.
+
+Schemas (``raw``, ``quarantine``, ``clean``, ``ops`` ...) are DuckDB schemas or Spark
+databases; :data:`SCHEMAS` lists the ones custintel creates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Literal
+
+import ibis
+import ibis.expr.types as ir
+
+from custintel.core.errors import WarehouseError
+
+SCHEMAS = ("staging", "raw", "quarantine", "clean", "ops")
+"""staging: per-load scratch; raw: untouched source rows (reserved); quarantine: rejected
+rows with reasons; clean: rows that passed every rule, in contract shape; ops: runs,
+lineage and registries."""
+
+Kind = Literal["duckdb", "spark", "other"]
+
+
+def _duckdb_path(url: str, project_dir: Path) -> str:
+    rest = url.removeprefix("duckdb://")
+    if rest in ("", ":memory:"):
+        return ":memory:"
+    path = Path(rest)
+    return str(path if path.is_absolute() else project_dir / path)
+
+
+def _spark_session(master: str, project_dir: Path) -> Any:
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:  # optional backend: fail only when asked for
+        raise WarehouseError(
+            "the Spark warehouse needs PySpark: pip install 'custintel[spark]'"
+        ) from exc
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    spark_dir = (project_dir / "spark").resolve()
+    builder = (
+        SparkSession.builder.master(master)
+        .appName("custintel")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.sql.shuffle.partitions", "4")
+        .config("spark.sql.warehouse.dir", str(spark_dir / "warehouse"))
+        .config("spark.driver.host", os.environ["SPARK_LOCAL_IP"])
+        .config(
+            "spark.hadoop.javax.jdo.option.ConnectionURL",
+            f"jdbc:derby:;databaseName={spark_dir / 'metastore_db'};create=true",
+        )
+        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={spark_dir}")
+        .enableHiveSupport()
+    )
+    return builder.getOrCreate()
+
+
+class Warehouse:
+    """An open warehouse. Use :meth:`open`; close it (or use ``with``) when done."""
+
+    def __init__(self, con: ibis.BaseBackend, kind: Kind, url: str) -> None:
+        self.con = con
+        self.kind: Kind = kind
+        self.url = url
+        self._lock = threading.RLock()
+        for schema in SCHEMAS:
+            self.ensure_schema(schema)
+
+    # -- opening -----------------------------------------------------------------
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        project_dir: Path | str = ".",
+        *,
+        threads: int | None = None,
+        memory_limit: str | None = None,
+    ) -> Warehouse:
+        project_dir = Path(project_dir)
+        try:
+            if url.startswith("duckdb://"):
+                path = _duckdb_path(url, project_dir)
+                if path != ":memory:":
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+                extra: dict[str, Any] = {}
+                if threads:
+                    extra["threads"] = threads
+                if memory_limit:
+                    extra["memory_limit"] = memory_limit
+                con = ibis.duckdb.connect(path, **extra)
+                con.raw_sql("SET TimeZone = 'UTC'")
+                return cls(con, "duckdb", url)
+            if url.startswith("spark://"):
+                rest = url.removeprefix("spark://")
+                master = rest if rest.startswith("local") else f"spark://{rest}"
+                session = _spark_session(master, project_dir)
+                return cls(ibis.pyspark.connect(session), "spark", url)
+            return cls(ibis.connect(url), "other", url)
+        except WarehouseError:
+            raise
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise WarehouseError(f"cannot open warehouse {url!r}: {first}") from exc
+
+    def close(self) -> None:
+        if self.kind == "duckdb":
+            self.con.disconnect()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- naming and reading --------------------------------------------------------
+    @property
+    def duckdb(self) -> Any:
+        """The raw DuckDB connection (only on DuckDB), for DuckDB-only readers."""
+        if self.kind != "duckdb":
+            raise WarehouseError("this operation needs a DuckDB warehouse")
+        return self.con.con
+
+    def ensure_schema(self, schema: str) -> None:
+        if self.kind == "duckdb":
+            self.sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        elif self.kind == "spark":
+            self.sql(f"CREATE DATABASE IF NOT EXISTS `{schema}`")
+        else:
+            with contextlib.suppress(Exception):
+                self.con.create_database(schema, force=True)
+
+    def qualified(self, schema: str, name: str) -> str:
+        if self.kind == "spark":
+            return f"`{schema}`.`{name}`"
+        return f'"{schema}"."{name}"'
+
+    def exists(self, schema: str, name: str) -> bool:
+        return name in self.con.list_tables(database=schema)
+
+    def tables(self, schema: str) -> list[str]:
+        return sorted(self.con.list_tables(database=schema))
+
+    def table(self, schema: str, name: str) -> ir.Table:
+        try:
+            return self.con.table(name, database=schema)
+        except Exception as exc:
+            raise WarehouseError(f"table {schema}.{name} does not exist") from exc
+
+    def count(self, schema: str, name: str) -> int:
+        return int(self.table(schema, name).count().execute())
+
+    def sql(self, statement: str) -> Any:
+        """Run a statement directly (DDL, DuckDB-specific reads)."""
+        with self._lock:
+            if self.kind == "duckdb":
+                return self.con.con.execute(statement)
+            if self.kind == "spark":
+                return self.con._session.sql(statement)
+            return self.con.raw_sql(statement)
+
+    def compile(self, expr: ir.Expr) -> str:
+        return str(self.con.compile(expr))
+
+    # -- writing -----------------------------------------------------------------------
+    @property
+    def transactional(self) -> bool:
+        return self.kind == "duckdb"
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes inside commit together or not at all (DuckDB).
+
+        On Spark there are no multi-table transactions; callers make their writes
+        recoverable instead (ingestion records a file only after its rows are written and
+        removes rows of unrecorded loads before the next run).
+        """
+        if self.kind != "duckdb":
+            yield
+            return
+        with self._lock:
+            self.con.con.execute("BEGIN TRANSACTION")
+            try:
+                yield
+            except BaseException:
+                self.con.con.execute("ROLLBACK")
+                raise
+            self.con.con.execute("COMMIT")
+
+    def _create_from(self, target: str, expr: ir.Table | str, *, replace: bool) -> None:
+        body = expr if isinstance(expr, str) else self.compile(expr)
+        if self.kind == "duckdb":
+            verb = "CREATE OR REPLACE TABLE" if replace else "CREATE TABLE"
+            self.sql(f"{verb} {target} AS {body}")
+        else:
+            mode = "overwrite" if replace else "errorifexists"
+            self.con._session.sql(body).write.saveAsTable(target.replace("`", ""), mode=mode)
+
+    def replace(self, schema: str, name: str, expr: ir.Table | str) -> None:
+        """Make ``schema.name`` hold exactly ``expr`` (which may read the table itself)."""
+        target = self.qualified(schema, name)
+        if self.kind == "duckdb":
+            self._create_from(target, expr, replace=True)
+            return
+        # Spark cannot overwrite a table it is reading from: write aside, then swap.
+        tmp = f"{name}__new_{uuid.uuid4().hex[:8]}"
+        self._create_from(self.qualified(schema, tmp), expr, replace=False)
+        self.sql(f"DROP TABLE IF EXISTS {target}")
+        self.sql(f"ALTER TABLE {self.qualified(schema, tmp)} RENAME TO {target}")
+
+    def append(self, schema: str, name: str, expr: ir.Table | str) -> None:
+        """Add the rows of ``expr`` to ``schema.name``, creating it when missing.
+
+        Columns are matched by name, so a table's column order never matters.
+        """
+        target = self.qualified(schema, name)
+        if not self.exists(schema, name):
+            self._create_from(target, expr, replace=False)
+            return
+        body = expr if isinstance(expr, str) else self.compile(expr)
+        if self.kind == "duckdb":
+            self.sql(f"INSERT INTO {target} BY NAME {body}")
+        else:
+            columns = self.table(schema, name).columns
+            df = self.con._session.sql(body).select(*columns)
+            df.write.insertInto(target.replace("`", ""), overwrite=False)
+
+    def delete_where(self, schema: str, name: str, predicate: str) -> None:
+        """Remove the rows matching a SQL predicate (portable SQL over the table's columns)."""
+        if not self.exists(schema, name):
+            return
+        target = self.qualified(schema, name)
+        if self.kind == "duckdb":
+            self.sql(f"DELETE FROM {target} WHERE {predicate}")
+        else:
+            self.replace(schema, name, f"SELECT * FROM {target} WHERE NOT ({predicate})")
+
+    def drop(self, schema: str, name: str) -> None:
+        self.sql(f"DROP TABLE IF EXISTS {self.qualified(schema, name)}")
+
+    def upload(self, schema: str, name: str, frame: Any, *, replace: bool = True) -> None:
+        """Write a small in-memory frame (pandas/pyarrow) as a table."""
+        if replace:
+            self.con.create_table(name, frame, database=schema, overwrite=True)
+        elif self.exists(schema, name):
+            self.con.insert(name, frame, database=schema)
+        else:
+            self.con.create_table(name, frame, database=schema)

@@ -1,0 +1,395 @@
+"""Loading sources into the warehouse: read, parse, check, classify, write, reconcile.
+
+Each input (a file, or a SQL source's result) is one load. A load is all-or-nothing: on
+DuckDB its writes share one transaction, so a run killed half-way leaves nothing behind
+and the next run simply does the load again. On Spark, rows carry their ``_load_id`` and
+a load counts only once ``ops.ingested_files`` records it; rows of unrecorded loads are
+removed before the next run.
+
+Every record read ends in exactly one place, the clean table, quarantine or the duplicate
+count, and ``rows_in = clean + quarantined + duplicates`` is checked before committing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import ibis
+import ibis.expr.types as ir
+
+from custintel import __version__
+from custintel.core.config import ProjectConfig, SourceConfig
+from custintel.core.contracts import Contract, get_contract
+from custintel.core.errors import ReconciliationError, SourceError
+from custintel.core.lineage import append_ops, ensure_ops_tables, now, record_lineage
+from custintel.core.warehouse import Warehouse
+from custintel.ingest import readers
+from custintel.ingest.files import InputFile, discover
+from custintel.ingest.parse import parsed_select, resolve_mapping
+from custintel.ingest.rules import check, classify, rules_for
+
+QUARANTINE_TABLE = "rows"
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class LoadResult:
+    """What happened to one input."""
+
+    source: str
+    file: str
+    status: str  # loaded | skipped | failed
+    rows_in: int = 0
+    rows_clean: int = 0
+    rows_quarantined: int = 0
+    rows_duplicate: int = 0
+    rule_counts: dict[str, int] = field(default_factory=dict)
+    flag_counts: dict[str, int] = field(default_factory=dict)
+    extra_columns: list[str] = field(default_factory=list)
+    message: str = ""
+    seconds: float = 0.0
+
+    @property
+    def reconciled(self) -> bool:
+        return self.rows_in == self.rows_clean + self.rows_quarantined + self.rows_duplicate
+
+
+@dataclass
+class IngestSummary:
+    run_id: str
+    results: list[LoadResult]
+
+    def total(self, attr: str) -> int:
+        return sum(getattr(r, attr) for r in self.results)
+
+    @property
+    def failed(self) -> list[LoadResult]:
+        return [r for r in self.results if r.status == "failed"]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "files_loaded": sum(r.status == "loaded" for r in self.results),
+            "files_skipped": sum(r.status == "skipped" for r in self.results),
+            "files_failed": len(self.failed),
+            "rows_in": self.total("rows_in"),
+            "rows_clean": self.total("rows_clean"),
+            "rows_quarantined": self.total("rows_quarantined"),
+            "rows_duplicate": self.total("rows_duplicate"),
+            "results": [asdict(r) for r in self.results],
+        }
+
+
+def _q(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def _lit(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+class Loader:
+    """Runs the ingest stage for a project; holds the scratch DuckDB for non-DuckDB warehouses."""
+
+    def __init__(
+        self,
+        wh: Warehouse,
+        config: ProjectConfig,
+        project_dir: Path,
+        *,
+        run_id: str,
+        clock: Callable[[], datetime] = now,
+        progress: Progress | None = None,
+    ) -> None:
+        self.wh = wh
+        self.config = config
+        self.project_dir = Path(project_dir)
+        self.run_id = run_id
+        self.clock = clock
+        self.progress = progress
+        # Readers always run in DuckDB: the warehouse's own connection when it is DuckDB,
+        # else a private one whose parsed tables travel to the warehouse as Parquet.
+        self.duck = wh.duckdb if wh.kind == "duckdb" else duckdb.connect()
+        if wh.kind != "duckdb":
+            self.duck.execute("SET TimeZone = 'UTC'")
+        self.scratch = self.project_dir / ".custintel" / "staging"
+
+    # -- the registry of loaded inputs -------------------------------------------------
+    def _registry(self) -> dict[tuple[str, str], str]:
+        frame = self.wh.table("ops", "ingested_files").select("source", "file", "sha256").execute()
+        return {(r.source, r.file): r.sha256 for r in frame.itertuples()}
+
+    def _remove_unrecorded_loads(self) -> None:
+        """Spark only: drop rows of loads a crash left without a registry entry."""
+        recorded = "SELECT load_id FROM " + self.wh.qualified("ops", "ingested_files")
+        for schema, name in self._data_tables():
+            self.wh.delete_where(schema, name, f"_load_id NOT IN ({recorded})")
+
+    def _data_tables(self) -> list[tuple[str, str]]:
+        tables = [("clean", c) for c in self.wh.tables("clean")]
+        if self.wh.exists("quarantine", QUARANTINE_TABLE):
+            tables.append(("quarantine", QUARANTINE_TABLE))
+        return tables
+
+    # -- running -------------------------------------------------------------------------
+    def run(self, only: list[str] | None = None) -> IngestSummary:
+        started = self.clock()
+        ensure_ops_tables(self.wh)
+        if not self.wh.transactional:
+            self._remove_unrecorded_loads()
+        names = only or list(self.config.sources)
+        unknown = [n for n in names if n not in self.config.sources]
+        if unknown:
+            raise SourceError(f"unknown source(s) {unknown}; configured: {list(self.config.sources)}")
+        results: list[LoadResult] = []
+        for name in names:
+            results.extend(self.run_source(name))
+        summary = IngestSummary(self.run_id, results)
+        totals = summary.as_dict()
+        append_ops(
+            self.wh,
+            "ingest_runs",
+            [
+                {
+                    "run_id": self.run_id,
+                    "started_at": started,
+                    "finished_at": self.clock(),
+                    "status": "failed" if summary.failed else "ok",
+                    **{k: totals[k] for k in ("files_loaded", "files_skipped", "files_failed")},
+                    **{k: totals[k] for k in ("rows_in", "rows_clean", "rows_quarantined", "rows_duplicate")},
+                    "reconciled": all(r.reconciled for r in results),
+                    "message": "; ".join(r.message for r in summary.failed),
+                    "code_version": __version__,
+                    "config_hash": self.config.config_hash(),
+                }
+            ],
+        )
+        return summary
+
+    def run_source(self, name: str) -> list[LoadResult]:
+        source = self.config.sources[name]
+        registry = self._registry()
+        if source.sql is not None:
+            return [self._guarded(name, f"sql:{name}", lambda: self._load_sql(name, source, registry))]
+        try:
+            files = discover(self.project_dir, source.path or "", source.format)
+        except SourceError as exc:
+            return [LoadResult(name, source.path or "", "failed", message=str(exc))]
+        results = []
+        for i, file in enumerate(files):
+            if self.progress:
+                self.progress(f"{name}: {file.relative}", i, len(files))
+            results.append(self._guarded(name, file.relative, lambda f=file: self._load_file(name, source, f, registry)))
+        if self.progress:
+            self.progress(name, len(files), len(files))
+        return results
+
+    def _guarded(self, name: str, label: str, load: Callable[[], LoadResult]) -> LoadResult:
+        start = time.perf_counter()
+        try:
+            result = load()
+        except SourceError as exc:
+            result = LoadResult(name, label, "failed", message=str(exc))
+        result.seconds = round(time.perf_counter() - start, 3)
+        return result
+
+    def _load_file(
+        self, name: str, source: SourceConfig, file: InputFile, registry: dict[tuple[str, str], str]
+    ) -> LoadResult:
+        if registry.get((name, file.relative)) == file.sha256:
+            return LoadResult(name, file.relative, "skipped", message="unchanged since last load")
+        twins = [f for (s, f), sha in registry.items() if s == name and sha == file.sha256]
+        if twins:
+            return LoadResult(name, file.relative, "skipped", message=f"same content as {twins[0]}")
+        table = f"ci_read_{uuid.uuid4().hex[:10]}"
+        try:
+            if file.format == "csv":
+                raw = readers.read_csv(self.duck, file, source.csv, table)
+            elif file.format == "parquet":
+                raw = readers.read_parquet(self.duck, file, table)
+            else:
+                raw = readers.read_jsonl(self.duck, file, table)
+            return self._load(name, source, raw, file.relative, file.sha256, file.size_bytes)
+        finally:
+            self.duck.execute(f"DROP TABLE IF EXISTS {_q(table)}")
+
+    def _load_sql(self, name: str, source: SourceConfig, registry: dict[tuple[str, str], str]) -> LoadResult:
+        label = f"sql:{name}"
+        table = f"ci_read_{uuid.uuid4().hex[:10]}"
+        try:
+            raw = readers.read_sql(self.duck, source, self.project_dir, table)
+            fingerprint = readers.sql_fingerprint(self.duck, table, raw.columns)
+            if registry.get((name, label)) == fingerprint:
+                return LoadResult(name, label, "skipped", message="query result unchanged")
+            return self._load(name, source, raw, label, fingerprint, 0)
+        finally:
+            self.duck.execute(f"DROP TABLE IF EXISTS {_q(table)}")
+
+    # -- one load ------------------------------------------------------------------------
+    def _stage(self, name: str, expr: ir.Table | str) -> ir.Table:
+        """Materialise a scratch table where the warehouse can read it."""
+        if self.wh.kind == "duckdb":
+            body = expr if isinstance(expr, str) else self.wh.compile(expr)
+            self.duck.execute(f"CREATE OR REPLACE TEMP TABLE {_q(name)} AS {body}")
+            return self.wh.con.table(name, database=("temp", "main"))
+        if isinstance(expr, str):  # DuckDB SQL from the parser: hand over as Parquet
+            self.scratch.mkdir(parents=True, exist_ok=True)
+            path = self.scratch / f"{name}.parquet"
+            self.duck.execute(f"COPY ({expr}) TO {_lit(str(path))} (FORMAT parquet)")
+            return self.wh.con.read_parquet(str(path), table_name=name)
+        self.wh.replace("staging", name, expr)
+        return self.wh.table("staging", name)
+
+    def _drop_stage(self, name: str) -> None:
+        if self.wh.kind == "duckdb":
+            self.duck.execute(f"DROP TABLE IF EXISTS {_q(name)}")
+        else:
+            self.wh.drop("staging", name)
+            (self.scratch / f"{name}.parquet").unlink(missing_ok=True)
+
+    def _load(
+        self, name: str, source: SourceConfig, raw: readers.RawRead, label: str, sha: str, size: int
+    ) -> LoadResult:
+        started = self.clock()
+        contract = get_contract(source.contract)
+        mapping = resolve_mapping(contract, source, raw.columns, f"{name}: {label}")
+        load_id = uuid.uuid4().hex
+        parsed_name, classified_name = f"ci_parsed_{load_id[:10]}", f"ci_class_{load_id[:10]}"
+        sql = parsed_select(
+            contract, source, mapping, raw.table,
+            system=source.system or name, source_name=name, file_label=label, load_id=load_id,
+        )
+        try:
+            parsed = self._stage(parsed_name, sql)
+            rules = rules_for(contract, self.config.quality_for(name), self.clock())
+            existing = None
+            if self.wh.exists("clean", contract.name):
+                t = self.wh.table("clean", contract.name)
+                existing = t.filter((t._source != name) | (t._file != label))
+                existing = existing.select("_key", "_row_hash", "_file", "_line")
+            classified = self._stage(classified_name, classify(check(parsed, contract, rules), existing))
+            result = _count(name, label, classified, raw.records)
+            result.extra_columns = mapping.extra
+            with self.wh.transaction():
+                own = f"_source = {_lit(name)} AND _file = {_lit(label)}"
+                for schema, table in self._data_tables():
+                    self.wh.delete_where(schema, table, own)
+                self.wh.append("clean", contract.name, clean_rows(classified, contract))
+                self.wh.append(
+                    "quarantine",
+                    QUARANTINE_TABLE,
+                    quarantined_rows(classified, contract, mapping.sources, self.run_id),
+                )
+                self.wh.delete_where("ops", "ingested_files", f"source = {_lit(name)} AND file = {_lit(label)}")
+                append_ops(self.wh, "ingested_files", [{
+                    "source": name, "file": label, "sha256": sha, "size_bytes": size,
+                    "load_id": load_id, "run_id": self.run_id, "loaded_at": self.clock(),
+                    "rows_in": result.rows_in, "rows_clean": result.rows_clean,
+                    "rows_quarantined": result.rows_quarantined, "rows_duplicate": result.rows_duplicate,
+                    "rule_counts": json.dumps(result.rule_counts, sort_keys=True),
+                    "extra_columns": json.dumps(mapping.extra),
+                }])
+                record_lineage(
+                    self.wh, run_id=self.run_id, stage="ingest", source=name, input=label,
+                    input_hash=sha, output=f"clean.{contract.name}",
+                    config_hash=self.config.config_hash(), started_at=started,
+                    rows_in=result.rows_in, rows_out=result.rows_clean,
+                    rows_quarantined=result.rows_quarantined, rows_duplicate=result.rows_duplicate,
+                    rule_counts=result.rule_counts,
+                )
+        finally:
+            self._drop_stage(parsed_name)
+            self._drop_stage(classified_name)
+        return result
+
+
+def _count(name: str, label: str, classified: ir.Table, rows_in: int) -> LoadResult:
+    """Outcome, rule and flag counts of a classified load; refuses counts that do not add up."""
+    outcomes = dict(
+        classified.group_by("_outcome").agg(n=classified.count()).execute().itertuples(index=False)
+    )
+    q = classified.filter(classified._outcome == "quarantine")
+    rule_counts = dict(q.group_by("_rule").agg(n=q.count()).execute().itertuples(index=False))
+    kept = classified.filter(classified._flags.notnull() & (classified._outcome == "clean"))
+    flags = kept.select(flag=kept._flags.split(",").unnest())
+    flag_counts = dict(flags.group_by("flag").agg(n=flags.count()).execute().itertuples(index=False))
+    result = LoadResult(
+        name,
+        label,
+        "loaded",
+        rows_in=rows_in,
+        rows_clean=int(outcomes.get("clean", 0)),
+        rows_quarantined=int(outcomes.get("quarantine", 0)),
+        rows_duplicate=int(outcomes.get("duplicate", 0)),
+        rule_counts={str(k): int(v) for k, v in sorted(rule_counts.items())},
+        flag_counts={str(k): int(v) for k, v in sorted(flag_counts.items())},
+    )
+    if not result.reconciled:
+        raise ReconciliationError(
+            f"{name}: {label}: {result.rows_in} rows in but {result.rows_clean} clean + "
+            f"{result.rows_quarantined} quarantined + {result.rows_duplicate} duplicates"
+        )
+    return result
+
+
+CLEAN_LINEAGE = ("source", "_source", "_file", "_line", "_load_id", "_flags", "_extra", "_key", "_row_hash")
+
+
+def clean_rows(classified: ir.Table, contract: Contract) -> ir.Table:
+    """The rows that passed, in contract shape plus lineage columns."""
+    kept = classified.filter(classified._outcome == "clean")
+    return kept.select(*contract.names, *CLEAN_LINEAGE)
+
+
+def _json_string(value: ir.StringValue) -> ir.StringValue:
+    """A JSON string literal for ``value``.
+
+    Written by hand because Ibis has no portable struct-to-JSON: DuckDB and Spark spell
+    it differently. Only quarantined rows go through it, so speed does not matter.
+    """
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    for char, code in (("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")):
+        escaped = escaped.replace(char, code)
+    return ibis.ifelse(value.isnull(), "null", ibis.literal('"') + escaped + ibis.literal('"'))
+
+
+def _json_object(pairs: dict[str, ir.StringValue]) -> ir.StringValue:
+    if not pairs:
+        return ibis.literal("{}")
+    parts: list[ir.StringValue] = []
+    for i, (key, value) in enumerate(pairs.items()):
+        parts.append(ibis.literal(("{" if i == 0 else ",") + json.dumps(key) + ":"))
+        parts.append(_json_string(value))
+    parts.append(ibis.literal("}"))
+    return ibis.literal("").join(parts)
+
+
+def quarantined_rows(
+    classified: ir.Table, contract: Contract, sources: dict[str, str], run_id: str
+) -> ir.Table:
+    """Rejected rows with where they came from, the rule, a message and the raw values."""
+    t = classified.filter(classified._outcome == "quarantine")
+    raw = _json_object({src: t[f"{col}__raw"] for col, src in sources.items()})
+    return t.select(
+        run_id=ibis.literal(run_id),
+        _load_id=t._load_id,
+        contract=ibis.literal(contract.name),
+        source=t.source,
+        _source=t._source,
+        _file=t._file,
+        _line=t._line,
+        rule=t._rule,
+        column_name=t._column,
+        message=t._message,
+        raw=ibis.ifelse(t._malformed.notnull(), _json_object({"line": t._raw_line}), raw),
+        extra=t._extra,
+        quarantined_at=ibis.now().cast("timestamp('UTC')"),
+    )

@@ -1,0 +1,293 @@
+"""Quality rules as Ibis expressions, so they run unchanged on DuckDB and on Spark.
+
+A rule is data (:class:`Rule`): an id, the column it checks, whether it rejects or only
+flags, a predicate that is true for a *bad* row, and a message built from the row's raw
+text. :func:`rules_for` derives the default rules from a contract and the quality
+config; :func:`check` evaluates them and marks each row's first failing rule;
+:func:`classify` adds the duplicate and key-conflict decisions and gives each row exactly
+one outcome: ``clean``, ``quarantine`` or ``duplicate``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Literal
+
+import ibis
+import ibis.expr.types as ir
+
+from custintel.core.config import QualityConfig
+from custintel.core.contracts import Contract
+
+EMAIL_PATTERN = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+PHONE_PATTERN = r"^\+?[0-9 ()./-]{6,24}$"
+KEY_SEPARATOR = "\u241f"  # printable: SQL engines choke on control characters in literals
+NULL_MARK = "\u2400"
+
+Predicate = Callable[[ir.Table], ir.BooleanValue]
+Message = Callable[[ir.Table], ir.StringValue]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One quality rule. ``bad(t)`` is true for rows that break it."""
+
+    id: str
+    column: str
+    action: Literal["reject", "flag"]
+    description: str
+    bad: Predicate
+    message: Message
+
+
+def _text(t: ir.Table, column: str) -> ir.StringValue:
+    return t[f"{column}__raw"].fill_null("")
+
+
+def _say(column: str, template: str) -> Message:
+    """A message ``<column>: '<raw value>' <template>``."""
+    return lambda t: ibis.literal(f"{column}: '") + _text(t, column) + ibis.literal(f"' {template}")
+
+
+def rules_for(contract: Contract, quality: QualityConfig, now: datetime) -> list[Rule]:
+    """The default rules of a contract, in the order they are tried."""
+    rules: list[Rule] = [
+        Rule(
+            "malformed",
+            "*",
+            "reject",
+            "The line could not be split into the header's columns or is not valid text.",
+            lambda t: t._malformed.notnull(),
+            lambda t: t._malformed,
+        )
+    ]
+    for col in contract.columns:
+        if not col.nullable:
+            rules.append(
+                Rule(
+                    f"not_null.{col.name}",
+                    col.name,
+                    "reject",
+                    f"{col.name} must not be empty.",
+                    lambda t, c=col.name: t[f"{c}__raw"].isnull(),
+                    lambda t, c=col.name: ibis.literal(f"{c}: required value is empty"),
+                )
+            )
+    for col in contract.columns:
+        if col.type != "string":
+            rules.append(
+                Rule(
+                    f"type.{col.name}",
+                    col.name,
+                    "reject",
+                    f"{col.name} must be a valid {col.type}.",
+                    lambda t, c=col.name: t[f"{c}__raw"].notnull() & t[c].isnull(),
+                    _say(col.name, f"is not a valid {col.type}"),
+                )
+            )
+    for col in contract.columns:
+        allowed = quality.allowed_values.get(col.name, col.allowed)
+        if allowed is not None:
+            values = [v.upper() if col.name == "currency" else v.lower() for v in allowed]
+            shown = ", ".join(values[:8]) + (" ..." if len(values) > 8 else "")
+            rules.append(
+                Rule(
+                    f"allowed.{col.name}",
+                    col.name,
+                    "reject",
+                    f"{col.name} must be one of: {shown}.",
+                    lambda t, c=col.name, v=tuple(values): t[c].notnull() & ~t[c].isin(v),
+                    _say(col.name, f"is not an allowed value ({shown})"),
+                )
+            )
+    for col in contract.columns:
+        low, high = col.minimum, col.maximum
+        if col.name == "amount":
+            high = quality.max_amount
+        if low is not None:
+            rules.append(
+                Rule(
+                    f"range.{col.name}",
+                    col.name,
+                    "reject",
+                    f"{col.name} must be at least {low:g}.",
+                    lambda t, c=col.name, lo=low: t[c] < lo,
+                    _say(col.name, f"is below the minimum {low:g}"),
+                )
+            )
+        if high is not None:
+            rules.append(
+                Rule(
+                    f"range.{col.name}.max",
+                    col.name,
+                    "reject",
+                    f"{col.name} must be at most {high:g}.",
+                    lambda t, c=col.name, hi=high: t[c].abs() > hi if c == "amount" else t[c] > hi,
+                    _say(col.name, f"is above the plausible maximum {high:g}"),
+                )
+            )
+    latest = now + timedelta(hours=quality.future_tolerance_hours)
+    earliest = datetime.fromisoformat(quality.earliest_timestamp).replace(tzinfo=now.tzinfo)
+    for col in contract.columns:
+        if col.type == "timestamp":
+            rules.append(
+                Rule(
+                    f"future.{col.name}",
+                    col.name,
+                    "reject",
+                    f"{col.name} must not lie in the future (tolerance "
+                    f"{quality.future_tolerance_hours:g} h).",
+                    lambda t, c=col.name: t[c] > ibis.literal(latest),
+                    _say(col.name, "lies in the future"),
+                )
+            )
+        if col.type in ("timestamp", "date"):
+            # Event times before `earliest_timestamp` are implausible; dates (birth dates)
+            # only before 1900. Dates in the future are as wrong as future timestamps.
+            if col.type == "timestamp":
+                lowest, floor_text = ibis.literal(earliest), quality.earliest_timestamp
+            else:
+                lowest, floor_text = ibis.literal(date(1900, 1, 1)), "1900-01-01"
+                rules.append(
+                    Rule(
+                        f"future.{col.name}",
+                        col.name,
+                        "reject",
+                        f"{col.name} must not lie in the future.",
+                        lambda t, c=col.name: t[c] > ibis.literal(latest.date()),
+                        _say(col.name, "lies in the future"),
+                    )
+                )
+            rules.append(
+                Rule(
+                    f"range.{col.name}",
+                    col.name,
+                    "reject",
+                    f"{col.name} must not be before {floor_text}.",
+                    lambda t, c=col.name, lo=lowest: t[c] < lo,
+                    _say(col.name, f"is before {floor_text}"),
+                )
+            )
+    if contract.amount_rule:
+        rules.append(
+            Rule(
+                "amount.sign",
+                "amount",
+                "reject",
+                "amount must be > 0 for a purchase and non-zero for a return.",
+                lambda t: ibis.ifelse(t.is_return.fill_null(False), t.amount == 0, t.amount <= 0),
+                _say("amount", "must be > 0 for a purchase (non-zero for a return)"),
+            )
+        )
+    for col in contract.columns:
+        if col.syntax is not None:
+            pattern = EMAIL_PATTERN if col.syntax == "email" else PHONE_PATTERN
+            rules.append(
+                Rule(
+                    f"syntax.{col.name}",
+                    col.name,
+                    "flag",
+                    f"{col.name} does not look like a valid {col.syntax} (flagged, row kept).",
+                    lambda t, c=col.name, p=pattern: t[c].notnull() & ~t[c].re_search(p),
+                    _say(col.name, f"does not look like a valid {col.syntax}"),
+                )
+            )
+    return rules
+
+
+def _as_key_text(value: ir.Value) -> ir.StringValue:
+    return value.cast("string").fill_null(NULL_MARK)
+
+
+def check(t: ir.Table, contract: Contract, rules: list[Rule]) -> ir.Table:
+    """Add ``_rule``, ``_column``, ``_message`` (first rejecting rule), ``_flags``,
+    ``_key`` and ``_row_hash`` to a parsed table."""
+    rejecting = [r for r in rules if r.action == "reject"]
+    flagging = [r for r in rules if r.action == "flag"]
+    # A malformed row has no values, so only the malformed rule may judge it.
+    ok = t._malformed.isnull()
+
+    def first(pick: Callable[[Rule], ir.Value]) -> ir.Value:
+        branches = [(rejecting[0].bad(t), pick(rejecting[0]))]
+        branches += [(ok & r.bad(t).fill_null(False), pick(r)) for r in rejecting[1:]]
+        return ibis.cases(*branches, else_=ibis.null("string"))
+
+    flags = [ibis.ifelse(ok & r.bad(t).fill_null(False), r.id, None) for r in flagging]
+    flag_text = ibis.literal("") if not flags else ibis.literal(",").join(flags)
+    key_parts = [t.source] + [_as_key_text(t[c]) for c in contract.key]
+    content = [_as_key_text(t[c]) for c in contract.names]
+    return t.mutate(
+        _rule=first(lambda r: ibis.literal(r.id)),
+        _column=first(lambda r: ibis.literal(r.column)),
+        _message=first(lambda r: r.message(t)),
+        _flags=ibis.ifelse(flag_text == "", ibis.null("string"), flag_text) if flags else ibis.null("string"),
+        _key=ibis.literal(KEY_SEPARATOR).join(key_parts).hexdigest("md5"),
+        _row_hash=ibis.literal(KEY_SEPARATOR).join(content).hexdigest("md5"),
+    )
+
+
+def classify(checked: ir.Table, existing: ir.Table | None) -> ir.Table:
+    """Give each row one ``_outcome``: clean, quarantine or duplicate.
+
+    Among rows that pass every rule, the first row of a key (lowest line) wins; a later
+    row with identical values is a duplicate, one with different values breaks the key
+    and goes to quarantine. ``existing`` holds ``_key``, ``_row_hash``, ``_file`` and
+    ``_line`` of rows already loaded from other files: they win over new rows.
+    """
+    valid = checked._rule.isnull()
+    w = ibis.window(group_by=[checked._key, valid], order_by=[checked._line])
+    t = checked.mutate(
+        _rank=ibis.row_number().over(w),
+        _first_hash=checked._row_hash.first().over(w),
+        _first_line=checked._line.first().over(w),
+    )
+    if existing is not None:
+        prior = existing.select(
+            _key=existing._key,
+            _prior_hash=existing._row_hash,
+            _prior_file=existing._file,
+            _prior_line=existing._line,
+        )
+        t = t.left_join(prior, t._key == prior._key).drop("_key_right")
+    else:
+        t = t.mutate(
+            _prior_hash=ibis.null("string"),
+            _prior_file=ibis.null("string"),
+            _prior_line=ibis.null("int64"),
+        )
+    valid = t._rule.isnull()
+    seen_before = t._prior_hash.notnull()
+    same_as_prior = seen_before & (t._row_hash == t._prior_hash)
+    later_in_file = t._rank > 0  # Ibis numbers rows from 0
+    same_as_first = t._row_hash == t._first_hash
+    conflict_msg_prior = (
+        ibis.literal("key already loaded from ")
+        + t._prior_file
+        + ibis.literal(" line ")
+        + t._prior_line.cast("string")
+        + ibis.literal(" with different values")
+    )
+    conflict_msg_file = (
+        ibis.literal("same key as line ")
+        + t._first_line.cast("string")
+        + ibis.literal(" of this file with different values")
+    )
+    outcome = ibis.cases(
+        (~valid, "quarantine"),
+        (same_as_prior, "duplicate"),
+        (seen_before, "quarantine"),
+        (later_in_file & same_as_first, "duplicate"),
+        (later_in_file, "quarantine"),
+        else_="clean",
+    )
+    key_broken = valid & ((seen_before & ~same_as_prior) | (~seen_before & later_in_file & ~same_as_first))
+    return t.mutate(
+        _outcome=outcome,
+        _rule=ibis.ifelse(key_broken, "unique.key", t._rule),
+        _column=ibis.ifelse(key_broken, "*", t._column),
+        _message=ibis.ifelse(
+            key_broken, ibis.ifelse(seen_before, conflict_msg_prior, conflict_msg_file), t._message
+        ),
+    ).drop("_rank", "_first_hash", "_first_line", "_prior_hash", "_prior_file", "_prior_line")

@@ -1,0 +1,137 @@
+"""The project report: ``reports/index.html`` linking one HTML page per stage.
+
+Pages are self-contained apart from ``plotly.min.js``, which is written beside them from
+the installed plotly package, so the report opens offline with no CDN.
+"""
+
+from __future__ import annotations
+
+import html
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+from plotly.offline import get_plotlyjs
+
+from custintel import __version__
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;color:#1d232b;padding:0 1rem}
+h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #dde2e8;padding-bottom:.3rem}
+table{border-collapse:collapse;font-size:.88rem;margin:.5rem 0}
+th,td{border-bottom:1px solid #e6e9ee;padding:.3rem .6rem;text-align:left;vertical-align:top}
+th{background:#f4f6f9}td.n{text-align:right;font-variant-numeric:tabular-nums}
+code,.raw{font-family:ui-monospace,monospace;font-size:.8rem;word-break:break-all}
+.ok{color:#18794e}.bad{color:#c4320a}.muted{color:#6b7785}
+"""
+
+
+def _page(title: str, body: str, *, plotly: bool = False) -> str:
+    script = '<script src="plotly.min.js"></script>' if plotly else ""
+    stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"<!doctype html><html lang=en><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+        f"<style>{STYLE}</style>{script}</head><body><h1>{html.escape(title)}</h1>{body}"
+        f"<p class=muted>custintel {__version__}, written {stamp}.</p></body></html>"
+    )
+
+
+def _table(headers: list[str], rows: list[list[Any]], numeric: set[int] | None = None) -> str:
+    numeric = numeric or set()
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(
+            f"<td class=n>{html.escape(str(v))}</td>" if i in numeric else f"<td>{html.escape(str(v))}</td>"
+            for i, v in enumerate(row)
+        ) + "</tr>"
+        for row in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _figure(fig: go.Figure) -> str:
+    fig.update_layout(margin={"l": 40, "r": 20, "t": 40, "b": 40}, height=360, template="plotly_white")
+    return fig.to_html(include_plotlyjs=False, full_html=False)
+
+
+def quality_page(quality: dict[str, Any]) -> str:
+    """The data-quality report: counts, a chart of outcomes, rules broken and examples."""
+    sources = quality["sources"]
+    totals = quality["totals"]
+    names = list(sources)
+    reconciled = totals["rows_in"] == totals["rows_clean"] + totals["rows_quarantined"] + totals["rows_duplicate"]
+    parts = [
+        f"<p>{totals['rows_in']:,} rows read = {totals['rows_clean']:,} clean + "
+        f"{totals['rows_quarantined']:,} quarantined + {totals['rows_duplicate']:,} duplicates "
+        f"<span class={'ok' if reconciled else 'bad'}>({'reconciled' if reconciled else 'DOES NOT RECONCILE'})</span>.</p>"
+    ]
+    if names:
+        fig = go.Figure()
+        for key, label, colour in (("rows_clean", "clean", "#2f9e72"), ("rows_quarantined", "quarantined", "#e0692e"),
+                                   ("rows_duplicate", "duplicate", "#9aa5b1")):
+            fig.add_bar(name=label, y=names, x=[sources[n][key] for n in names], orientation="h",
+                        marker_color=colour)
+        fig.update_layout(barmode="stack", title="Rows by outcome and source", xaxis_title="rows")
+        parts.append(_figure(fig))
+    parts.append("<h2>By source</h2>")
+    parts.append(_table(
+        ["source", "files", "rows in", "clean", "quarantined", "duplicates", "extra columns (schema drift)"],
+        [[n, s["files"], s["rows_in"], s["rows_clean"], s["rows_quarantined"], s["rows_duplicate"],
+          ", ".join(s["extra_columns"]) or "-"] for n, s in sources.items()],
+        numeric={1, 2, 3, 4, 5},
+    ))
+    rule_rows = [[n, rule, count] for n, s in sources.items() for rule, count in s["rules"].items()]
+    parts.append("<h2>Rules broken</h2>")
+    if rule_rows:
+        fig = go.Figure(go.Bar(x=[r[2] for r in rule_rows], y=[f"{r[0]} · {r[1]}" for r in rule_rows],
+                               orientation="h", marker_color="#e0692e"))
+        fig.update_layout(title="Quarantined rows by rule", xaxis_title="rows",
+                          height=max(300, 28 * len(rule_rows) + 80))
+        parts.append(_figure(fig))
+        parts.append(_table(["source", "rule", "rows"], rule_rows, numeric={2}))
+    else:
+        parts.append("<p>No row broke a rule.</p>")
+    parts.append("<h2>Examples of quarantined rows</h2>")
+    parts.append(_table(
+        ["source", "rule", "file", "line", "message", "raw values"],
+        [[e["source"], e["rule"], e["file"], e["line"], e["message"], e["raw"]] for e in quality["examples"]],
+        numeric={3},
+    ))
+    return _page("Data quality", "".join(parts), plotly=True)
+
+
+def write_reports(project: Any) -> Path:
+    """Write every stage's page and the index; returns the index path."""
+    out: Path = project.reports_dir
+    out.mkdir(parents=True, exist_ok=True)
+    js = out / "plotly.min.js"
+    if not js.exists():
+        js.write_text(get_plotlyjs(), encoding="utf-8")
+    pages: list[tuple[str, str, str]] = []  # (file, title, one-line summary)
+    quality = project.quality()
+    (out / "quality.html").write_text(quality_page(quality), encoding="utf-8")
+    t = quality["totals"]
+    pages.append(("quality.html", "Data quality",
+                  f"{t['rows_in']:,} rows read, {t['rows_quarantined']:,} quarantined, "
+                  f"{t['rows_duplicate']:,} duplicates"))
+    status = project.status()
+    run = project.last_run()
+    run_line = (
+        f"Last pipeline run {html.escape(run['run_id'])}: "
+        + ", ".join(f"{html.escape(s['stage'])} {html.escape(s['status'])}" for s in run["stages"])
+        if run else "No pipeline run yet."
+    )
+    items = "".join(
+        f"<li><a href='{f}'>{html.escape(title)}</a> <span class=muted>{html.escape(summary)}</span></li>"
+        for f, title, summary in pages
+    )
+    body = (
+        f"<p>Project <code>{html.escape(project.config.name)}</code>, warehouse "
+        f"<code>{html.escape(status['warehouse'])}</code>. {run_line}</p><h2>Stages</h2><ol>{items}</ol>"
+        "<h2>Tables</h2>"
+        + _table(["table", "rows"], [[x["table"], x["rows"]] for x in status["tables"]], numeric={1})
+    )
+    index = out / "index.html"
+    index.write_text(_page("custintel report", body), encoding="utf-8")
+    return index
