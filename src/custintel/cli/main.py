@@ -30,7 +30,9 @@ app = typer.Typer(
 console = Console()
 err_console = Console(stderr=True)
 
-ProjectOpt = typer.Option(Path("."), "--project", "-p", help="Project folder (holds custintel.yaml).")
+ProjectOpt = typer.Option(
+    Path("."), "--project", "-p", help="Project folder (holds custintel.yaml)."
+)
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -54,7 +56,9 @@ def guarded(func: F) -> F:
         except typer.Exit:
             raise
         except CustintelError as exc:
-            err_console.print(f"[red]error:[/red] {_one_line(exc)}", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[red]error:[/red] {_one_line(exc)}", highlight=False, soft_wrap=True
+            )
             raise typer.Exit(1) from None
         except Exception as exc:
             if os.environ.get("CUSTINTEL_DEBUG"):
@@ -93,8 +97,12 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
             source = label.split(":", 1)[0]
             if source not in tasks:
                 tasks[source] = bar.add_task(source, total=max(total, 1))
-            bar.update(tasks[source], completed=done if total else 1, total=max(total, 1),
-                       description=label if done < total else source)
+            bar.update(
+                tasks[source],
+                completed=done if total else 1,
+                total=max(total, 1),
+                description=label if done < total else source,
+            )
 
         yield update
 
@@ -108,11 +116,28 @@ def _open(project: Path) -> Any:
 def _ingest_table(results: list[dict[str, Any]]) -> Table:
     table = Table(title="Ingest")
     for col in ("source", "file", "status", "in", "clean", "quarantined", "duplicates", "seconds"):
-        table.add_column(col, justify="right" if col in ("in", "clean", "quarantined", "duplicates", "seconds") else "left")
+        table.add_column(
+            col,
+            justify="right"
+            if col in ("in", "clean", "quarantined", "duplicates", "seconds")
+            else "left",
+        )
     for r in results:
-        status = {"loaded": "[green]loaded[/]", "skipped": "[dim]skipped[/]", "failed": "[red]failed[/]"}[r["status"]]
-        table.add_row(r["source"], r["file"], status, str(r["rows_in"]), str(r["rows_clean"]),
-                      str(r["rows_quarantined"]), str(r["rows_duplicate"]), f"{r['seconds']:.2f}")
+        status = {
+            "loaded": "[green]loaded[/]",
+            "skipped": "[dim]skipped[/]",
+            "failed": "[red]failed[/]",
+        }[r["status"]]
+        table.add_row(
+            r["source"],
+            r["file"],
+            status,
+            str(r["rows_in"]),
+            str(r["rows_clean"]),
+            str(r["rows_quarantined"]),
+            str(r["rows_duplicate"]),
+            f"{r['seconds']:.2f}",
+        )
     return table
 
 
@@ -141,19 +166,25 @@ def init(
     if with_sample:
         data = directory / "data"
         write_sample(data)
-        config = sample_config(data, directory).model_copy(update={"name": directory.resolve().name})
+        config = sample_config(data, directory).model_copy(
+            update={"name": directory.resolve().name}
+        )
     path = init_project(directory, config, force=force)
     if as_json:
         _print_json({"config": str(path), "sample": with_sample})
     else:
-        console.print(f"Created {path}" + (" with a sample retailer in data/" if with_sample else ""))
+        console.print(
+            f"Created {path}" + (" with a sample retailer in data/" if with_sample else "")
+        )
 
 
 @app.command()
 @guarded
 def ingest(
     project: Path = ProjectOpt,
-    source: list[str] = typer.Option(None, "--source", "-s", help="Only these sources (repeatable)."),
+    source: list[str] = typer.Option(
+        None, "--source", "-s", help="Only these sources (repeatable)."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Load every configured source: contracts, quality rules, quarantine, lineage."""
@@ -188,13 +219,29 @@ def quality(
         _print_json(data)
         return
     table = Table(title="Quality by source")
-    for col in ("source", "files", "in", "clean", "quarantined", "duplicates", "rules broken", "extra columns"):
+    for col in (
+        "source",
+        "files",
+        "in",
+        "clean",
+        "quarantined",
+        "duplicates",
+        "rules broken",
+        "extra columns",
+    ):
         table.add_column(col)
     for name, s in data["sources"].items():
         rules = ", ".join(f"{k}={v}" for k, v in s["rules"].items()) or "-"
-        table.add_row(name, str(s["files"]), str(s["rows_in"]), str(s["rows_clean"]),
-                      str(s["rows_quarantined"]), str(s["rows_duplicate"]), rules,
-                      ", ".join(s["extra_columns"]) or "-")
+        table.add_row(
+            name,
+            str(s["files"]),
+            str(s["rows_in"]),
+            str(s["rows_clean"]),
+            str(s["rows_quarantined"]),
+            str(s["rows_duplicate"]),
+            rules,
+            ", ".join(s["extra_columns"]) or "-",
+        )
     console.print(table)
     ex = Table(title="Examples of quarantined rows")
     for col in ("source", "rule", "file:line", "message"):
@@ -224,11 +271,28 @@ def status(project: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
         table.add_row(t["table"], str(t["rows"]))
     console.print(table)
     runs = Table(title="Last ingest runs")
-    for col in ("run_id", "started_at", "status", "loaded", "skipped", "failed", "rows in", "reconciled"):
+    for col in (
+        "run_id",
+        "started_at",
+        "status",
+        "loaded",
+        "skipped",
+        "failed",
+        "rows in",
+        "reconciled",
+    ):
         runs.add_column(col)
     for r in data["ingest_runs"]:
-        runs.add_row(r["run_id"], r["started_at"], r["status"], str(r["files_loaded"]),
-                     str(r["files_skipped"]), str(r["files_failed"]), str(r["rows_in"]), str(r["reconciled"]))
+        runs.add_row(
+            r["run_id"],
+            r["started_at"],
+            r["status"],
+            str(r["files_loaded"]),
+            str(r["files_skipped"]),
+            str(r["files_failed"]),
+            str(r["rows_in"]),
+            str(r["reconciled"]),
+        )
     console.print(runs)
 
 
@@ -243,8 +307,13 @@ def run(
     with _open(project) as proj, _progress(not as_json) as progress:
         result = proj.run(resume=resume, progress=progress)
     if as_json:
-        _print_json({"run_id": result.run_id, "ok": result.ok,
-                     "stages": [s.__dict__ for s in result.stages]})
+        _print_json(
+            {
+                "run_id": result.run_id,
+                "ok": result.ok,
+                "stages": [s.__dict__ for s in result.stages],
+            }
+        )
     else:
         for s in result.stages:
             colour = {"ok": "green", "failed": "red", "skipped": "dim"}[s.status]
@@ -252,8 +321,11 @@ def run(
         console.print(f"run {result.run_id}: {'ok' if result.ok else 'failed'}")
     if not result.ok:
         failed = next(s for s in result.stages if s.status == "failed")
-        err_console.print(f"[red]error:[/red] stage {failed.stage} failed: {failed.message}",
-                          highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[red]error:[/red] stage {failed.stage} failed: {failed.message}",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(1)
 
 

@@ -10,6 +10,7 @@ import hashlib
 import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -126,11 +127,31 @@ class SourceConfig(_Strict):
     constants: dict[str, str] = Field(
         default_factory=dict, description="contract column -> a fixed value for every row"
     )
-    timestamp_format: str | None = Field(default=None, description="strptime format, e.g. %d/%m/%Y %H:%M")
+    timestamp_format: str | None = Field(
+        default=None, description="strptime format, e.g. %d/%m/%Y %H:%M"
+    )
     date_format: str | None = Field(default=None, description="strptime format for dates")
     timezone: str = Field(default="UTC", description="zone of timestamps without an offset")
     currency: str | None = Field(default=None, description="currency when the source has none")
     quality: QualityConfig | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name like Europe/Berlin)"
+            ) from None
+        return value
+
+    @field_validator("currency")
+    @classmethod
+    def _currency_code(cls, value: str | None) -> str | None:
+        if value is not None and (len(value) != 3 or not value.isalpha()):
+            raise ValueError(f"expected a 3-letter ISO 4217 code, got {value!r}")
+        return value.upper() if value else value
 
     def check_shape(self) -> None:
         if (self.path is None) == (self.sql is None):
@@ -145,9 +166,9 @@ class ProjectConfig(_Strict):
     name: str = "custintel-project"
     warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
-    sources: dict[
-        Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], SourceConfig
-    ] = Field(default_factory=dict)
+    sources: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], SourceConfig] = Field(
+        default_factory=dict
+    )
     stages: list[Literal["ingest"]] = Field(default_factory=lambda: list(STAGES))
     reports_dir: str = "reports"
 
@@ -191,7 +212,9 @@ def parse_config(text: str, origin: str = CONFIG_FILE) -> ProjectConfig:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{origin}: not valid YAML: {exc}".replace("\n", " ")) from exc
     if not isinstance(data, dict):
-        raise ConfigError(f"{origin}: expected a mapping at the top level, got {type(data).__name__}")
+        raise ConfigError(
+            f"{origin}: expected a mapping at the top level, got {type(data).__name__}"
+        )
     try:
         config = ProjectConfig.model_validate(data)
     except ValidationError as exc:

@@ -147,9 +147,14 @@ class Warehouse:
         return f'"{schema}"."{name}"'
 
     def exists(self, schema: str, name: str) -> bool:
-        return name in self.con.list_tables(database=schema)
+        return name in self.tables(schema)
 
     def tables(self, schema: str) -> list[str]:
+        """Tables (not temporary views) in a schema."""
+        if self.kind == "spark":
+            # Spark lists session temp views under every database; leave them out.
+            listed = self.con._session.catalog.listTables(schema)
+            return sorted(t.name for t in listed if not t.isTemporary)
         return sorted(self.con.list_tables(database=schema))
 
     def table(self, schema: str, name: str) -> ir.Table:

@@ -14,8 +14,15 @@ from pathlib import Path
 
 from custintel.core.errors import SourceError
 
-FORMATS = {".csv": "csv", ".tsv": "csv", ".txt": "csv", ".parquet": "parquet", ".jsonl": "jsonl",
-           ".ndjson": "jsonl", ".json": "jsonl"}
+FORMATS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".txt": "csv",
+    ".parquet": "parquet",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "jsonl",
+}
 COMPRESSED = (".gz", ".zst")
 
 

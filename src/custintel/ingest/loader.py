@@ -13,6 +13,7 @@ count, and ``rows_in = clean + quarantined + duplicates`` is checked before comm
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -88,6 +89,17 @@ class IngestSummary:
         }
 
 
+def fault_point(name: str) -> None:
+    """Pause here when CUSTINTEL_FAULT_PAUSE names this point (crash-safety tests).
+
+    The test starts a real ingest in a subprocess, waits for the marker file this writes
+    and kills the process with SIGKILL in the middle of a load's transaction.
+    """
+    if os.environ.get("CUSTINTEL_FAULT_PAUSE") == name:
+        Path(os.environ["CUSTINTEL_FAULT_MARKER"]).write_text(name)
+        time.sleep(3600)
+
+
 def _q(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
@@ -148,7 +160,9 @@ class Loader:
         names = only or list(self.config.sources)
         unknown = [n for n in names if n not in self.config.sources]
         if unknown:
-            raise SourceError(f"unknown source(s) {unknown}; configured: {list(self.config.sources)}")
+            raise SourceError(
+                f"unknown source(s) {unknown}; configured: {list(self.config.sources)}"
+            )
         results: list[LoadResult] = []
         for name in names:
             results.extend(self.run_source(name))
@@ -164,7 +178,10 @@ class Loader:
                     "finished_at": self.clock(),
                     "status": "failed" if summary.failed else "ok",
                     **{k: totals[k] for k in ("files_loaded", "files_skipped", "files_failed")},
-                    **{k: totals[k] for k in ("rows_in", "rows_clean", "rows_quarantined", "rows_duplicate")},
+                    **{
+                        k: totals[k]
+                        for k in ("rows_in", "rows_clean", "rows_quarantined", "rows_duplicate")
+                    },
                     "reconciled": all(r.reconciled for r in results),
                     "message": "; ".join(r.message for r in summary.failed),
                     "code_version": __version__,
@@ -178,7 +195,9 @@ class Loader:
         source = self.config.sources[name]
         registry = self._registry()
         if source.sql is not None:
-            return [self._guarded(name, f"sql:{name}", lambda: self._load_sql(name, source, registry))]
+            return [
+                self._guarded(name, f"sql:{name}", lambda: self._load_sql(name, source, registry))
+            ]
         try:
             files = discover(self.project_dir, source.path or "", source.format)
         except SourceError as exc:
@@ -187,7 +206,11 @@ class Loader:
         for i, file in enumerate(files):
             if self.progress:
                 self.progress(f"{name}: {file.relative}", i, len(files))
-            results.append(self._guarded(name, file.relative, lambda f=file: self._load_file(name, source, f, registry)))
+            results.append(
+                self._guarded(
+                    name, file.relative, lambda f=file: self._load_file(name, source, f, registry)
+                )
+            )
         if self.progress:
             self.progress(name, len(files), len(files))
         return results
@@ -221,7 +244,9 @@ class Loader:
         finally:
             self.duck.execute(f"DROP TABLE IF EXISTS {_q(table)}")
 
-    def _load_sql(self, name: str, source: SourceConfig, registry: dict[tuple[str, str], str]) -> LoadResult:
+    def _load_sql(
+        self, name: str, source: SourceConfig, registry: dict[tuple[str, str], str]
+    ) -> LoadResult:
         label = f"sql:{name}"
         table = f"ci_read_{uuid.uuid4().hex[:10]}"
         try:
@@ -264,8 +289,14 @@ class Loader:
         load_id = uuid.uuid4().hex
         parsed_name, classified_name = f"ci_parsed_{load_id[:10]}", f"ci_class_{load_id[:10]}"
         sql = parsed_select(
-            contract, source, mapping, raw.table,
-            system=source.system or name, source_name=name, file_label=label, load_id=load_id,
+            contract,
+            source,
+            mapping,
+            raw.table,
+            system=source.system or name,
+            source_name=name,
+            file_label=label,
+            load_id=load_id,
         )
         try:
             parsed = self._stage(parsed_name, sql)
@@ -275,7 +306,9 @@ class Loader:
                 t = self.wh.table("clean", contract.name)
                 existing = t.filter((t._source != name) | (t._file != label))
                 existing = existing.select("_key", "_row_hash", "_file", "_line")
-            classified = self._stage(classified_name, classify(check(parsed, contract, rules), existing))
+            classified = self._stage(
+                classified_name, classify(check(parsed, contract, rules), existing)
+            )
             result = _count(name, label, classified, raw.records)
             result.extra_columns = mapping.extra
             with self.wh.transaction():
@@ -283,26 +316,50 @@ class Loader:
                 for schema, table in self._data_tables():
                     self.wh.delete_where(schema, table, own)
                 self.wh.append("clean", contract.name, clean_rows(classified, contract))
+                fault_point("ingest.after_clean_write")
                 self.wh.append(
                     "quarantine",
                     QUARANTINE_TABLE,
                     quarantined_rows(classified, contract, mapping.sources, self.run_id),
                 )
-                self.wh.delete_where("ops", "ingested_files", f"source = {_lit(name)} AND file = {_lit(label)}")
-                append_ops(self.wh, "ingested_files", [{
-                    "source": name, "file": label, "sha256": sha, "size_bytes": size,
-                    "load_id": load_id, "run_id": self.run_id, "loaded_at": self.clock(),
-                    "rows_in": result.rows_in, "rows_clean": result.rows_clean,
-                    "rows_quarantined": result.rows_quarantined, "rows_duplicate": result.rows_duplicate,
-                    "rule_counts": json.dumps(result.rule_counts, sort_keys=True),
-                    "extra_columns": json.dumps(mapping.extra),
-                }])
+                self.wh.delete_where(
+                    "ops", "ingested_files", f"source = {_lit(name)} AND file = {_lit(label)}"
+                )
+                append_ops(
+                    self.wh,
+                    "ingested_files",
+                    [
+                        {
+                            "source": name,
+                            "file": label,
+                            "sha256": sha,
+                            "size_bytes": size,
+                            "load_id": load_id,
+                            "run_id": self.run_id,
+                            "loaded_at": self.clock(),
+                            "rows_in": result.rows_in,
+                            "rows_clean": result.rows_clean,
+                            "rows_quarantined": result.rows_quarantined,
+                            "rows_duplicate": result.rows_duplicate,
+                            "rule_counts": json.dumps(result.rule_counts, sort_keys=True),
+                            "extra_columns": json.dumps(mapping.extra),
+                        }
+                    ],
+                )
                 record_lineage(
-                    self.wh, run_id=self.run_id, stage="ingest", source=name, input=label,
-                    input_hash=sha, output=f"clean.{contract.name}",
-                    config_hash=self.config.config_hash(), started_at=started,
-                    rows_in=result.rows_in, rows_out=result.rows_clean,
-                    rows_quarantined=result.rows_quarantined, rows_duplicate=result.rows_duplicate,
+                    self.wh,
+                    run_id=self.run_id,
+                    stage="ingest",
+                    source=name,
+                    input=label,
+                    input_hash=sha,
+                    output=f"clean.{contract.name}",
+                    config_hash=self.config.config_hash(),
+                    started_at=started,
+                    rows_in=result.rows_in,
+                    rows_out=result.rows_clean,
+                    rows_quarantined=result.rows_quarantined,
+                    rows_duplicate=result.rows_duplicate,
                     rule_counts=result.rule_counts,
                 )
         finally:
@@ -320,7 +377,9 @@ def _count(name: str, label: str, classified: ir.Table, rows_in: int) -> LoadRes
     rule_counts = dict(q.group_by("_rule").agg(n=q.count()).execute().itertuples(index=False))
     kept = classified.filter(classified._flags.notnull() & (classified._outcome == "clean"))
     flags = kept.select(flag=kept._flags.split(",").unnest())
-    flag_counts = dict(flags.group_by("flag").agg(n=flags.count()).execute().itertuples(index=False))
+    flag_counts = dict(
+        flags.group_by("flag").agg(n=flags.count()).execute().itertuples(index=False)
+    )
     result = LoadResult(
         name,
         label,
@@ -340,7 +399,17 @@ def _count(name: str, label: str, classified: ir.Table, rows_in: int) -> LoadRes
     return result
 
 
-CLEAN_LINEAGE = ("source", "_source", "_file", "_line", "_load_id", "_flags", "_extra", "_key", "_row_hash")
+CLEAN_LINEAGE = (
+    "source",
+    "_source",
+    "_file",
+    "_line",
+    "_load_id",
+    "_flags",
+    "_extra",
+    "_key",
+    "_row_hash",
+)
 
 
 def clean_rows(classified: ir.Table, contract: Contract) -> ir.Table:

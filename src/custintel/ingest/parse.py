@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from custintel.core.config import SourceConfig
-from custintel.core.contracts import Contract, Column
+from custintel.core.contracts import Column, Contract
 from custintel.core.errors import SourceError
 
 TRUE_WORDS = ("true", "t", "1", "yes", "y")
@@ -37,7 +37,9 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def resolve_mapping(contract: Contract, source: SourceConfig, columns: list[str], where: str) -> Mapping:
+def resolve_mapping(
+    contract: Contract, source: SourceConfig, columns: list[str], where: str
+) -> Mapping:
     """Match contract columns to source columns: explicit mapping, else same name (any case)."""
     by_lower = {c.lower(): c for c in columns}
     unknown = set(source.columns) - set(contract.names)
@@ -149,7 +151,9 @@ def parsed_select(
         parts.append(f"{parse_expression(col, raw, source)}::{col.sql_type} AS {_q(col.name)}")
     if mapping.extra:
         packed = ", ".join(f"{_lit(c)}: {_q(c)}" for c in mapping.extra)
-        parts.append(f"CASE WHEN _malformed IS NULL THEN to_json({{{packed}}})::VARCHAR END AS _extra")
+        parts.append(
+            f"CASE WHEN _malformed IS NULL THEN to_json({{{packed}}})::VARCHAR END AS _extra"
+        )
     else:
         parts.append("NULL::VARCHAR AS _extra")
     parts += [

@@ -18,8 +18,15 @@ def quality_summary(wh: Warehouse, examples_per_rule: int = 5) -> dict[str, Any]
     for row in files.to_dict("records"):
         entry = sources.setdefault(
             row["source"],
-            {"files": 0, "rows_in": 0, "rows_clean": 0, "rows_quarantined": 0,
-             "rows_duplicate": 0, "rules": {}, "extra_columns": []},
+            {
+                "files": 0,
+                "rows_in": 0,
+                "rows_clean": 0,
+                "rows_quarantined": 0,
+                "rows_duplicate": 0,
+                "rules": {},
+                "extra_columns": [],
+            },
         )
         entry["files"] += 1
         for key in ("rows_in", "rows_clean", "rows_quarantined", "rows_duplicate"):
@@ -35,8 +42,12 @@ def quality_summary(wh: Warehouse, examples_per_rule: int = 5) -> dict[str, Any]
         ranked = q.mutate(
             _n=q._line.rank().over(group_by=[q._source, q.rule], order_by=[q._file, q._line])
         )
-        picked = ranked.filter(ranked._n < examples_per_rule).order_by(["_source", "rule", "_file", "_line"])
-        frame = picked.select("_source", "rule", "column_name", "_file", "_line", "message", "raw").execute()
+        picked = ranked.filter(ranked._n < examples_per_rule).order_by(
+            ["_source", "rule", "_file", "_line"]
+        )
+        frame = picked.select(
+            "_source", "rule", "column_name", "_file", "_line", "message", "raw"
+        ).execute()
         examples = [
             {
                 "source": r["_source"],

@@ -97,11 +97,15 @@ def _header(duck: Any, file: InputFile, opts: CsvOptions) -> list[str]:
         return [f"column{i}" for i in range(len(fields))]
     names = [f.strip() for f in fields]
     if any(not n for n in names):
-        raise SourceError(f"{file.relative}: line {opts.skip_rows + 1}: the header has an empty column name")
+        raise SourceError(
+            f"{file.relative}: line {opts.skip_rows + 1}: the header has an empty column name"
+        )
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            raise SourceError(f"{file.relative}: line {opts.skip_rows + 1}: column {name!r} appears twice in the header")
+            raise SourceError(
+                f"{file.relative}: line {opts.skip_rows + 1}: column {name!r} appears twice in the header"
+            )
         seen.add(name)
     return names
 
@@ -128,7 +132,9 @@ def read_csv(duck: Any, file: InputFile, opts: CsvOptions, table: str) -> RawRea
                 " (the file mixes line endings or is not CSV in this dialect; fix the export, or "
                 "set csv.strict: false to read it leniently, where surplus fields are dropped)"
             )
-        raise SourceError(f"{file.relative}: cannot be read as CSV: {_first_line(exc)}{hint}") from exc
+        raise SourceError(
+            f"{file.relative}: cannot be read as CSV: {_first_line(exc)}{hint}"
+        ) from exc
     header_lines = opts.skip_rows + (1 if opts.header else 0)
     # DuckDB logs one error per missing column; keep one record per line, first error.
     duck.execute(
@@ -139,7 +145,9 @@ def read_csv(duck: Any, file: InputFile, opts: CsvOptions, table: str) -> RawRea
         f"row_number() OVER (ORDER BY line) AS _j FROM {_q(rejects)} GROUP BY line"
     )
     columns = [
-        row[0] for row in duck.execute(f"DESCRIBE {_q(table + '__ok')}").fetchall() if row[0] != "_ord"
+        row[0]
+        for row in duck.execute(f"DESCRIBE {_q(table + '__ok')}").fetchall()
+        if row[0] != "_ord"
     ]
     select_cols = ", ".join(f"ok.{_q(c)}" for c in columns)
     null_cols = ", ".join(f"NULL::VARCHAR AS {_q(c)}" for c in columns)
@@ -174,7 +182,9 @@ def read_parquet(duck: Any, file: InputFile, table: str) -> RawRead:
         )
         return _finish(duck, table, body)
     except Exception as exc:
-        raise SourceError(f"{file.relative}: cannot be read as Parquet: {_first_line(exc)}") from exc
+        raise SourceError(
+            f"{file.relative}: cannot be read as Parquet: {_first_line(exc)}"
+        ) from exc
 
 
 def read_jsonl(duck: Any, file: InputFile, table: str) -> RawRead:
@@ -190,7 +200,9 @@ def read_jsonl(duck: Any, file: InputFile, table: str) -> RawRead:
             "max_line_size = 16777216)"
         )
     except Exception as exc:
-        raise SourceError(f"{file.relative}: cannot be read as JSON lines: {_first_line(exc)}") from exc
+        raise SourceError(
+            f"{file.relative}: cannot be read as JSON lines: {_first_line(exc)}"
+        ) from exc
     duck.execute(
         f"CREATE OR REPLACE TEMP TABLE {_q(lines + '2')} AS SELECT *, "
         "CASE WHEN NOT coalesce(json_valid(text), false) THEN 'INVALID JSON: not a valid JSON value' "
@@ -218,7 +230,9 @@ def read_jsonl(duck: Any, file: InputFile, table: str) -> RawRead:
     return result
 
 
-def _sql_batches(path: Path, statement: str, batch_rows: int) -> tuple[list[str], Iterator[pa.RecordBatch]]:
+def _sql_batches(
+    path: Path, statement: str, batch_rows: int
+) -> tuple[list[str], Iterator[pa.RecordBatch]]:
     # DuckDB pulls the batches on its own thread; the connection is used by one thread at a time.
     db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, check_same_thread=False)
     try:
@@ -264,7 +278,9 @@ def read_sql(duck: Any, source: SourceConfig, project_dir: Path, table: str) -> 
         )
         return _finish(duck, table, body)
     except duckdb.Error as exc:
-        raise SourceError(f"{source.sql.url}: reading the query failed: {_first_line(exc)}") from exc
+        raise SourceError(
+            f"{source.sql.url}: reading the query failed: {_first_line(exc)}"
+        ) from exc
     finally:
         duck.unregister(view)
 

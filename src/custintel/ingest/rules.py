@@ -222,7 +222,9 @@ def check(t: ir.Table, contract: Contract, rules: list[Rule]) -> ir.Table:
         _rule=first(lambda r: ibis.literal(r.id)),
         _column=first(lambda r: ibis.literal(r.column)),
         _message=first(lambda r: r.message(t)),
-        _flags=ibis.ifelse(flag_text == "", ibis.null("string"), flag_text) if flags else ibis.null("string"),
+        _flags=ibis.ifelse(flag_text == "", ibis.null("string"), flag_text)
+        if flags
+        else ibis.null("string"),
         _key=ibis.literal(KEY_SEPARATOR).join(key_parts).hexdigest("md5"),
         _row_hash=ibis.literal(KEY_SEPARATOR).join(content).hexdigest("md5"),
     )
@@ -282,7 +284,9 @@ def classify(checked: ir.Table, existing: ir.Table | None) -> ir.Table:
         (later_in_file, "quarantine"),
         else_="clean",
     )
-    key_broken = valid & ((seen_before & ~same_as_prior) | (~seen_before & later_in_file & ~same_as_first))
+    key_broken = valid & (
+        (seen_before & ~same_as_prior) | (~seen_before & later_in_file & ~same_as_first)
+    )
     return t.mutate(
         _outcome=outcome,
         _rule=ibis.ifelse(key_broken, "unique.key", t._rule),

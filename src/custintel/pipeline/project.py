@@ -43,16 +43,16 @@ class RunResult:
         return all(s.status != "failed" for s in self.stages)
 
 
-def init_project(project_dir: Path, config: ProjectConfig | None = None, *, force: bool = False) -> Path:
+def init_project(
+    project_dir: Path, config: ProjectConfig | None = None, *, force: bool = False
+) -> Path:
     """Write ``custintel.yaml`` (refusing to overwrite unless ``force``) and create the warehouse."""
     project_dir.mkdir(parents=True, exist_ok=True)
     path = project_dir / CONFIG_FILE
     if path.exists() and not force:
         raise ConfigError(f"{path} already exists (use --force to overwrite)")
     config = config or ProjectConfig(name=project_dir.resolve().name)
-    header = (
-        "# custintel project configuration: docs/configuration.md describes every key.\n"
-    )
+    header = "# custintel project configuration: docs/configuration.md describes every key.\n"
     path.write_text(header + dump_config(config), encoding="utf-8")
     with Project.open(project_dir) as project:
         ensure_ops_tables(project.warehouse)
@@ -98,17 +98,27 @@ class Project:
 
     # -- stages ------------------------------------------------------------------------------
     def ingest(
-        self, sources: list[str] | None = None, *, run_id: str | None = None, progress: Progress | None = None
+        self,
+        sources: list[str] | None = None,
+        *,
+        run_id: str | None = None,
+        progress: Progress | None = None,
     ) -> IngestSummary:
-        loader = Loader(self.warehouse, self.config, self.dir, run_id=run_id or new_run_id(), progress=progress)
+        loader = Loader(
+            self.warehouse, self.config, self.dir, run_id=run_id or new_run_id(), progress=progress
+        )
         return loader.run(sources)
 
-    def _stage_functions(self, progress: Progress | None) -> dict[str, Callable[[str], StageResult]]:
+    def _stage_functions(
+        self, progress: Progress | None
+    ) -> dict[str, Callable[[str], StageResult]]:
         def ingest(run_id: str) -> StageResult:
             summary = self.ingest(run_id=run_id, progress=progress)
             detail = summary.as_dict()
             if summary.failed:
-                return StageResult("ingest", "failed", "; ".join(r.message for r in summary.failed), detail)
+                return StageResult(
+                    "ingest", "failed", "; ".join(r.message for r in summary.failed), detail
+                )
             return StageResult("ingest", "ok", "", detail)
 
         return {"ingest": ingest}
@@ -134,11 +144,22 @@ class Project:
                 result = functions[stage](run_id)
             except CustintelError as exc:
                 result = StageResult(stage, "failed", str(exc))
-            append_ops(wh, "pipeline_runs", [{
-                "run_id": run_id, "stage": stage, "status": result.status,
-                "started_at": started, "finished_at": now(), "message": result.message,
-                "code_version": __version__, "config_hash": self.config.config_hash(),
-            }])
+            append_ops(
+                wh,
+                "pipeline_runs",
+                [
+                    {
+                        "run_id": run_id,
+                        "stage": stage,
+                        "status": result.status,
+                        "started_at": started,
+                        "finished_at": now(),
+                        "message": result.message,
+                        "code_version": __version__,
+                        "config_hash": self.config.config_hash(),
+                    }
+                ],
+            )
             results.append(result)
             if result.status == "failed":
                 break
@@ -152,7 +173,10 @@ class Project:
         run_id = runs.sort_values("started_at").run_id.iloc[-1]
         rows = runs[runs.run_id == run_id].sort_values("started_at")
         latest = rows.groupby("stage", sort=False).tail(1)
-        stages = [{"stage": r.stage, "status": r.status, "message": r.message} for r in latest.itertuples()]
+        stages = [
+            {"stage": r.stage, "status": r.status, "message": r.message}
+            for r in latest.itertuples()
+        ]
         status = "failed" if any(s["status"] == "failed" for s in stages) else "ok"
         return {"run_id": run_id, "status": status, "stages": stages}
 
@@ -183,7 +207,12 @@ class Project:
             }
             for r in runs.itertuples()
         ]
-        return {"project": str(self.dir), "warehouse": wh.url, "tables": tables, "ingest_runs": last_runs}
+        return {
+            "project": str(self.dir),
+            "warehouse": wh.url,
+            "tables": tables,
+            "ingest_runs": last_runs,
+        }
 
 
 __all__ = ["Project", "RunResult", "StageError", "StageResult", "init_project"]

@@ -41,17 +41,23 @@ def _table(headers: list[str], rows: list[list[Any]], numeric: set[int] | None =
     numeric = numeric or set()
     head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
     body = "".join(
-        "<tr>" + "".join(
-            f"<td class=n>{html.escape(str(v))}</td>" if i in numeric else f"<td>{html.escape(str(v))}</td>"
+        "<tr>"
+        + "".join(
+            f"<td class=n>{html.escape(str(v))}</td>"
+            if i in numeric
+            else f"<td>{html.escape(str(v))}</td>"
             for i, v in enumerate(row)
-        ) + "</tr>"
+        )
+        + "</tr>"
         for row in rows
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _figure(fig: go.Figure) -> str:
-    fig.update_layout(margin={"l": 40, "r": 20, "t": 40, "b": 40}, height=360, template="plotly_white")
+    fig.update_layout(
+        margin={"l": 40, "r": 20, "t": 40, "b": 40}, height=360, template="plotly_white"
+    )
     return fig.to_html(include_plotlyjs=False, full_html=False)
 
 
@@ -60,7 +66,10 @@ def quality_page(quality: dict[str, Any]) -> str:
     sources = quality["sources"]
     totals = quality["totals"]
     names = list(sources)
-    reconciled = totals["rows_in"] == totals["rows_clean"] + totals["rows_quarantined"] + totals["rows_duplicate"]
+    reconciled = (
+        totals["rows_in"]
+        == totals["rows_clean"] + totals["rows_quarantined"] + totals["rows_duplicate"]
+    )
     parts = [
         f"<p>{totals['rows_in']:,} rows read = {totals['rows_clean']:,} clean + "
         f"{totals['rows_quarantined']:,} quarantined + {totals['rows_duplicate']:,} duplicates "
@@ -68,36 +77,78 @@ def quality_page(quality: dict[str, Any]) -> str:
     ]
     if names:
         fig = go.Figure()
-        for key, label, colour in (("rows_clean", "clean", "#2f9e72"), ("rows_quarantined", "quarantined", "#e0692e"),
-                                   ("rows_duplicate", "duplicate", "#9aa5b1")):
-            fig.add_bar(name=label, y=names, x=[sources[n][key] for n in names], orientation="h",
-                        marker_color=colour)
+        for key, label, colour in (
+            ("rows_clean", "clean", "#2f9e72"),
+            ("rows_quarantined", "quarantined", "#e0692e"),
+            ("rows_duplicate", "duplicate", "#9aa5b1"),
+        ):
+            fig.add_bar(
+                name=label,
+                y=names,
+                x=[sources[n][key] for n in names],
+                orientation="h",
+                marker_color=colour,
+            )
         fig.update_layout(barmode="stack", title="Rows by outcome and source", xaxis_title="rows")
         parts.append(_figure(fig))
     parts.append("<h2>By source</h2>")
-    parts.append(_table(
-        ["source", "files", "rows in", "clean", "quarantined", "duplicates", "extra columns (schema drift)"],
-        [[n, s["files"], s["rows_in"], s["rows_clean"], s["rows_quarantined"], s["rows_duplicate"],
-          ", ".join(s["extra_columns"]) or "-"] for n, s in sources.items()],
-        numeric={1, 2, 3, 4, 5},
-    ))
+    parts.append(
+        _table(
+            [
+                "source",
+                "files",
+                "rows in",
+                "clean",
+                "quarantined",
+                "duplicates",
+                "extra columns (schema drift)",
+            ],
+            [
+                [
+                    n,
+                    s["files"],
+                    s["rows_in"],
+                    s["rows_clean"],
+                    s["rows_quarantined"],
+                    s["rows_duplicate"],
+                    ", ".join(s["extra_columns"]) or "-",
+                ]
+                for n, s in sources.items()
+            ],
+            numeric={1, 2, 3, 4, 5},
+        )
+    )
     rule_rows = [[n, rule, count] for n, s in sources.items() for rule, count in s["rules"].items()]
     parts.append("<h2>Rules broken</h2>")
     if rule_rows:
-        fig = go.Figure(go.Bar(x=[r[2] for r in rule_rows], y=[f"{r[0]} · {r[1]}" for r in rule_rows],
-                               orientation="h", marker_color="#e0692e"))
-        fig.update_layout(title="Quarantined rows by rule", xaxis_title="rows",
-                          height=max(300, 28 * len(rule_rows) + 80))
+        fig = go.Figure(
+            go.Bar(
+                x=[r[2] for r in rule_rows],
+                y=[f"{r[0]} · {r[1]}" for r in rule_rows],
+                orientation="h",
+                marker_color="#e0692e",
+            )
+        )
+        fig.update_layout(
+            title="Quarantined rows by rule",
+            xaxis_title="rows",
+            height=max(300, 28 * len(rule_rows) + 80),
+        )
         parts.append(_figure(fig))
         parts.append(_table(["source", "rule", "rows"], rule_rows, numeric={2}))
     else:
         parts.append("<p>No row broke a rule.</p>")
     parts.append("<h2>Examples of quarantined rows</h2>")
-    parts.append(_table(
-        ["source", "rule", "file", "line", "message", "raw values"],
-        [[e["source"], e["rule"], e["file"], e["line"], e["message"], e["raw"]] for e in quality["examples"]],
-        numeric={3},
-    ))
+    parts.append(
+        _table(
+            ["source", "rule", "file", "line", "message", "raw values"],
+            [
+                [e["source"], e["rule"], e["file"], e["line"], e["message"], e["raw"]]
+                for e in quality["examples"]
+            ],
+            numeric={3},
+        )
+    )
     return _page("Data quality", "".join(parts), plotly=True)
 
 
@@ -112,15 +163,21 @@ def write_reports(project: Any) -> Path:
     quality = project.quality()
     (out / "quality.html").write_text(quality_page(quality), encoding="utf-8")
     t = quality["totals"]
-    pages.append(("quality.html", "Data quality",
-                  f"{t['rows_in']:,} rows read, {t['rows_quarantined']:,} quarantined, "
-                  f"{t['rows_duplicate']:,} duplicates"))
+    pages.append(
+        (
+            "quality.html",
+            "Data quality",
+            f"{t['rows_in']:,} rows read, {t['rows_quarantined']:,} quarantined, "
+            f"{t['rows_duplicate']:,} duplicates",
+        )
+    )
     status = project.status()
     run = project.last_run()
     run_line = (
         f"Last pipeline run {html.escape(run['run_id'])}: "
         + ", ".join(f"{html.escape(s['stage'])} {html.escape(s['status'])}" for s in run["stages"])
-        if run else "No pipeline run yet."
+        if run
+        else "No pipeline run yet."
     )
     items = "".join(
         f"<li><a href='{f}'>{html.escape(title)}</a> <span class=muted>{html.escape(summary)}</span></li>"
@@ -130,7 +187,9 @@ def write_reports(project: Any) -> Path:
         f"<p>Project <code>{html.escape(project.config.name)}</code>, warehouse "
         f"<code>{html.escape(status['warehouse'])}</code>. {run_line}</p><h2>Stages</h2><ol>{items}</ol>"
         "<h2>Tables</h2>"
-        + _table(["table", "rows"], [[x["table"], x["rows"]] for x in status["tables"]], numeric={1})
+        + _table(
+            ["table", "rows"], [[x["table"], x["rows"]] for x in status["tables"]], numeric={1}
+        )
     )
     index = out / "index.html"
     index.write_text(_page("custintel report", body), encoding="utf-8")
