@@ -268,7 +268,7 @@ def write_sample(
                 "cookie": f"ck-{rng.randint(1, 600)}",
                 "user": rng.choice(ids) if rng.random() < 0.3 else None,
                 "session": f"s{n // 5}",
-                "ts": (EPOCH + timedelta(seconds=rng.randint(0, 3e7))).isoformat(),
+                "ts": (EPOCH + timedelta(seconds=rng.randint(0, 30_000_000))).isoformat(),
                 "type": rng.choice(types),
                 "url": f"/p/{rng.randint(1, 300)}",
             }

@@ -1,0 +1,60 @@
+"""Shared fixtures: real DuckDB files in tmp_path, the sample retailer with its known defects."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from custintel.core.config import ProjectConfig, SourceConfig
+from custintel.pipeline.project import Project, init_project
+from custintel.simulate.sample import sample_config, write_sample
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def sample_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """The sample source files (written once) and the truth about their defects."""
+    out = tmp_path_factory.mktemp("sample") / "data"
+    _, truth = write_sample(out)
+    return out, truth
+
+
+@pytest.fixture
+def sample_project(tmp_path: Path, sample_data: tuple[Path, dict[str, Any]]) -> tuple[Path, dict[str, Any]]:
+    """A fresh project mapping the sample files (read in place, not copied)."""
+    data, truth = sample_data
+    project = tmp_path / "shop"
+    init_project(project, sample_config(data, project))
+    return project, truth
+
+
+def make_project(tmp_path: Path, **sources: SourceConfig) -> Path:
+    """A project whose sources are given; files live under tmp_path/project/data."""
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True, exist_ok=True)
+    init_project(project, ProjectConfig(sources=sources), force=True)
+    return project
+
+
+def ingest(project: Path, **kw: Any) -> dict[str, Any]:
+    with Project.open(project) as p:
+        return p.ingest(**kw).as_dict()
+
+
+def query(project: Path, sql: str) -> list[tuple[Any, ...]]:
+    with Project.open(project) as p:
+        return p.warehouse.sql(sql).fetchall()
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def parse_json_output(text: str) -> Any:
+    return json.loads(text[text.index("{"):])
