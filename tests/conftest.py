@@ -25,7 +25,9 @@ def sample_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[st
 
 
 @pytest.fixture
-def sample_project(tmp_path: Path, sample_data: tuple[Path, dict[str, Any]]) -> tuple[Path, dict[str, Any]]:
+def sample_project(
+    tmp_path: Path, sample_data: tuple[Path, dict[str, Any]]
+) -> tuple[Path, dict[str, Any]]:
     """A fresh project mapping the sample files (read in place, not copied)."""
     data, truth = sample_data
     project = tmp_path / "shop"
@@ -57,4 +59,4 @@ def runner() -> CliRunner:
 
 
 def parse_json_output(text: str) -> Any:
-    return json.loads(text[text.index("{"):])
+    return json.loads(text[text.index("{") :])

@@ -37,12 +37,24 @@ def test_defaults_give_a_duckdb_file_in_the_project() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        (GOOD.replace("delimiter", "delimter"), ["custintel.yaml:10", "sources.orders.csv.delimter", "Extra inputs"]),
-        (GOOD.replace("contract: orders", "contract: purchases"), ["custintel.yaml:7", "sources.orders.contract", "'purchases'"]),
-        (GOOD.replace('delimiter: ";"', "delimiter: ';;'"), ["sources.orders.csv.delimiter", "single character"]),
+        (
+            GOOD.replace("delimiter", "delimter"),
+            ["custintel.yaml:10", "sources.orders.csv.delimter", "Extra inputs"],
+        ),
+        (
+            GOOD.replace("contract: orders", "contract: purchases"),
+            ["custintel.yaml:7", "sources.orders.contract", "'purchases'"],
+        ),
+        (
+            GOOD.replace('delimiter: ";"', "delimiter: ';;'"),
+            ["sources.orders.csv.delimiter", "single character"],
+        ),
         (GOOD.replace("Europe/Berlin", "Mars/Olympus"), ["custintel.yaml:13", "unknown time zone"]),
         (GOOD.replace("currency: eur", "currency: euro"), ["sources.orders.currency", "3-letter"]),
-        (GOOD.replace("    path: data/*.csv\n", ""), ["sources.orders", "exactly one of 'path' or 'sql'"]),
+        (
+            GOOD.replace("    path: data/*.csv\n", ""),
+            ["sources.orders", "exactly one of 'path' or 'sql'"],
+        ),
         ("- just\n- a list\n", ["expected a mapping"]),
         ("name: [unclosed\n", ["not valid YAML"]),
         (GOOD.replace("  orders:", "  Orders:"), ["sources.Orders", "pattern"]),

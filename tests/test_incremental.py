@@ -22,7 +22,9 @@ def write_orders(path: Path, start: int, n: int, *, amount: str = "10.00") -> No
         w = csv.writer(handle)
         w.writerow(HEADER)
         for i in range(start, start + n):
-            w.writerow([f"O{i}", f"C{i % 97}", f"2025-03-{1 + i % 28:02d}T10:00:00Z", amount, "EUR"])
+            w.writerow(
+                [f"O{i}", f"C{i % 97}", f"2025-03-{1 + i % 28:02d}T10:00:00Z", amount, "EUR"]
+            )
 
 
 def orders_project(tmp_path: Path) -> Path:
@@ -61,11 +63,15 @@ def test_changed_file_replaces_its_own_rows(tmp_path: Path) -> None:
     write_orders(project / "data/orders/a.csv", 0, 100)
     write_orders(project / "data/orders/b.csv", 100, 10)
     ingest(project)
-    write_orders(project / "data/orders/a.csv", 0, 60, amount="12.50")  # re-exported: fewer rows, new prices
+    write_orders(
+        project / "data/orders/a.csv", 0, 60, amount="12.50"
+    )  # re-exported: fewer rows, new prices
     summary = ingest(project)
     assert summary["files_loaded"] == 1
     assert counts(project) == (70, 70, 2)
-    amounts = query(project, "SELECT DISTINCT amount FROM clean.orders WHERE _file = 'data/orders/a.csv'")
+    amounts = query(
+        project, "SELECT DISTINCT amount FROM clean.orders WHERE _file = 'data/orders/a.csv'"
+    )
     assert [float(a[0]) for a in amounts] == [12.5]
 
 
@@ -87,10 +93,16 @@ def test_a_run_killed_mid_load_leaves_nothing_and_rerun_completes(tmp_path: Path
     ingest(project)
     write_orders(project / "data/orders/b.csv", 100, 5000)
     marker = tmp_path / "paused"
-    env = dict(os.environ, CUSTINTEL_FAULT_PAUSE="ingest.after_clean_write", CUSTINTEL_FAULT_MARKER=str(marker))
+    env = dict(
+        os.environ,
+        CUSTINTEL_FAULT_PAUSE="ingest.after_clean_write",
+        CUSTINTEL_FAULT_MARKER=str(marker),
+    )
     proc = subprocess.Popen(
         [sys.executable, "-m", "custintel.cli", "ingest", "--project", str(project), "--json"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     deadline = time.time() + 120
     while not marker.exists():

@@ -91,11 +91,19 @@ def _header(duck: Any, file: InputFile, opts: CsvOptions) -> list[str]:
     except Exception as exc:
         raise SourceError(f"{file.relative}: cannot be read as CSV: {_first_line(exc)}") from exc
     if row is None:
-        raise SourceError(f"{file.relative}: no header line found (the file holds no text)")
+        raise SourceError(
+            f"{file.relative}: cannot be read as CSV: no header line found "
+            "(an empty, binary or corrupt file?)"
+        )
     fields = next(csv.reader([row[0]], delimiter=opts.delimiter, quotechar=opts.quote or '"'))
     if not opts.header:
         return [f"column{i}" for i in range(len(fields))]
     names = [f.strip() for f in fields]
+    if any(not ch.isprintable() for name in names for ch in name):
+        raise SourceError(
+            f"{file.relative}: line {opts.skip_rows + 1}: the header holds unprintable characters "
+            "(a binary file, or the wrong encoding or compression?)"
+        )
     if any(not n for n in names):
         raise SourceError(
             f"{file.relative}: line {opts.skip_rows + 1}: the header has an empty column name"
@@ -153,10 +161,11 @@ def read_csv(duck: Any, file: InputFile, opts: CsvOptions, table: str) -> RawRea
     null_cols = ", ".join(f"NULL::VARCHAR AS {_q(c)}" for c in columns)
     # The accepted rows come in file order; the i-th accepted row sits on line
     # header + i + (number of malformed lines before it). Malformed line j is preceded
-    # by (line_j - header - j) accepted rows, so an as-of join finds that count.
+    # by (line_j - header - j) accepted rows, so an as-of join finds that count (with
+    # several malformed lines in a row, the last of them).
     body = (
-        f"WITH bad AS (SELECT _line, _j, _line - {header_lines} - _j AS _before FROM "
-        f"{_q(table + '__bad')}) "
+        f"WITH bad AS (SELECT _line - {header_lines} - _j AS _before, max(_j) AS _j FROM "
+        f"{_q(table + '__bad')} GROUP BY _before) "
         f"SELECT {select_cols}, ok._ord + {header_lines} + coalesce(bad._j, 0) AS _line, "
         f"NULL::VARCHAR AS _malformed, NULL::VARCHAR AS _raw_line "
         f"FROM {_q(table + '__ok')} ok ASOF LEFT JOIN bad ON ok._ord > bad._before "
