@@ -173,7 +173,11 @@ class ProjectConfig(_Strict):
     reports_dir: str = "reports"
 
     def quality_for(self, source: str) -> QualityConfig:
-        return self.sources[source].quality or self.quality
+        """The project's quality settings with the keys a source sets itself replaced."""
+        own = self.sources[source].quality
+        if own is None:
+            return self.quality
+        return self.quality.model_copy(update={k: getattr(own, k) for k in own.model_fields_set})
 
     def config_hash(self) -> str:
         """A short hash of the effective configuration, recorded in lineage."""

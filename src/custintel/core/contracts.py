@@ -9,7 +9,7 @@ test keeps the two in step.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 ColumnType = Literal["string", "timestamp", "date", "decimal", "integer", "boolean"]
@@ -223,7 +223,6 @@ class Contract:
     timestamp: str
     amount_rule: bool = False
     """Orders only: amount > 0 unless the row is a return (then amount != 0)."""
-    extra: dict[str, str] = field(default_factory=dict)
 
     def column(self, name: str) -> Column:
         for col in self.columns:
@@ -495,6 +494,8 @@ LINEAGE_COLUMNS: dict[str, str] = {
     "_load_id": "Id of the load that wrote the row (one per file and content hash).",
     "_flags": "Comma-separated syntax flags (e.g. email.syntax) of a kept row, or empty.",
     "_extra": "JSON of source columns the contract does not know (schema drift), or empty.",
+    "_key": "md5 of the source system and the contract key: finds duplicates across files.",
+    "_row_hash": "md5 of all contract columns: tells an exact duplicate from a key conflict.",
 }
 
 
