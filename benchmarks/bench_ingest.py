@@ -66,8 +66,13 @@ def make_csv(path: Path, rows: int) -> dict[str, int]:
                    count(*) FILTER (repeated AND NOT (ts OR amt OR cur))
             FROM d"""
     ).fetchone()
-    return {"rows": rows, "duplicates": int(planted[3]), "type.order_ts": int(planted[0]),
-            "amount.sign": int(planted[1]), "allowed.currency": int(planted[2])}
+    return {
+        "rows": rows,
+        "duplicates": int(planted[3]),
+        "type.order_ts": int(planted[0]),
+        "amount.sign": int(planted[1]),
+        "allowed.currency": int(planted[2]),
+    }
 
 
 CUSTINTEL = """
@@ -172,7 +177,9 @@ def main() -> None:
         (OUT / f"orders_{args.rows}.json").write_text(json.dumps(planted))
     planted = json.loads((OUT / f"orders_{args.rows}.json").read_text())
     size_gb = csv_path.stat().st_size / 1e9
-    print(f"{args.rows:,} rows, {size_gb:.2f} GB, {os.cpu_count()} cores, {platform.python_version()}")
+    print(
+        f"{args.rows:,} rows, {size_gb:.2f} GB, {os.cpu_count()} cores, {platform.python_version()}"
+    )
     project = OUT / "project"
     shutil.rmtree(project, ignore_errors=True)
     ours = run(CUSTINTEL, str(project), str(csv_path))
@@ -190,7 +197,9 @@ def main() -> None:
         result["pandas"] = peer
         result["speedup"] = round(peer["seconds"] / ours["seconds"], 1)
         result["memory_ratio"] = round(peer["peak_rss_gb"] / ours["peak_rss_gb"], 1)
-        print(f"custintel is {result['speedup']}x faster and uses 1/{result['memory_ratio']} of the memory")
+        print(
+            f"custintel is {result['speedup']}x faster and uses 1/{result['memory_ratio']} of the memory"
+        )
     (OUT / f"result_{args.rows}.json").write_text(json.dumps(result, indent=2))
 
 

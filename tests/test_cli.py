@@ -53,7 +53,9 @@ def test_whole_tour_with_json(runner: CliRunner, tmp_path: Path) -> None:
     assert "quality.html" in index.read_text()
     assert '<script src="plotly.min.js"></script>' in quality_page
     assert (index.parent / "plotly.min.js").stat().st_size > 1_000_000
-    assert not re.search(r"<script[^>]+src=[\"']https?://", quality_page), "the report must open offline"
+    assert not re.search(r"<script[^>]+src=[\"']https?://", quality_page), (
+        "the report must open offline"
+    )
     assert "unique.key" in quality_page and "reconciled" in quality_page
 
 
@@ -83,7 +85,9 @@ def test_failures_print_one_line_and_exit_non_zero(runner: CliRunner, tmp_path: 
     assert code == 1 and "already exists" in err
 
 
-def test_a_failing_source_fails_the_run_and_resume_finishes_it(runner: CliRunner, tmp_path: Path) -> None:
+def test_a_failing_source_fails_the_run_and_resume_finishes_it(
+    runner: CliRunner, tmp_path: Path
+) -> None:
     shop = tmp_path / "shop"
     run(runner, "init", str(shop), "--with-sample")
     db = shop / "data" / "store" / "pos.db"
@@ -97,4 +101,6 @@ def test_a_failing_source_fails_the_run_and_resume_finishes_it(runner: CliRunner
     resumed = json.loads(out)
     assert code == 0 and resumed["ok"] and resumed["run_id"] == failed["run_id"]
     detail = resumed["stages"][0]["detail"]
-    assert detail["files_loaded"] == 1 and detail["files_skipped"] == 8  # only the store query was left
+    assert (
+        detail["files_loaded"] == 1 and detail["files_skipped"] == 8
+    )  # only the store query was left

@@ -28,8 +28,12 @@ def test_every_contract_column_is_in_the_data_model() -> None:
 def test_every_config_key_is_documented() -> None:
     text = (DOCS / "configuration.md").read_text()
     models: list[type[BaseModel]] = [
-        config.ProjectConfig, config.WarehouseConfig, config.QualityConfig,
-        config.SourceConfig, config.CsvOptions, config.SqlSource,
+        config.ProjectConfig,
+        config.WarehouseConfig,
+        config.QualityConfig,
+        config.SourceConfig,
+        config.CsvOptions,
+        config.SqlSource,
     ]
     for model in models:
         for key in model.model_fields:
@@ -46,8 +50,18 @@ def test_every_cli_command_is_documented() -> None:
 
 def test_every_rule_family_is_documented() -> None:
     text = (DOCS / "ingest.md").read_text()
-    for rule in ("malformed", "not_null.", "type.", "allowed.", "range.", "future.", "amount.sign",
-                 "unique.key", "syntax.email", "syntax.phone"):
+    for rule in (
+        "malformed",
+        "not_null.",
+        "type.",
+        "allowed.",
+        "range.",
+        "future.",
+        "amount.sign",
+        "unique.key",
+        "syntax.email",
+        "syntax.phone",
+    ):
         assert f"`{rule}" in text, rule
 
 

@@ -12,11 +12,13 @@ count, and ``rows_in = clean + quarantined + duplicates`` is checked before comm
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -98,6 +100,16 @@ def fault_point(name: str) -> None:
     if os.environ.get("CUSTINTEL_FAULT_PAUSE") == name:
         Path(os.environ["CUSTINTEL_FAULT_MARKER"]).write_text(name)
         time.sleep(3600)
+
+
+@contextmanager
+def session_timezone(duck: Any, zone: str) -> Iterator[None]:
+    """Read naive timestamps in ``zone`` for the statements inside, then back to UTC."""
+    duck.execute(f"SET TimeZone = {_lit(zone)}")
+    try:
+        yield
+    finally:
+        duck.execute("SET TimeZone = 'UTC'")
 
 
 def _q(identifier: str) -> str:
@@ -233,6 +245,7 @@ class Loader:
         if twins:
             return LoadResult(name, file.relative, "skipped", message=f"same content as {twins[0]}")
         table = f"ci_read_{uuid.uuid4().hex[:10]}"
+        raw = None
         try:
             if file.format == "csv":
                 raw = readers.read_csv(self.duck, file, source.csv, table)
@@ -242,13 +255,14 @@ class Loader:
                 raw = readers.read_jsonl(self.duck, file, table)
             return self._load(name, source, raw, file.relative, file.sha256, file.size_bytes)
         finally:
-            self.duck.execute(f"DROP TABLE IF EXISTS {_q(table)}")
+            self._drop_read(raw)
 
     def _load_sql(
         self, name: str, source: SourceConfig, registry: dict[tuple[str, str], str]
     ) -> LoadResult:
         label = f"sql:{name}"
         table = f"ci_read_{uuid.uuid4().hex[:10]}"
+        raw = None
         try:
             raw = readers.read_sql(self.duck, source, self.project_dir, table)
             fingerprint = readers.sql_fingerprint(self.duck, table, raw.columns)
@@ -256,7 +270,13 @@ class Loader:
                 return LoadResult(name, label, "skipped", message="query result unchanged")
             return self._load(name, source, raw, label, fingerprint, 0)
         finally:
-            self.duck.execute(f"DROP TABLE IF EXISTS {_q(table)}")
+            self._drop_read(raw)
+
+    def _drop_read(self, raw: readers.RawRead | None) -> None:
+        for name in raw.scratch if raw else ():
+            for kind in ("VIEW", "TABLE"):  # DuckDB refuses DROP VIEW on a table and back
+                with contextlib.suppress(duckdb.CatalogException):
+                    self.duck.execute(f"DROP {kind} IF EXISTS {_q(name)}")
 
     # -- one load ------------------------------------------------------------------------
     def _stage(self, name: str, expr: ir.Table | str) -> ir.Table:
@@ -299,15 +319,16 @@ class Loader:
             load_id=load_id,
         )
         try:
-            parsed = self._stage(parsed_name, sql)
+            with session_timezone(self.duck, source.timezone):
+                parsed = self._stage(parsed_name, sql)
             rules = rules_for(contract, self.config.quality_for(name), self.clock())
             existing = None
             if self.wh.exists("clean", contract.name):
                 t = self.wh.table("clean", contract.name)
                 existing = t.filter((t._source != name) | (t._file != label))
-                existing = existing.select("_key", "_row_hash", "_file", "_line")
+                existing = existing.select("_key", "_file", "_line", *contract.names)
             classified = self._stage(
-                classified_name, classify(check(parsed, contract, rules), existing)
+                classified_name, classify(check(parsed, contract, rules), contract, existing)
             )
             result = _count(name, label, classified, raw.records)
             result.extra_columns = mapping.extra
@@ -408,7 +429,6 @@ CLEAN_LINEAGE = (
     "_flags",
     "_extra",
     "_key",
-    "_row_hash",
 )
 
 

@@ -17,7 +17,6 @@ from custintel.core.errors import SourceError
 
 TRUE_WORDS = ("true", "t", "1", "yes", "y")
 FALSE_WORDS = ("false", "f", "0", "no", "n")
-_OFFSET = r"(Z|z|[+-]\d\d(:?\d\d)?)$"
 
 
 @dataclass(frozen=True)
@@ -88,17 +87,14 @@ def _raw(col: Column, mapping: Mapping, source: SourceConfig) -> str:
 
 
 def _timestamp(raw: str, source: SourceConfig) -> str:
-    tz = _lit(source.timezone)
+    """Text to TIMESTAMPTZ. Text without an offset is read in the session time zone,
+    which the loader sets to the source's ``timezone`` while it parses (far cheaper than
+    testing every value for an offset)."""
     fmt = source.timestamp_format
-    if fmt and "%z" in fmt.replace("%%", ""):
-        return f"try_strptime({raw}, {_lit(fmt)})::TIMESTAMPTZ"
     if fmt:
-        return f"timezone({tz}, try_strptime({raw}, {_lit(fmt)}))"
-    return (
-        f"CASE WHEN regexp_full_match({raw}, '\\d{{9,10}}') THEN to_timestamp(TRY_CAST({raw} AS BIGINT)) "
-        f"WHEN regexp_matches({raw}, {_lit(_OFFSET)}) THEN TRY_CAST({raw} AS TIMESTAMPTZ) "
-        f"ELSE timezone({tz}, TRY_CAST({raw} AS TIMESTAMP)) END"
-    )
+        return f"try_strptime({raw}, {_lit(fmt)})::TIMESTAMPTZ"
+    epoch = f"CASE WHEN regexp_full_match({raw}, '\\d{{9,10}}') THEN to_timestamp(TRY_CAST({raw} AS BIGINT)) END"
+    return f"coalesce(TRY_CAST({raw} AS TIMESTAMPTZ), {epoch})"
 
 
 def parse_expression(col: Column, raw: str, source: SourceConfig) -> str:
@@ -110,7 +106,7 @@ def parse_expression(col: Column, raw: str, source: SourceConfig) -> str:
     if col.type == "decimal":
         return f"TRY_CAST({raw} AS DECIMAL(18,4))"
     if col.type == "integer":
-        return f"TRY_CAST(TRY_CAST({raw} AS DECIMAL(38,6)) AS BIGINT)"
+        return f"coalesce(TRY_CAST({raw} AS BIGINT), TRY_CAST(TRY_CAST({raw} AS DECIMAL(38,6)) AS BIGINT))"
     if col.type == "boolean":
         words_t = ", ".join(_lit(w) for w in TRUE_WORDS)
         words_f = ", ".join(_lit(w) for w in FALSE_WORDS)

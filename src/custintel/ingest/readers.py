@@ -35,6 +35,8 @@ class RawRead:
     columns: list[str]
     records: int
     malformed: int
+    scratch: tuple[str, ...] = ()
+    """Temporary tables and views behind ``table``: drop them when the load is done."""
 
 
 def _q(identifier: str) -> str:
@@ -50,8 +52,11 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def _finish(duck: Any, table: str, body: str) -> RawRead:
-    duck.execute(f"CREATE OR REPLACE TEMP TABLE {_q(table)} AS {body}")
+def _finish(
+    duck: Any, table: str, body: str, *, view: bool = False, scratch: tuple[str, ...] = ()
+) -> RawRead:
+    kind = "VIEW" if view else "TABLE"
+    duck.execute(f"CREATE OR REPLACE TEMP {kind} {_q(table)} AS {body}")
     columns = [
         row[0]
         for row in duck.execute(f"DESCRIBE {_q(table)}").fetchall()
@@ -60,7 +65,7 @@ def _finish(duck: Any, table: str, body: str) -> RawRead:
     records, malformed = duck.execute(
         f"SELECT count(*), count(_malformed) FROM {_q(table)}"
     ).fetchone()
-    return RawRead(table, columns, int(records), int(malformed))
+    return RawRead(table, columns, int(records), int(malformed), (table, *scratch))
 
 
 def _csv_options(opts: CsvOptions) -> str:
@@ -172,14 +177,9 @@ def read_csv(duck: Any, file: InputFile, opts: CsvOptions, table: str) -> RawRea
         f"UNION ALL BY NAME SELECT {null_cols + ', ' if columns else ''}_line, _malformed, _raw_line "
         f"FROM {_q(table + '__bad')}"
     )
-    if not columns:
-        raise SourceError(f"{file.relative}: no columns found in the header")
-    result = _finish(duck, table, body)
-    duck.execute(
-        f"DROP TABLE IF EXISTS {_q(table + '__ok')}; DROP TABLE IF EXISTS {_q(table + '__bad')}; "
-        f"DROP TABLE IF EXISTS {_q(rejects)}; DROP TABLE IF EXISTS {_q(scans)}"
-    )
-    return result
+    duck.execute(f"DROP TABLE IF EXISTS {_q(rejects)}; DROP TABLE IF EXISTS {_q(scans)}")
+    # A view, not a copy: the parser reads through it in the same pass.
+    return _finish(duck, table, body, view=True, scratch=(table + "__ok", table + "__bad"))
 
 
 def read_parquet(duck: Any, file: InputFile, table: str) -> RawRead:

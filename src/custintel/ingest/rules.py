@@ -202,8 +202,8 @@ def _as_key_text(value: ir.Value) -> ir.StringValue:
 
 
 def check(t: ir.Table, contract: Contract, rules: list[Rule]) -> ir.Table:
-    """Add ``_rule``, ``_column``, ``_message`` (first rejecting rule), ``_flags``,
-    ``_key`` and ``_row_hash`` to a parsed table."""
+    """Add ``_rule``, ``_column``, ``_message`` (first rejecting rule), ``_flags`` and
+    ``_key`` (the source system and the contract key as text) to a parsed table."""
     rejecting = [r for r in rules if r.action == "reject"]
     flagging = [r for r in rules if r.action == "flag"]
     # A malformed row has no values, so only the malformed rule may judge it.
@@ -215,55 +215,70 @@ def check(t: ir.Table, contract: Contract, rules: list[Rule]) -> ir.Table:
         return ibis.cases(*branches, else_=ibis.null("string"))
 
     flags = [ibis.ifelse(ok & r.bad(t).fill_null(False), r.id, None) for r in flagging]
-    flag_text = ibis.literal("") if not flags else ibis.literal(",").join(flags)
+    flag_text = ibis.literal(",").join(flags) if flags else None
     key_parts = [t.source] + [_as_key_text(t[c]) for c in contract.key]
-    content = [_as_key_text(t[c]) for c in contract.names]
     return t.mutate(
         _rule=first(lambda r: ibis.literal(r.id)),
         _column=first(lambda r: ibis.literal(r.column)),
         _message=first(lambda r: r.message(t)),
-        _flags=ibis.ifelse(flag_text == "", ibis.null("string"), flag_text)
-        if flags
-        else ibis.null("string"),
-        _key=ibis.literal(KEY_SEPARATOR).join(key_parts).hexdigest("md5"),
-        _row_hash=ibis.literal(KEY_SEPARATOR).join(content).hexdigest("md5"),
+        _flags=ibis.null("string")
+        if flag_text is None
+        else ibis.ifelse(flag_text == "", ibis.null("string"), flag_text),
+        _key=ibis.literal(KEY_SEPARATOR).join(key_parts),
     )
 
 
-def classify(checked: ir.Table, existing: ir.Table | None) -> ir.Table:
+def _same(t: ir.Table, columns: list[str], prefix: str) -> ir.BooleanValue:
+    """Null-safe equality of every column with its ``prefix``-ed twin."""
+    same = ibis.literal(True)
+    for c in columns:
+        same = same & t[c].identical_to(t[prefix + c])
+    return same
+
+
+def classify(checked: ir.Table, contract: Contract, existing: ir.Table | None) -> ir.Table:
     """Give each row one ``_outcome``: clean, quarantine or duplicate.
 
     Among rows that pass every rule, the first row of a key (lowest line) wins; a later
     row with identical values is a duplicate, one with different values breaks the key
-    and goes to quarantine. ``existing`` holds ``_key``, ``_row_hash``, ``_file`` and
-    ``_line`` of rows already loaded from other files: they win over new rows.
+    and goes to quarantine. ``existing`` holds rows already loaded from other files
+    (``_key``, ``_file``, ``_line`` and the contract columns): they win over new rows.
+
+    Values are compared exactly, column by column, and only for keys that repeat: a
+    hash aggregate finds those, so the common case (unique keys) costs one grouping
+    instead of a sort of the whole load.
     """
-    valid = checked._rule.isnull()
-    w = ibis.window(group_by=[checked._key, valid], order_by=[checked._line])
-    t = checked.mutate(
-        _rank=ibis.row_number().over(w),
-        _first_hash=checked._row_hash.first().over(w),
-        _first_line=checked._line.first().over(w),
+    cols = contract.names
+    valid = checked.filter(checked._rule.isnull())
+    repeated = (
+        valid.group_by("_key")
+        .agg(_n=valid.count(), _first_line=valid._line.min())
+        .filter(lambda r: r._n > 1)
     )
+    firsts = valid.join(
+        repeated, [valid._key == repeated._key, valid._line == repeated._first_line]
+    ).select(_fkey=valid._key, _first_line=valid._line, **{f"_f_{c}": valid[c] for c in cols})
+    t = checked.left_join(firsts, checked._key == firsts._fkey)
     if existing is not None:
         prior = existing.select(
-            _key=existing._key,
-            _prior_hash=existing._row_hash,
+            _pkey=existing._key,
             _prior_file=existing._file,
             _prior_line=existing._line,
+            **{f"_p_{c}": existing[c] for c in cols},
         )
-        t = t.left_join(prior, t._key == prior._key).drop("_key_right")
+        t = t.left_join(prior, t._key == prior._pkey)
     else:
         t = t.mutate(
-            _prior_hash=ibis.null("string"),
+            _pkey=ibis.null("string"),
             _prior_file=ibis.null("string"),
             _prior_line=ibis.null("int64"),
+            **{f"_p_{c}": ibis.null(checked[c].type()) for c in cols},
         )
     valid = t._rule.isnull()
-    seen_before = t._prior_hash.notnull()
-    same_as_prior = seen_before & (t._row_hash == t._prior_hash)
-    later_in_file = t._rank > 0  # Ibis numbers rows from 0
-    same_as_first = t._row_hash == t._first_hash
+    seen_before = t._prior_line.notnull()
+    same_as_prior = seen_before & _same(t, cols, "_p_")
+    later_in_file = t._first_line.notnull() & (t._line > t._first_line)
+    same_as_first = _same(t, cols, "_f_")
     conflict_msg_prior = (
         ibis.literal("key already loaded from ")
         + t._prior_file
@@ -287,6 +302,8 @@ def classify(checked: ir.Table, existing: ir.Table | None) -> ir.Table:
     key_broken = valid & (
         (seen_before & ~same_as_prior) | (~seen_before & later_in_file & ~same_as_first)
     )
+    helper = ["_fkey", "_first_line", "_pkey", "_prior_file", "_prior_line"]
+    helper += [f"_f_{c}" for c in cols] + [f"_p_{c}" for c in cols]
     return t.mutate(
         _outcome=outcome,
         _rule=ibis.ifelse(key_broken, "unique.key", t._rule),
@@ -294,4 +311,4 @@ def classify(checked: ir.Table, existing: ir.Table | None) -> ir.Table:
         _message=ibis.ifelse(
             key_broken, ibis.ifelse(seen_before, conflict_msg_prior, conflict_msg_file), t._message
         ),
-    ).drop("_rank", "_first_hash", "_first_line", "_prior_hash", "_prior_file", "_prior_line")
+    ).drop(*helper)
