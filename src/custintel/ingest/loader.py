@@ -36,8 +36,14 @@ from custintel.core.lineage import append_ops, ensure_ops_tables, now, record_li
 from custintel.core.warehouse import Warehouse
 from custintel.ingest import readers
 from custintel.ingest.files import InputFile, discover
-from custintel.ingest.parse import parsed_select, resolve_mapping
-from custintel.ingest.rules import check, classify, rules_for
+from custintel.ingest.parse import (
+    Mapping,
+    numbered,
+    parsed_select,
+    resolve_mapping,
+    with_malformed,
+)
+from custintel.ingest.rules import check, exceptions, raw_of, rules_for
 
 QUARANTINE_TABLE = "rows"
 Progress = Callable[[str, int, int], None]
@@ -244,105 +250,159 @@ class Loader:
         twins = [f for (s, f), sha in registry.items() if s == name and sha == file.sha256]
         if twins:
             return LoadResult(name, file.relative, "skipped", message=f"same content as {twins[0]}")
-        table = f"ci_read_{uuid.uuid4().hex[:10]}"
-        raw = None
+        scratch = f"ci_read_{uuid.uuid4().hex[:10]}"
+        scan = None
         try:
             if file.format == "csv":
-                raw = readers.read_csv(self.duck, file, source.csv, table)
+                scan = readers.read_csv(self.duck, file, source.csv, scratch)
             elif file.format == "parquet":
-                raw = readers.read_parquet(self.duck, file, table)
+                scan = readers.read_parquet(self.duck, file, scratch)
             else:
-                raw = readers.read_jsonl(self.duck, file, table)
-            return self._load(name, source, raw, file.relative, file.sha256, file.size_bytes)
+                scan = readers.read_jsonl(self.duck, file, scratch)
+            return self._load(name, source, scan, file, file.relative, file.sha256, file.size_bytes)
         finally:
-            self._drop_read(raw)
+            self._drop_scratch(scan.scratch if scan else ())
 
     def _load_sql(
         self, name: str, source: SourceConfig, registry: dict[tuple[str, str], str]
     ) -> LoadResult:
         label = f"sql:{name}"
-        table = f"ci_read_{uuid.uuid4().hex[:10]}"
-        raw = None
+        scan = None
         try:
-            raw = readers.read_sql(self.duck, source, self.project_dir, table)
-            fingerprint = readers.sql_fingerprint(self.duck, table, raw.columns)
+            scan = readers.read_sql(
+                self.duck, source, self.project_dir, f"ci_read_{uuid.uuid4().hex[:10]}"
+            )
+            fingerprint = readers.sql_fingerprint(self.duck, scan)
             if registry.get((name, label)) == fingerprint:
                 return LoadResult(name, label, "skipped", message="query result unchanged")
-            return self._load(name, source, raw, label, fingerprint, 0)
+            return self._load(name, source, scan, None, label, fingerprint, 0)
         finally:
-            self._drop_read(raw)
+            self._drop_scratch(scan.scratch if scan else ())
 
-    def _drop_read(self, raw: readers.RawRead | None) -> None:
-        for name in raw.scratch if raw else ():
+    def _drop_scratch(self, names: tuple[str, ...]) -> None:
+        for name in names:
             for kind in ("VIEW", "TABLE"):  # DuckDB refuses DROP VIEW on a table and back
                 with contextlib.suppress(duckdb.CatalogException):
                     self.duck.execute(f"DROP {kind} IF EXISTS {_q(name)}")
 
     # -- one load ------------------------------------------------------------------------
-    def _stage(self, name: str, expr: ir.Table | str) -> ir.Table:
-        """Materialise a scratch table where the warehouse can read it."""
+    def _parse(
+        self,
+        name: str,
+        source: SourceConfig,
+        contract: Contract,
+        mapping: Mapping,
+        scan: readers.Scan,
+        file: InputFile | None,
+        label: str,
+        load_id: str,
+        table: str,
+    ) -> ir.Table:
+        """Read and parse the input in one pass into a DuckDB temp table, then hand it to
+        the warehouse (directly on DuckDB, as Parquet on Spark)."""
+        constants = {
+            "source": source.system or name,
+            "_source": name,
+            "_file": label,
+            "_load_id": load_id,
+        }
+        sql = parsed_select(
+            contract,
+            source,
+            mapping,
+            scan,
+            system=constants["source"],
+            source_name=name,
+            file_label=label,
+            load_id=load_id,
+        )
+        with session_timezone(self.duck, source.timezone):
+            try:
+                target = table if scan.numbered else table + "_rows"
+                self.duck.execute(f"CREATE OR REPLACE TEMP TABLE {_q(target)} AS {sql}")
+                if not scan.numbered:
+                    self.duck.execute(
+                        f"CREATE OR REPLACE TEMP VIEW {_q(table)} AS {numbered(target, scan.header_lines)}"
+                    )
+            except duckdb.Error as exc:
+                if file is not None and file.format == "csv":
+                    raise readers.csv_error(file, exc) from exc
+                raise SourceError(
+                    f"{name}: {label}: cannot be read: {readers.first_line(exc)}"
+                ) from exc
+        malformed = readers.malformed_rows(self.duck, scan)
+        if malformed is not None:
+            rebuilt = with_malformed(table, malformed, scan.header_lines, constants)
+            self.duck.execute(f"CREATE OR REPLACE TEMP TABLE {_q(table + '_fixed')} AS {rebuilt}")
+            self._drop_scratch((table, table + "_rows"))
+            self.duck.execute(f"ALTER TABLE {_q(table + '_fixed')} RENAME TO {_q(table)}")
         if self.wh.kind == "duckdb":
-            body = expr if isinstance(expr, str) else self.wh.compile(expr)
-            self.duck.execute(f"CREATE OR REPLACE TEMP TABLE {_q(name)} AS {body}")
+            return self.wh.con.table(table, database=("temp", "main"))
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        path = self.scratch / f"{table}.parquet"
+        self.duck.execute(f"COPY {_q(table)} TO {_lit(str(path))} (FORMAT parquet)")
+        self._drop_scratch((table, table + "_rows"))
+        return self.wh.con.read_parquet(str(path), table_name=table)
+
+    def _stage(self, name: str, expr: ir.Table) -> ir.Table:
+        """Materialise a (small) scratch table where the warehouse can read it."""
+        if self.wh.kind == "duckdb":
+            self.duck.execute(f"CREATE OR REPLACE TEMP TABLE {_q(name)} AS {self.wh.compile(expr)}")
             return self.wh.con.table(name, database=("temp", "main"))
-        if isinstance(expr, str):  # DuckDB SQL from the parser: hand over as Parquet
-            self.scratch.mkdir(parents=True, exist_ok=True)
-            path = self.scratch / f"{name}.parquet"
-            self.duck.execute(f"COPY ({expr}) TO {_lit(str(path))} (FORMAT parquet)")
-            return self.wh.con.read_parquet(str(path), table_name=name)
         self.wh.replace("staging", name, expr)
         return self.wh.table("staging", name)
 
     def _drop_stage(self, name: str) -> None:
         if self.wh.kind == "duckdb":
-            self.duck.execute(f"DROP TABLE IF EXISTS {_q(name)}")
+            self._drop_scratch((name, name + "_rows"))
         else:
             self.wh.drop("staging", name)
+            self.wh.sql(f"DROP VIEW IF EXISTS `{name}`")
             (self.scratch / f"{name}.parquet").unlink(missing_ok=True)
 
     def _load(
-        self, name: str, source: SourceConfig, raw: readers.RawRead, label: str, sha: str, size: int
+        self,
+        name: str,
+        source: SourceConfig,
+        scan: readers.Scan,
+        file: InputFile | None,
+        label: str,
+        sha: str,
+        size: int,
     ) -> LoadResult:
         started = self.clock()
         contract = get_contract(source.contract)
-        mapping = resolve_mapping(contract, source, raw.columns, f"{name}: {label}")
+        mapping = resolve_mapping(contract, source, scan.columns, f"{name}: {label}")
         load_id = uuid.uuid4().hex
-        parsed_name, classified_name = f"ci_parsed_{load_id[:10]}", f"ci_class_{load_id[:10]}"
-        sql = parsed_select(
-            contract,
-            source,
-            mapping,
-            raw.table,
-            system=source.system or name,
-            source_name=name,
-            file_label=label,
-            load_id=load_id,
-        )
+        parsed_name, exceptions_name = f"ci_parsed_{load_id[:10]}", f"ci_except_{load_id[:10]}"
         try:
-            with session_timezone(self.duck, source.timezone):
-                parsed = self._stage(parsed_name, sql)
+            parsed = self._parse(
+                name, source, contract, mapping, scan, file, label, load_id, parsed_name
+            )
             rules = rules_for(contract, self.config.quality_for(name), self.clock())
+            checked = check(parsed, contract, rules)
             existing = None
             if self.wh.exists("clean", contract.name):
                 t = self.wh.table("clean", contract.name)
                 existing = t.filter((t._source != name) | (t._file != label))
                 existing = existing.select("_key", "_file", "_line", *contract.names)
-            classified = self._stage(
-                classified_name, classify(check(parsed, contract, rules), contract, existing)
-            )
-            result = _count(name, label, classified, raw.records)
+            found = self._stage(exceptions_name, exceptions(checked, contract, existing))
+            result = _count(name, label, checked, found, contract)
             result.extra_columns = mapping.extra
             with self.wh.transaction():
                 own = f"_source = {_lit(name)} AND _file = {_lit(label)}"
                 for schema, table in self._data_tables():
                     self.wh.delete_where(schema, table, own)
-                self.wh.append("clean", contract.name, clean_rows(classified, contract))
+                self.wh.append("clean", contract.name, clean_rows(checked, found, contract))
                 fault_point("ingest.after_clean_write")
                 self.wh.append(
                     "quarantine",
                     QUARANTINE_TABLE,
-                    quarantined_rows(classified, contract, mapping.sources, self.run_id),
+                    quarantined_rows(
+                        checked, found, contract, mapping.sources, self.run_id, self.clock()
+                    ),
                 )
+                reconcile(self.wh, result, contract, load_id)
                 self.wh.delete_where(
                     "ops", "ingested_files", f"source = {_lit(name)} AND file = {_lit(label)}"
                 )
@@ -385,56 +445,64 @@ class Loader:
                 )
         finally:
             self._drop_stage(parsed_name)
-            self._drop_stage(classified_name)
+            self._drop_stage(exceptions_name)
         return result
 
 
-def _count(name: str, label: str, classified: ir.Table, rows_in: int) -> LoadResult:
-    """Outcome, rule and flag counts of a classified load; refuses counts that do not add up."""
-    outcomes = dict(
-        classified.group_by("_outcome").agg(n=classified.count()).execute().itertuples(index=False)
-    )
-    q = classified.filter(classified._outcome == "quarantine")
-    rule_counts = dict(q.group_by("_rule").agg(n=q.count()).execute().itertuples(index=False))
-    kept = classified.filter(classified._flags.notnull() & (classified._outcome == "clean"))
-    flags = kept.select(flag=kept._flags.split(",").unnest())
-    flag_counts = dict(
-        flags.group_by("flag").agg(n=flags.count()).execute().itertuples(index=False)
-    )
+def _count(
+    name: str, label: str, checked: ir.Table, found: ir.Table, contract: Contract
+) -> LoadResult:
+    """Outcome, rule and flag counts of a load; refuses counts that do not add up."""
+    rows_in = int(checked.count().execute())
+    tally = found.group_by(["_outcome", "_rule"]).agg(n=found.count()).execute()
+    quarantined = tally[tally["_outcome"] == "quarantine"]
+    rule_counts = {
+        str(r): int(n) for r, n in zip(quarantined["_rule"], quarantined["n"], strict=True)
+    }
+    duplicates = int(tally.loc[tally["_outcome"] == "duplicate", "n"].sum())
+    flag_counts: dict[str, int] = {}
+    if any(c.syntax for c in contract.columns):
+        kept = clean_rows(checked, found, contract).filter(lambda t: t._flags.notnull())
+        flags = kept.select(flag=kept._flags.split(",").unnest())
+        frame = flags.group_by("flag").agg(n=flags.count()).execute()
+        flag_counts = {str(f): int(n) for f, n in zip(frame["flag"], frame["n"], strict=True)}
+    rows_quarantined = int(quarantined["n"].sum())
     result = LoadResult(
         name,
         label,
         "loaded",
         rows_in=rows_in,
-        rows_clean=int(outcomes.get("clean", 0)),
-        rows_quarantined=int(outcomes.get("quarantine", 0)),
-        rows_duplicate=int(outcomes.get("duplicate", 0)),
-        rule_counts={str(k): int(v) for k, v in sorted(rule_counts.items())},
-        flag_counts={str(k): int(v) for k, v in sorted(flag_counts.items())},
+        rows_clean=rows_in - rows_quarantined - duplicates,
+        rows_quarantined=rows_quarantined,
+        rows_duplicate=duplicates,
+        rule_counts=dict(sorted(rule_counts.items())),
+        flag_counts=dict(sorted(flag_counts.items())),
     )
-    if not result.reconciled:
-        raise ReconciliationError(
-            f"{name}: {label}: {result.rows_in} rows in but {result.rows_clean} clean + "
-            f"{result.rows_quarantined} quarantined + {result.rows_duplicate} duplicates"
-        )
     return result
 
 
-CLEAN_LINEAGE = (
-    "source",
-    "_source",
-    "_file",
-    "_line",
-    "_load_id",
-    "_flags",
-    "_extra",
-    "_key",
-)
+def reconcile(wh: Warehouse, result: LoadResult, contract: Contract, load_id: str) -> None:
+    """Count what this load really wrote and refuse the load unless every row read is
+    in exactly one place: ``rows_in = clean + quarantined + duplicates``."""
+    clean = wh.table("clean", contract.name)
+    quarantine = wh.table("quarantine", QUARANTINE_TABLE)
+    written_clean = int(clean.filter(clean._load_id == load_id).count().execute())
+    written_q = int(quarantine.filter(quarantine._load_id == load_id).count().execute())
+    if (written_clean, written_q) != (result.rows_clean, result.rows_quarantined) or (
+        result.rows_in != written_clean + written_q + result.rows_duplicate
+    ):
+        raise ReconciliationError(
+            f"{result.source}: {result.file}: {result.rows_in} rows in but {written_clean} clean + "
+            f"{written_q} quarantined + {result.rows_duplicate} duplicates were written"
+        )
 
 
-def clean_rows(classified: ir.Table, contract: Contract) -> ir.Table:
+CLEAN_LINEAGE = ("source", "_source", "_file", "_line", "_load_id", "_flags", "_extra", "_key")
+
+
+def clean_rows(checked: ir.Table, found: ir.Table, contract: Contract) -> ir.Table:
     """The rows that passed, in contract shape plus lineage columns."""
-    kept = classified.filter(classified._outcome == "clean")
+    kept = checked.anti_join(found, checked._line == found._line)
     return kept.select(*contract.names, *CLEAN_LINEAGE)
 
 
@@ -462,11 +530,17 @@ def _json_object(pairs: dict[str, ir.StringValue]) -> ir.StringValue:
 
 
 def quarantined_rows(
-    classified: ir.Table, contract: Contract, sources: dict[str, str], run_id: str
+    checked: ir.Table,
+    found: ir.Table,
+    contract: Contract,
+    sources: dict[str, str],
+    run_id: str,
+    at: datetime,
 ) -> ir.Table:
     """Rejected rows with where they came from, the rule, a message and the raw values."""
-    t = classified.filter(classified._outcome == "quarantine")
-    raw = _json_object({src: t[f"{col}__raw"] for col, src in sources.items()})
+    bad = found.filter(found._outcome == "quarantine")
+    t = checked.join(bad, checked._line == bad._line)
+    raw = _json_object({src: raw_of(t, col) for col, src in sources.items()})
     return t.select(
         run_id=ibis.literal(run_id),
         _load_id=t._load_id,
@@ -475,10 +549,10 @@ def quarantined_rows(
         _source=t._source,
         _file=t._file,
         _line=t._line,
-        rule=t._rule,
-        column_name=t._column,
-        message=t._message,
+        rule=bad._rule,
+        column_name=bad._column,
+        message=bad._message,
         raw=ibis.ifelse(t._malformed.notnull(), _json_object({"line": t._raw_line}), raw),
         extra=t._extra,
-        quarantined_at=ibis.now().cast("timestamp('UTC')"),
+        quarantined_at=ibis.literal(at, type="timestamp('UTC')"),
     )

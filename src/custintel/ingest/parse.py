@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from custintel.core.config import SourceConfig
 from custintel.core.contracts import Column, Contract
 from custintel.core.errors import SourceError
+from custintel.ingest.readers import Scan
 
 TRUE_WORDS = ("true", "t", "1", "yes", "y")
 FALSE_WORDS = ("false", "f", "0", "no", "n")
@@ -123,32 +124,44 @@ def parse_expression(col: Column, raw: str, source: SourceConfig) -> str:
     raise ValueError(f"unknown column type {col.type!r}")
 
 
+def keeps_raw(col: Column) -> bool:
+    """Whether the parsed table keeps the raw text beside the value.
+
+    Plain text columns are their own raw text (trimmed), so only typed columns and
+    columns with an allowed list (whose case is normalised) carry a ``__raw`` twin.
+    """
+    return col.type != "string" or col.allowed is not None
+
+
 def parsed_select(
     contract: Contract,
     source: SourceConfig,
     mapping: Mapping,
-    read_table: str,
+    scan: Scan,
     *,
     system: str,
     source_name: str,
     file_label: str,
     load_id: str,
 ) -> str:
-    """SELECT over the reader's table giving typed contract columns plus lineage columns.
+    """SELECT over a reader's scan giving typed contract columns plus lineage columns.
 
-    Output columns: for each contract column ``c``: ``c`` (typed) and ``c__raw`` (text);
-    ``source``, ``_source``, ``_file``, ``_line``, ``_load_id``, ``_malformed``,
-    ``_raw_line`` and ``_extra`` (JSON of extra source columns, NULL when none).
+    Output columns: each contract column ``c`` (typed) and, where :func:`keeps_raw`,
+    ``c__raw`` (text); ``source``, ``_source``, ``_file``, ``_load_id``, ``_malformed``,
+    ``_raw_line``, ``_extra`` (JSON of extra source columns or NULL) and ``_line`` when
+    the scan numbers its records (else :func:`numbered` adds it).
     """
     parts = []
     for col in contract.columns:
         raw = _raw(col, mapping, source)
-        parts.append(f"{raw} AS {_q(col.name + '__raw')}")
+        if keeps_raw(col):
+            parts.append(f"{raw} AS {_q(col.name + '__raw')}")
         parts.append(f"{parse_expression(col, raw, source)}::{col.sql_type} AS {_q(col.name)}")
+    malformed = "_malformed" if scan.marks_malformed else "NULL::VARCHAR"
     if mapping.extra:
         packed = ", ".join(f"{_lit(c)}: {_q(c)}" for c in mapping.extra)
         parts.append(
-            f"CASE WHEN _malformed IS NULL THEN to_json({{{packed}}})::VARCHAR END AS _extra"
+            f"CASE WHEN {malformed} IS NULL THEN to_json({{{packed}}})::VARCHAR END AS _extra"
         )
     else:
         parts.append("NULL::VARCHAR AS _extra")
@@ -156,9 +169,39 @@ def parsed_select(
         f"{_lit(system)} AS source",
         f"{_lit(source_name)} AS _source",
         f"{_lit(file_label)} AS _file",
-        "_line::BIGINT AS _line",
         f"{_lit(load_id)} AS _load_id",
-        "_malformed",
-        "_raw_line",
+        f"{malformed} AS _malformed",
+        f"{'_raw_line' if scan.marks_malformed else 'NULL::VARCHAR'} AS _raw_line",
     ]
-    return f"SELECT {', '.join(parts)} FROM {_q(read_table)}"
+    if scan.numbered:
+        parts.append(f"(_ord + {scan.header_lines})::BIGINT AS _line")
+    return f"SELECT {', '.join(parts)} FROM ({scan.sql})"
+
+
+def numbered(table: str, header_lines: int) -> str:
+    """Number the records of a table filled from an unnumbered scan.
+
+    DuckDB keeps insertion order (``preserve_insertion_order``), so a fresh table's
+    ``rowid`` is the record's position in the file.
+    """
+    return f"SELECT *, (rowid + 1 + {header_lines})::BIGINT AS _line FROM {_q(table)}"
+
+
+def with_malformed(
+    parsed: str, malformed: str, header_lines: int, constants: dict[str, str]
+) -> str:
+    """Rebuild a parsed table when the scan rejected lines: shift each good record's line
+    by the malformed lines before it and add the malformed lines as records.
+
+    The i-th good record sits on line header + i + (malformed lines before it); malformed
+    line j is preceded by ``_before`` good records, so an as-of join finds the count.
+    """
+    lit = ", ".join(f"{_lit(v)} AS {_q(k)}" for k, v in constants.items())
+    return (
+        f"WITH bad AS ({malformed}), "
+        f"steps AS (SELECT _before, max(_j) AS _j FROM bad GROUP BY _before), "
+        f"good AS (SELECT *, _line - {header_lines} AS _o FROM {_q(parsed)}) "
+        f"SELECT good.* EXCLUDE (_o, _line), good._line + coalesce(steps._j, 0) AS _line "
+        f"FROM good ASOF LEFT JOIN steps ON good._o > steps._before "
+        f"UNION ALL BY NAME SELECT {lit}, _line, _malformed, _raw_line FROM bad"
+    )

@@ -1,13 +1,14 @@
-"""Reading inputs into DuckDB, every value as text, every record with its line number.
+"""Reading inputs with DuckDB, every value as text, every record with its position.
 
-Files stream through DuckDB's readers and never sit whole in Python memory. CSV lines
-DuckDB cannot split into the header's columns (broken quoting, ragged rows, invalid
-UTF-8) are captured with DuckDB's ``store_rejects`` and come back as *malformed* records,
-so they reach quarantine with their line number instead of vanishing.
+A reader returns a :class:`Scan`: a SELECT over the input (all source columns as VARCHAR,
+plus ``_ord``, the record's position) that the parser wraps, so a file is read and parsed
+in one pass and never sits whole in Python memory.
 
-Each reader leaves a temporary table ``<name>`` with the source's own columns (all
-VARCHAR), ``_line`` (line in the file, header = 1), and ``_malformed`` (why the line
-could not be read, else NULL; the raw line is then in ``_raw_line``).
+CSV lines DuckDB cannot split into the header's columns (broken quoting, ragged rows,
+bytes invalid in the encoding) are captured with DuckDB's ``store_rejects`` while the
+scan runs; :func:`malformed_rows` then turns them into records with their line number,
+so they reach quarantine instead of vanishing. JSON lines mark bad lines themselves
+(``_malformed``), one record per line.
 """
 
 from __future__ import annotations
@@ -28,15 +29,24 @@ from custintel.ingest.files import InputFile
 
 
 @dataclass(frozen=True)
-class RawRead:
-    """What a reader left behind: the temp table, its source columns and record counts."""
+class Scan:
+    """A lazy read of one input.
 
-    table: str
+    ``sql`` selects the source ``columns`` as text, ``_ord`` (1-based position among the
+    records it yields; absent when ``numbered`` is False) and, when the reader itself detects bad records, ``_malformed``
+    and ``_raw_line``. ``header_lines`` is added to ``_ord`` to give the line number.
+    ``rejects`` names the DuckDB table that collects malformed CSV lines during the scan.
+    ``scratch`` lists temporary objects to drop when the load is done.
+    """
+
+    sql: str
     columns: list[str]
-    records: int
-    malformed: int
+    header_lines: int = 0
+    rejects: str | None = None
+    marks_malformed: bool = False
+    numbered: bool = True
+    """False when ``sql`` has no ``_ord``: records are then numbered in scan order."""
     scratch: tuple[str, ...] = ()
-    """Temporary tables and views behind ``table``: drop them when the load is done."""
 
 
 def _q(identifier: str) -> str:
@@ -47,25 +57,9 @@ def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _first_line(exc: Exception) -> str:
+def first_line(exc: Exception) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def _finish(
-    duck: Any, table: str, body: str, *, view: bool = False, scratch: tuple[str, ...] = ()
-) -> RawRead:
-    kind = "VIEW" if view else "TABLE"
-    duck.execute(f"CREATE OR REPLACE TEMP {kind} {_q(table)} AS {body}")
-    columns = [
-        row[0]
-        for row in duck.execute(f"DESCRIBE {_q(table)}").fetchall()
-        if row[0] not in ("_line", "_malformed", "_raw_line")
-    ]
-    records, malformed = duck.execute(
-        f"SELECT count(*), count(_malformed) FROM {_q(table)}"
-    ).fetchone()
-    return RawRead(table, columns, int(records), int(malformed), (table, *scratch))
 
 
 def _csv_options(opts: CsvOptions) -> str:
@@ -94,7 +88,7 @@ def _header(duck: Any, file: InputFile, opts: CsvOptions) -> list[str]:
             f"max_line_size = 16777216, ignore_errors = true) WHERE text IS NOT NULL LIMIT 1"
         ).fetchone()
     except Exception as exc:
-        raise SourceError(f"{file.relative}: cannot be read as CSV: {_first_line(exc)}") from exc
+        raise SourceError(f"{file.relative}: cannot be read as CSV: {first_line(exc)}") from exc
     if row is None:
         raise SourceError(
             f"{file.relative}: cannot be read as CSV: no header line found "
@@ -123,106 +117,94 @@ def _header(duck: Any, file: InputFile, opts: CsvOptions) -> list[str]:
     return names
 
 
-def read_csv(duck: Any, file: InputFile, opts: CsvOptions, table: str) -> RawRead:
-    """Read a delimited file; malformed lines become records with ``_malformed`` set."""
+def read_csv(duck: Any, file: InputFile, opts: CsvOptions, name: str) -> Scan:
+    """A scan of a delimited file; malformed lines land in ``<name>__rejects``."""
     if file.size_bytes == 0:
         raise SourceError(f"{file.relative}: the file is empty (0 bytes), not even a header")
     names = _header(duck, file, opts)
     spec = "{" + ", ".join(f"{_lit(n)}: 'VARCHAR'" for n in names) + "}"
-    rejects, scans = f"{table}__rejects", f"{table}__scans"
-    duck.execute(f"DROP TABLE IF EXISTS {_q(rejects)}; DROP TABLE IF EXISTS {_q(scans)}")
-    try:
-        duck.execute(
-            f"CREATE OR REPLACE TEMP TABLE {_q(table + '__ok')} AS "
-            f"SELECT *, row_number() OVER () AS _ord FROM read_csv({_lit(str(file.path))}, "
-            f"{_csv_options(opts)}, columns = {spec}, auto_detect = false, "
-            f"store_rejects = true, rejects_table = {_lit(rejects)}, rejects_scan = {_lit(scans)})"
-        )
-    except Exception as exc:  # DuckDB raises many error types for unreadable files
-        hint = ""
-        if "state machine" in str(exc):
-            hint = (
-                " (the file mixes line endings or is not CSV in this dialect; fix the export, or "
-                "set csv.strict: false to read it leniently, where surplus fields are dropped)"
-            )
-        raise SourceError(
-            f"{file.relative}: cannot be read as CSV: {_first_line(exc)}{hint}"
-        ) from exc
+    rejects, scans = f"{name}__rejects", f"{name}__scans"
+    # No row_number() here: a window over the whole file would stop DuckDB from parsing in
+    # parallel. The loader numbers records by the rowid of the table the scan fills.
+    sql = (
+        f"SELECT * FROM read_csv({_lit(str(file.path))}, "
+        f"{_csv_options(opts)}, columns = {spec}, auto_detect = false, "
+        f"store_rejects = true, rejects_table = {_lit(rejects)}, rejects_scan = {_lit(scans)})"
+    )
     header_lines = opts.skip_rows + (1 if opts.header else 0)
-    # DuckDB logs one error per missing column; keep one record per line, first error.
-    duck.execute(
-        f"CREATE OR REPLACE TEMP TABLE {_q(table + '__bad')} AS "
-        f"SELECT line::BIGINT AS _line, arg_min(error_type::VARCHAR || ': ' || "
-        f"coalesce(error_message, ''), coalesce(column_idx, 0)) AS _malformed, "
-        f"any_value(trim(csv_line, chr(10) || chr(13))) AS _raw_line, "
-        f"row_number() OVER (ORDER BY line) AS _j FROM {_q(rejects)} GROUP BY line"
-    )
-    columns = [
-        row[0]
-        for row in duck.execute(f"DESCRIBE {_q(table + '__ok')}").fetchall()
-        if row[0] != "_ord"
-    ]
-    select_cols = ", ".join(f"ok.{_q(c)}" for c in columns)
-    null_cols = ", ".join(f"NULL::VARCHAR AS {_q(c)}" for c in columns)
-    # The accepted rows come in file order; the i-th accepted row sits on line
-    # header + i + (number of malformed lines before it). Malformed line j is preceded
-    # by (line_j - header - j) accepted rows, so an as-of join finds that count (with
-    # several malformed lines in a row, the last of them).
-    body = (
-        f"WITH bad AS (SELECT _line - {header_lines} - _j AS _before, max(_j) AS _j FROM "
-        f"{_q(table + '__bad')} GROUP BY _before) "
-        f"SELECT {select_cols}, ok._ord + {header_lines} + coalesce(bad._j, 0) AS _line, "
-        f"NULL::VARCHAR AS _malformed, NULL::VARCHAR AS _raw_line "
-        f"FROM {_q(table + '__ok')} ok ASOF LEFT JOIN bad ON ok._ord > bad._before "
-        f"UNION ALL BY NAME SELECT {null_cols + ', ' if columns else ''}_line, _malformed, _raw_line "
-        f"FROM {_q(table + '__bad')}"
-    )
-    duck.execute(f"DROP TABLE IF EXISTS {_q(rejects)}; DROP TABLE IF EXISTS {_q(scans)}")
-    # A view, not a copy: the parser reads through it in the same pass.
-    return _finish(duck, table, body, view=True, scratch=(table + "__ok", table + "__bad"))
+    return Scan(sql, names, header_lines, rejects=rejects, numbered=False, scratch=(rejects, scans))
 
 
-def read_parquet(duck: Any, file: InputFile, table: str) -> RawRead:
-    try:
-        body = (
-            f"SELECT COLUMNS(c -> c != 'file_row_number')::VARCHAR, file_row_number + 1 AS _line, "
-            f"NULL::VARCHAR AS _malformed, NULL::VARCHAR AS _raw_line FROM "
-            f"read_parquet({_lit(str(file.path))}, file_row_number = true)"
+def csv_error(file: InputFile, exc: Exception) -> SourceError:
+    """The message for a CSV DuckDB cannot read at all."""
+    hint = ""
+    if "state machine" in str(exc):
+        hint = (
+            " (the file mixes line endings or is not CSV in this dialect; fix the export, or "
+            "set csv.strict: false to read it leniently, where surplus fields are dropped)"
         )
-        return _finish(duck, table, body)
-    except Exception as exc:
-        raise SourceError(
-            f"{file.relative}: cannot be read as Parquet: {_first_line(exc)}"
-        ) from exc
+    return SourceError(f"{file.relative}: cannot be read as CSV: {first_line(exc)}{hint}")
 
 
-def read_jsonl(duck: Any, file: InputFile, table: str) -> RawRead:
+def malformed_rows(duck: Any, scan: Scan) -> str | None:
+    """After the scan ran: a SELECT of its malformed lines, one record per line, or None.
+
+    Columns: ``_line``, ``_j`` (1-based rank among malformed lines), ``_before`` (how
+    many good records precede it), ``_malformed`` (DuckDB's first error) and
+    ``_raw_line``. DuckDB logs one error per missing column, so errors are grouped.
+    """
+    if scan.rejects is None:
+        return None
+    found = duck.execute(f"SELECT count(*) FROM {_q(scan.rejects)}").fetchone()[0]
+    if not found:
+        return None
+    return (
+        f"SELECT _line, _j, _line - {scan.header_lines} - _j AS _before, _malformed, _raw_line FROM ("
+        f"SELECT line::BIGINT AS _line, row_number() OVER (ORDER BY line) AS _j, "
+        f"arg_min(error_type::VARCHAR || ': ' || coalesce(error_message, ''), coalesce(column_idx, 0)) "
+        f"AS _malformed, any_value(trim(csv_line, chr(10) || chr(13))) AS _raw_line "
+        f"FROM {_q(scan.rejects)} GROUP BY line)"
+    )
+
+
+def read_parquet(duck: Any, file: InputFile, name: str) -> Scan:
+    path = _lit(str(file.path))
+    try:
+        columns = [
+            row[0]
+            for row in duck.execute(f"DESCRIBE SELECT * FROM read_parquet({path})").fetchall()
+        ]
+    except duckdb.Error as exc:
+        raise SourceError(f"{file.relative}: cannot be read as Parquet: {first_line(exc)}") from exc
+    cols = ", ".join(f"{_q(c)}::VARCHAR AS {_q(c)}" for c in columns)
+    sql = f"SELECT {cols}, file_row_number + 1 AS _ord FROM read_parquet({path}, file_row_number = true)"
+    return Scan(sql, columns)
+
+
+def read_jsonl(duck: Any, file: InputFile, name: str) -> Scan:
     """JSON lines: each line is parsed on its own, so one bad line is one quarantined record."""
     if file.size_bytes == 0:
         raise SourceError(f"{file.relative}: the file is empty (0 bytes)")
-    lines = f"{table}__lines"
+    lines = f"{name}__lines"
     try:
         duck.execute(
-            f"CREATE OR REPLACE TEMP TABLE {_q(lines)} AS SELECT text, row_number() OVER () AS _line "
-            f"FROM read_csv({_lit(str(file.path))}, columns = {{'text': 'VARCHAR'}}, header = false, "
+            f"CREATE OR REPLACE TEMP TABLE {_q(lines)} AS SELECT text, _ord, "
+            "CASE WHEN NOT coalesce(json_valid(text), false) THEN 'INVALID JSON: not a valid JSON value' "
+            "WHEN json_type(text::JSON) != 'OBJECT' THEN 'INVALID JSON: the line is not a JSON object' "
+            "END AS _malformed FROM (SELECT text, row_number() OVER () AS _ord FROM "
+            f"read_csv({_lit(str(file.path))}, columns = {{'text': 'VARCHAR'}}, header = false, "
             "delim = '\\x1e', quote = '', escape = '', strict_mode = false, null_padding = true, "
-            "max_line_size = 16777216)"
+            "max_line_size = 16777216)) WHERE text IS NOT NULL AND trim(text) != ''"
         )
-    except Exception as exc:
+    except duckdb.Error as exc:
         raise SourceError(
-            f"{file.relative}: cannot be read as JSON lines: {_first_line(exc)}"
+            f"{file.relative}: cannot be read as JSON lines: {first_line(exc)}"
         ) from exc
-    duck.execute(
-        f"CREATE OR REPLACE TEMP TABLE {_q(lines + '2')} AS SELECT *, "
-        "CASE WHEN NOT coalesce(json_valid(text), false) THEN 'INVALID JSON: not a valid JSON value' "
-        "WHEN json_type(text::JSON) != 'OBJECT' THEN 'INVALID JSON: the line is not a JSON object' "
-        f"END AS _malformed FROM {_q(lines)} WHERE text IS NOT NULL AND trim(text) != ''"
-    )
     keys = [
         row[0]
         for row in duck.execute(
-            f"SELECT k FROM (SELECT unnest(json_keys(text::JSON)) AS k, _line FROM {_q(lines + '2')} "
-            "WHERE _malformed IS NULL) GROUP BY k ORDER BY min(_line), k"
+            f"SELECT k FROM (SELECT unnest(json_keys(text::JSON)) AS k, _ord FROM {_q(lines)} "
+            "WHERE _malformed IS NULL) GROUP BY k ORDER BY min(_ord), k"
         ).fetchall()
     ]
     paths = [_lit('$."' + k.replace('"', '\\"') + '"') for k in keys]
@@ -230,13 +212,11 @@ def read_jsonl(duck: Any, file: InputFile, table: str) -> RawRead:
         f"CASE WHEN _malformed IS NULL THEN json_extract_string(text::JSON, {path}) END AS {_q(k)}, "
         for k, path in zip(keys, paths, strict=True)
     )
-    body = (
-        f"SELECT {cols}_line, _malformed, CASE WHEN _malformed IS NOT NULL THEN text END AS _raw_line "
-        f"FROM {_q(lines + '2')}"
+    sql = (
+        f"SELECT {cols}_ord, _malformed, CASE WHEN _malformed IS NOT NULL THEN text END "
+        f"AS _raw_line FROM {_q(lines)}"
     )
-    result = _finish(duck, table, body)
-    duck.execute(f"DROP TABLE IF EXISTS {_q(lines)}; DROP TABLE IF EXISTS {_q(lines + '2')}")
-    return result
+    return Scan(sql, keys, marks_malformed=True, scratch=(lines,))
 
 
 def _sql_batches(
@@ -267,8 +247,12 @@ def _sql_batches(
     return names, batches()
 
 
-def read_sql(duck: Any, source: SourceConfig, project_dir: Path, table: str) -> RawRead:
-    """Stream a SQLite table or query into DuckDB in batches (all values as text)."""
+def read_sql(duck: Any, source: SourceConfig, project_dir: Path, name: str) -> Scan:
+    """Copy a SQLite table or query into DuckDB in batches (all values as text).
+
+    Unlike files, a query result is copied first: its content fingerprint decides
+    whether it changed since the last load.
+    """
     assert source.sql is not None
     path = Path(source.sql.url.removeprefix("sqlite:///"))
     path = path if path.is_absolute() else project_dir / path
@@ -278,28 +262,27 @@ def read_sql(duck: Any, source: SourceConfig, project_dir: Path, table: str) -> 
     reader = pa.RecordBatchReader.from_batches(
         pa.schema([(n, pa.string()) for n in names]), batches
     )
-    view = f"{table}__arrow"
+    view, table = f"{name}__arrow", f"{name}__rows"
     duck.register(view, reader)
     try:
-        body = (
-            f"SELECT *, row_number() OVER () AS _line, NULL::VARCHAR AS _malformed, "
-            f"NULL::VARCHAR AS _raw_line FROM {_q(view)}"
+        duck.execute(
+            f"CREATE OR REPLACE TEMP TABLE {_q(table)} AS "
+            f"SELECT *, row_number() OVER () AS _ord FROM {_q(view)}"
         )
-        return _finish(duck, table, body)
     except duckdb.Error as exc:
-        raise SourceError(
-            f"{source.sql.url}: reading the query failed: {_first_line(exc)}"
-        ) from exc
+        raise SourceError(f"{source.sql.url}: reading the query failed: {first_line(exc)}") from exc
     finally:
         duck.unregister(view)
+    return Scan(f"SELECT * FROM {_q(table)}", names, scratch=(table,))
 
 
-def sql_fingerprint(duck: Any, table: str, columns: list[str]) -> str:
+def sql_fingerprint(duck: Any, scan: Scan) -> str:
     """An order-independent content hash of a query's rows (a query has no file sha256)."""
-    if not columns:
+    if not scan.columns:
         return "empty"
-    packed = ", ".join(f"coalesce({_q(c)}, '\\0')" for c in columns)
+    packed = ", ".join(f"coalesce({_q(c)}, '\\0')" for c in scan.columns)
     value = duck.execute(
-        f"SELECT count(*), coalesce(sum(hash(concat_ws('|', {packed}))::HUGEINT), 0) FROM {_q(table)}"
+        f"SELECT count(*), coalesce(sum(hash(concat_ws('|', {packed}))::HUGEINT), 0) "
+        f"FROM ({scan.sql})"
     ).fetchone()
     return f"rows{value[0]}-{int(value[1]) % 2**64:016x}"

@@ -42,8 +42,14 @@ class Rule:
     message: Message
 
 
+def raw_of(t: ir.Table, column: str) -> ir.StringValue:
+    """The raw text of a column: its ``__raw`` twin when the parser kept one, else itself."""
+    twin = f"{column}__raw"
+    return t[twin] if twin in t.columns else t[column]
+
+
 def _text(t: ir.Table, column: str) -> ir.StringValue:
-    return t[f"{column}__raw"].fill_null("")
+    return raw_of(t, column).fill_null("")
 
 
 def _say(column: str, template: str) -> Message:
@@ -71,7 +77,7 @@ def rules_for(contract: Contract, quality: QualityConfig, now: datetime) -> list
                     col.name,
                     "reject",
                     f"{col.name} must not be empty.",
-                    lambda t, c=col.name: t[f"{c}__raw"].isnull(),
+                    lambda t, c=col.name: raw_of(t, c).isnull(),
                     lambda t, c=col.name: ibis.literal(f"{c}: required value is empty"),
                 )
             )
@@ -236,20 +242,64 @@ def _same(t: ir.Table, columns: list[str], prefix: str) -> ir.BooleanValue:
     return same
 
 
-def classify(checked: ir.Table, contract: Contract, existing: ir.Table | None) -> ir.Table:
-    """Give each row one ``_outcome``: clean, quarantine or duplicate.
+EXCEPTION_COLUMNS = ("_line", "_outcome", "_rule", "_column", "_message")
 
-    Among rows that pass every rule, the first row of a key (lowest line) wins; a later
-    row with identical values is a duplicate, one with different values breaks the key
-    and goes to quarantine. ``existing`` holds rows already loaded from other files
-    (``_key``, ``_file``, ``_line`` and the contract columns): they win over new rows.
 
-    Values are compared exactly, column by column, and only for keys that repeat: a
-    hash aggregate finds those, so the common case (unique keys) costs one grouping
-    instead of a sort of the whole load.
+def exceptions(checked: ir.Table, contract: Contract, existing: ir.Table | None) -> ir.Table:
+    """The rows that are not simply clean, with their outcome and reason.
+
+    One row per ``_line`` of a quarantined or duplicate record (every other record is
+    clean), columns :data:`EXCEPTION_COLUMNS`:
+
+    - a row that breaks a rule goes to quarantine under its first rule;
+    - among rows that pass, a row whose key was already loaded from another file
+      (``existing``: ``_key``, ``_file``, ``_line`` and the contract columns) is a
+      duplicate if its values are identical, else it breaks the key (``unique.key``);
+    - otherwise the first row of a key in this file (lowest line) wins; a later row with
+      identical values is a duplicate, one with different values breaks the key.
+
+    Values are compared exactly, column by column, and only for keys that repeat: a hash
+    aggregate finds those, so the common case (unique keys) costs one grouping and the
+    result stays small, however large the load.
     """
     cols = contract.names
-    valid = checked.filter(checked._rule.isnull())
+    valid = checked.filter(checked._rule.isnull()).select("_key", "_line", *cols)
+    parts = [
+        checked.filter(checked._rule.notnull()).select(
+            _line=checked._line,
+            _outcome=ibis.literal("quarantine"),
+            _rule=checked._rule,
+            _column=checked._column,
+            _message=checked._message,
+        )
+    ]
+    if existing is not None:
+        prior = existing.select(
+            _pkey=existing._key,
+            _prior_file=existing._file,
+            _prior_line=existing._line,
+            **{f"_p_{c}": existing[c] for c in cols},
+        )
+        hit = valid.join(prior, valid._key == prior._pkey)
+        same = _same(hit, cols, "_p_")
+        parts.append(
+            hit.select(
+                _line=hit._line,
+                _outcome=ibis.ifelse(same, "duplicate", "quarantine"),
+                _rule=ibis.ifelse(same, ibis.null("string"), "unique.key"),
+                _column=ibis.ifelse(same, ibis.null("string"), "*"),
+                _message=ibis.ifelse(
+                    same,
+                    ibis.null("string"),
+                    ibis.literal("key already loaded from ")
+                    + hit._prior_file
+                    + ibis.literal(" line ")
+                    + hit._prior_line.cast("string")
+                    + ibis.literal(" with different values"),
+                ),
+            )
+        )
+        valid = valid.anti_join(prior, valid._key == prior._pkey)
     repeated = (
         valid.group_by("_key")
         .agg(_n=valid.count(), _first_line=valid._line.min())
@@ -258,57 +308,21 @@ def classify(checked: ir.Table, contract: Contract, existing: ir.Table | None) -
     firsts = valid.join(
         repeated, [valid._key == repeated._key, valid._line == repeated._first_line]
     ).select(_fkey=valid._key, _first_line=valid._line, **{f"_f_{c}": valid[c] for c in cols})
-    t = checked.left_join(firsts, checked._key == firsts._fkey)
-    if existing is not None:
-        prior = existing.select(
-            _pkey=existing._key,
-            _prior_file=existing._file,
-            _prior_line=existing._line,
-            **{f"_p_{c}": existing[c] for c in cols},
+    later = valid.join(firsts, valid._key == firsts._fkey).filter(lambda r: r._line > r._first_line)
+    same = _same(later, cols, "_f_")
+    parts.append(
+        later.select(
+            _line=later._line,
+            _outcome=ibis.ifelse(same, "duplicate", "quarantine"),
+            _rule=ibis.ifelse(same, ibis.null("string"), "unique.key"),
+            _column=ibis.ifelse(same, ibis.null("string"), "*"),
+            _message=ibis.ifelse(
+                same,
+                ibis.null("string"),
+                ibis.literal("same key as line ")
+                + later._first_line.cast("string")
+                + ibis.literal(" of this file with different values"),
+            ),
         )
-        t = t.left_join(prior, t._key == prior._pkey)
-    else:
-        t = t.mutate(
-            _pkey=ibis.null("string"),
-            _prior_file=ibis.null("string"),
-            _prior_line=ibis.null("int64"),
-            **{f"_p_{c}": ibis.null(checked[c].type()) for c in cols},
-        )
-    valid = t._rule.isnull()
-    seen_before = t._prior_line.notnull()
-    same_as_prior = seen_before & _same(t, cols, "_p_")
-    later_in_file = t._first_line.notnull() & (t._line > t._first_line)
-    same_as_first = _same(t, cols, "_f_")
-    conflict_msg_prior = (
-        ibis.literal("key already loaded from ")
-        + t._prior_file
-        + ibis.literal(" line ")
-        + t._prior_line.cast("string")
-        + ibis.literal(" with different values")
     )
-    conflict_msg_file = (
-        ibis.literal("same key as line ")
-        + t._first_line.cast("string")
-        + ibis.literal(" of this file with different values")
-    )
-    outcome = ibis.cases(
-        (~valid, "quarantine"),
-        (same_as_prior, "duplicate"),
-        (seen_before, "quarantine"),
-        (later_in_file & same_as_first, "duplicate"),
-        (later_in_file, "quarantine"),
-        else_="clean",
-    )
-    key_broken = valid & (
-        (seen_before & ~same_as_prior) | (~seen_before & later_in_file & ~same_as_first)
-    )
-    helper = ["_fkey", "_first_line", "_pkey", "_prior_file", "_prior_line"]
-    helper += [f"_f_{c}" for c in cols] + [f"_p_{c}" for c in cols]
-    return t.mutate(
-        _outcome=outcome,
-        _rule=ibis.ifelse(key_broken, "unique.key", t._rule),
-        _column=ibis.ifelse(key_broken, "*", t._column),
-        _message=ibis.ifelse(
-            key_broken, ibis.ifelse(seen_before, conflict_msg_prior, conflict_msg_file), t._message
-        ),
-    ).drop(*helper)
+    return ibis.union(*parts)
