@@ -153,9 +153,11 @@ print(json.dumps({"rows_in": rows_in, "rows_clean": int(keep.sum()), "rows_quara
 def run(code: str, *args: str) -> dict[str, object]:
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, text=True)
+    output = (
+        proc.stdout.read() if proc.stdout else ""
+    )  # read to EOF first: a full pipe blocks the child
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
-    output = proc.stdout.read() if proc.stdout else ""
     if status != 0:
         raise SystemExit(f"contender failed with status {status}")
     result = json.loads(output.strip().splitlines()[-1])

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import ibis
 import ibis.expr.types as ir
 
 from custintel import __version__
@@ -33,9 +32,12 @@ from custintel.core.config import ProjectConfig, SourceConfig
 from custintel.core.contracts import Contract, get_contract
 from custintel.core.errors import ReconciliationError, SourceError
 from custintel.core.lineage import append_ops, ensure_ops_tables, now, record_lineage
+from custintel.core.sqltext import ident as _q
+from custintel.core.sqltext import literal as _lit
 from custintel.core.warehouse import Warehouse
 from custintel.ingest import readers
 from custintel.ingest.files import InputFile, discover
+from custintel.ingest.outcomes import clean_rows, quarantined_rows
 from custintel.ingest.parse import (
     Mapping,
     numbered,
@@ -43,7 +45,7 @@ from custintel.ingest.parse import (
     resolve_mapping,
     with_malformed,
 )
-from custintel.ingest.rules import check, exceptions, raw_of, rules_for
+from custintel.ingest.rules import check, exceptions, rules_for
 
 QUARANTINE_TABLE = "rows"
 Progress = Callable[[str, int, int], None]
@@ -116,14 +118,6 @@ def session_timezone(duck: Any, zone: str) -> Iterator[None]:
         yield
     finally:
         duck.execute("SET TimeZone = 'UTC'")
-
-
-def _q(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 class Loader:
@@ -239,6 +233,11 @@ class Loader:
             result = load()
         except SourceError as exc:
             result = LoadResult(name, label, "failed", message=str(exc))
+        except duckdb.Error as exc:
+            # An input DuckDB chokes on in a way no rule foresaw fails alone, with its name;
+            # the other inputs of the run still load.
+            message = f"{name}: {label}: {type(exc).__name__}: {readers.first_line(exc)}"
+            result = LoadResult(name, label, "failed", message=message)
         result.seconds = round(time.perf_counter() - start, 3)
         return result
 
@@ -495,64 +494,3 @@ def reconcile(wh: Warehouse, result: LoadResult, contract: Contract, load_id: st
             f"{result.source}: {result.file}: {result.rows_in} rows in but {written_clean} clean + "
             f"{written_q} quarantined + {result.rows_duplicate} duplicates were written"
         )
-
-
-CLEAN_LINEAGE = ("source", "_source", "_file", "_line", "_load_id", "_flags", "_extra", "_key")
-
-
-def clean_rows(checked: ir.Table, found: ir.Table, contract: Contract) -> ir.Table:
-    """The rows that passed, in contract shape plus lineage columns."""
-    kept = checked.anti_join(found, checked._line == found._line)
-    return kept.select(*contract.names, *CLEAN_LINEAGE)
-
-
-def _json_string(value: ir.StringValue) -> ir.StringValue:
-    """A JSON string literal for ``value``.
-
-    Written by hand because Ibis has no portable struct-to-JSON: DuckDB and Spark spell
-    it differently. Only quarantined rows go through it, so speed does not matter.
-    """
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    for char, code in (("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")):
-        escaped = escaped.replace(char, code)
-    return ibis.ifelse(value.isnull(), "null", ibis.literal('"') + escaped + ibis.literal('"'))
-
-
-def _json_object(pairs: dict[str, ir.StringValue]) -> ir.StringValue:
-    if not pairs:
-        return ibis.literal("{}")
-    parts: list[ir.StringValue] = []
-    for i, (key, value) in enumerate(pairs.items()):
-        parts.append(ibis.literal(("{" if i == 0 else ",") + json.dumps(key) + ":"))
-        parts.append(_json_string(value))
-    parts.append(ibis.literal("}"))
-    return ibis.literal("").join(parts)
-
-
-def quarantined_rows(
-    checked: ir.Table,
-    found: ir.Table,
-    contract: Contract,
-    sources: dict[str, str],
-    run_id: str,
-    at: datetime,
-) -> ir.Table:
-    """Rejected rows with where they came from, the rule, a message and the raw values."""
-    bad = found.filter(found._outcome == "quarantine")
-    t = checked.join(bad, checked._line == bad._line)
-    raw = _json_object({src: raw_of(t, col) for col, src in sources.items()})
-    return t.select(
-        run_id=ibis.literal(run_id),
-        _load_id=t._load_id,
-        contract=ibis.literal(contract.name),
-        source=t.source,
-        _source=t._source,
-        _file=t._file,
-        _line=t._line,
-        rule=bad._rule,
-        column_name=bad._column,
-        message=bad._message,
-        raw=ibis.ifelse(t._malformed.notnull(), _json_object({"line": t._raw_line}), raw),
-        extra=t._extra,
-        quarantined_at=ibis.literal(at, type="timestamp('UTC')"),
-    )

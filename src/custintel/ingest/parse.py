@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from custintel.core.config import SourceConfig
 from custintel.core.contracts import Column, Contract
 from custintel.core.errors import SourceError
+from custintel.core.sqltext import ident as _q
+from custintel.core.sqltext import literal as _lit
 from custintel.ingest.readers import Scan
 
 TRUE_WORDS = ("true", "t", "1", "yes", "y")
@@ -27,14 +29,6 @@ class Mapping:
     sources: dict[str, str]  # contract column -> source column
     constants: dict[str, str]  # contract column -> fixed text
     extra: list[str]  # source columns no contract column uses (schema drift)
-
-
-def _q(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def resolve_mapping(

@@ -25,6 +25,8 @@ import pyarrow as pa
 
 from custintel.core.config import CsvOptions, SourceConfig
 from custintel.core.errors import SourceError
+from custintel.core.sqltext import ident as _q
+from custintel.core.sqltext import literal as _lit
 from custintel.ingest.files import InputFile
 
 
@@ -47,14 +49,6 @@ class Scan:
     numbered: bool = True
     """False when ``sql`` has no ``_ord``: records are then numbered in scan order."""
     scratch: tuple[str, ...] = ()
-
-
-def _q(identifier: str) -> str:
-    return '"' + identifier.replace('"', '""') + '"'
-
-
-def _lit(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def first_line(exc: Exception) -> str:
