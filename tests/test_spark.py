@@ -27,7 +27,7 @@ def _clean_tables(project: Project) -> dict[str, pd.DataFrame]:
     wh = project.warehouse
     out = {}
     for name in ("orders", "customers", "web_events"):
-        frame = wh.table("clean", name).drop("_key", "_load_id").execute()
+        frame = wh.table("clean", name).drop("_load_id").execute()
         for col in frame.columns:
             # Spark's TIMESTAMP is an instant shown in the session zone (UTC here) and
             # comes back naive; DuckDB's TIMESTAMPTZ comes back aware. Compare instants.

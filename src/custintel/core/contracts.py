@@ -494,7 +494,6 @@ LINEAGE_COLUMNS: dict[str, str] = {
     "_load_id": "Id of the load that wrote the row (one per file and content hash).",
     "_flags": "Comma-separated syntax flags (e.g. email.syntax) of a kept row, or empty.",
     "_extra": "JSON of source columns the contract does not know (schema drift), or empty.",
-    "_key": "The source system and the contract key as text: finds the same key across files.",
 }
 
 

@@ -384,7 +384,7 @@ class Loader:
             if self.wh.exists("clean", contract.name):
                 t = self.wh.table("clean", contract.name)
                 existing = t.filter((t._source != name) | (t._file != label))
-                existing = existing.select("_key", "_file", "_line", *contract.names)
+                existing = existing.select("source", "_file", "_line", *contract.names)
             found = self._stage(exceptions_name, exceptions(checked, contract, existing))
             result = _count(name, label, checked, found, contract)
             result.extra_columns = mapping.extra

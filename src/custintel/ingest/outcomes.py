@@ -11,7 +11,7 @@ import ibis.expr.types as ir
 from custintel.core.contracts import Contract
 from custintel.ingest.rules import raw_of
 
-CLEAN_LINEAGE = ("source", "_source", "_file", "_line", "_load_id", "_flags", "_extra", "_key")
+CLEAN_LINEAGE = ("source", "_source", "_file", "_line", "_load_id", "_flags", "_extra")
 
 
 def clean_rows(checked: ir.Table, found: ir.Table, contract: Contract) -> ir.Table:

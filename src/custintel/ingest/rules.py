@@ -23,8 +23,6 @@ from custintel.core.contracts import Contract
 
 EMAIL_PATTERN = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
 PHONE_PATTERN = r"^\+?[0-9 ()./-]{6,24}$"
-KEY_SEPARATOR = "\u241f"  # printable: SQL engines choke on control characters in literals
-NULL_MARK = "\u2400"
 
 Predicate = Callable[[ir.Table], ir.BooleanValue]
 Message = Callable[[ir.Table], ir.StringValue]
@@ -203,13 +201,8 @@ def rules_for(contract: Contract, quality: QualityConfig, now: datetime) -> list
     return rules
 
 
-def _as_key_text(value: ir.Value) -> ir.StringValue:
-    return value.cast("string").fill_null(NULL_MARK)
-
-
 def check(t: ir.Table, contract: Contract, rules: list[Rule]) -> ir.Table:
-    """Add ``_rule``, ``_column``, ``_message`` (first rejecting rule), ``_flags`` and
-    ``_key`` (the source system and the contract key as text) to a parsed table."""
+    """Add ``_rule``, ``_column``, ``_message`` (first rejecting rule) and ``_flags``."""
     rejecting = [r for r in rules if r.action == "reject"]
     flagging = [r for r in rules if r.action == "flag"]
     # A malformed row has no values, so only the malformed rule may judge it.
@@ -222,7 +215,6 @@ def check(t: ir.Table, contract: Contract, rules: list[Rule]) -> ir.Table:
 
     flags = [ibis.ifelse(ok & r.bad(t).fill_null(False), r.id, None) for r in flagging]
     flag_text = ibis.literal(",").join(flags) if flags else None
-    key_parts = [t.source] + [_as_key_text(t[c]) for c in contract.key]
     return t.mutate(
         _rule=first(lambda r: ibis.literal(r.id)),
         _column=first(lambda r: ibis.literal(r.column)),
@@ -230,7 +222,6 @@ def check(t: ir.Table, contract: Contract, rules: list[Rule]) -> ir.Table:
         _flags=ibis.null("string")
         if flag_text is None
         else ibis.ifelse(flag_text == "", ibis.null("string"), flag_text),
-        _key=ibis.literal(KEY_SEPARATOR).join(key_parts),
     )
 
 
@@ -245,6 +236,13 @@ def _same(t: ir.Table, columns: list[str], prefix: str) -> ir.BooleanValue:
 EXCEPTION_COLUMNS = ("_line", "_outcome", "_rule", "_column", "_message")
 
 
+def _matches(
+    left: ir.Table, right: ir.Table, keys: list[str], prefix: str
+) -> list[ir.BooleanValue]:
+    """Join predicates: each key column equals its ``prefix``-ed twin, NULL matching NULL."""
+    return [left[k].identical_to(right[prefix + k]) for k in keys]
+
+
 def exceptions(checked: ir.Table, contract: Contract, existing: ir.Table | None) -> ir.Table:
     """The rows that are not simply clean, with their outcome and reason.
 
@@ -252,18 +250,20 @@ def exceptions(checked: ir.Table, contract: Contract, existing: ir.Table | None)
     clean), columns :data:`EXCEPTION_COLUMNS`:
 
     - a row that breaks a rule goes to quarantine under its first rule;
-    - among rows that pass, a row whose key was already loaded from another file
-      (``existing``: ``_key``, ``_file``, ``_line`` and the contract columns) is a
-      duplicate if its values are identical, else it breaks the key (``unique.key``);
+    - among rows that pass, a row whose key (source system and contract key) was already
+      loaded from another file (``existing``: ``source``, ``_file``, ``_line`` and the
+      contract columns) is a duplicate if its values are identical, else it breaks the
+      key (``unique.key``);
     - otherwise the first row of a key in this file (lowest line) wins; a later row with
       identical values is a duplicate, one with different values breaks the key.
 
-    Values are compared exactly, column by column, and only for keys that repeat: a hash
-    aggregate finds those, so the common case (unique keys) costs one grouping and the
-    result stays small, however large the load.
+    Keys and values are compared exactly, column by column (NULL equals NULL), and values
+    only for keys that repeat: a hash aggregate finds those, so the common case (unique
+    keys) costs one grouping and the result stays small, however large the load.
     """
     cols = contract.names
-    valid = checked.filter(checked._rule.isnull()).select("_key", "_line", *cols)
+    keys = ["source", *contract.key]
+    valid = checked.filter(checked._rule.isnull()).select("source", "_line", *cols)
     parts = [
         checked.filter(checked._rule.notnull()).select(
             _line=checked._line,
@@ -275,12 +275,11 @@ def exceptions(checked: ir.Table, contract: Contract, existing: ir.Table | None)
     ]
     if existing is not None:
         prior = existing.select(
-            _pkey=existing._key,
             _prior_file=existing._file,
             _prior_line=existing._line,
-            **{f"_p_{c}": existing[c] for c in cols},
+            **{f"_p_{c}": existing[c] for c in ["source", *cols]},
         )
-        hit = valid.join(prior, valid._key == prior._pkey)
+        hit = valid.join(prior, _matches(valid, prior, keys, "_p_"))
         same = _same(hit, cols, "_p_")
         parts.append(
             hit.select(
@@ -299,16 +298,18 @@ def exceptions(checked: ir.Table, contract: Contract, existing: ir.Table | None)
                 ),
             )
         )
-        valid = valid.anti_join(prior, valid._key == prior._pkey)
+        valid = valid.anti_join(prior, _matches(valid, prior, keys, "_p_"))
     repeated = (
-        valid.group_by("_key")
+        valid.group_by(keys)
         .agg(_n=valid.count(), _first_line=valid._line.min())
         .filter(lambda r: r._n > 1)
     )
     firsts = valid.join(
-        repeated, [valid._key == repeated._key, valid._line == repeated._first_line]
-    ).select(_fkey=valid._key, _first_line=valid._line, **{f"_f_{c}": valid[c] for c in cols})
-    later = valid.join(firsts, valid._key == firsts._fkey).filter(lambda r: r._line > r._first_line)
+        repeated, [*_matches(valid, repeated, keys, ""), valid._line == repeated._first_line]
+    ).select(_first_line=valid._line, **{f"_f_{c}": valid[c] for c in ["source", *cols]})
+    later = valid.join(firsts, _matches(valid, firsts, keys, "_f_")).filter(
+        lambda r: r._line > r._first_line
+    )
     same = _same(later, cols, "_f_")
     parts.append(
         later.select(
