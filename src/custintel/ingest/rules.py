@@ -280,24 +280,13 @@ def exceptions(checked: ir.Table, contract: Contract, existing: ir.Table | None)
             **{f"_p_{c}": existing[c] for c in ["source", *cols]},
         )
         hit = valid.join(prior, _matches(valid, prior, keys, "_p_"))
-        same = _same(hit, cols, "_p_")
-        parts.append(
-            hit.select(
-                _line=hit._line,
-                _outcome=ibis.ifelse(same, "duplicate", "quarantine"),
-                _rule=ibis.ifelse(same, ibis.null("string"), "unique.key"),
-                _column=ibis.ifelse(same, ibis.null("string"), "*"),
-                _message=ibis.ifelse(
-                    same,
-                    ibis.null("string"),
-                    ibis.literal("key already loaded from ")
-                    + hit._prior_file
-                    + ibis.literal(" line ")
-                    + hit._prior_line.cast("string")
-                    + ibis.literal(" with different values"),
-                ),
-            )
+        where = (
+            ibis.literal("key already loaded from ")
+            + hit._prior_file
+            + ibis.literal(" line ")
+            + hit._prior_line.cast("string")
         )
+        parts.append(_key_decision(hit, _same(hit, cols, "_p_"), where))
         valid = valid.anti_join(prior, _matches(valid, prior, keys, "_p_"))
     repeated = (
         valid.group_by(keys)
@@ -310,20 +299,18 @@ def exceptions(checked: ir.Table, contract: Contract, existing: ir.Table | None)
     later = valid.join(firsts, _matches(valid, firsts, keys, "_f_")).filter(
         lambda r: r._line > r._first_line
     )
-    same = _same(later, cols, "_f_")
-    parts.append(
-        later.select(
-            _line=later._line,
-            _outcome=ibis.ifelse(same, "duplicate", "quarantine"),
-            _rule=ibis.ifelse(same, ibis.null("string"), "unique.key"),
-            _column=ibis.ifelse(same, ibis.null("string"), "*"),
-            _message=ibis.ifelse(
-                same,
-                ibis.null("string"),
-                ibis.literal("same key as line ")
-                + later._first_line.cast("string")
-                + ibis.literal(" of this file with different values"),
-            ),
-        )
-    )
+    where = ibis.literal("same key as line ") + later._first_line.cast("string") + " of this file"
+    parts.append(_key_decision(later, _same(later, cols, "_f_"), where))
     return ibis.union(*parts)
+
+
+def _key_decision(t: ir.Table, same: ir.BooleanValue, where: ir.StringValue) -> ir.Table:
+    """A row whose key was seen before: a duplicate when its values are the same, else
+    quarantined for breaking the key, saying ``where`` the key was seen."""
+    return t.select(
+        _line=t._line,
+        _outcome=ibis.ifelse(same, "duplicate", "quarantine"),
+        _rule=ibis.ifelse(same, ibis.null("string"), "unique.key"),
+        _column=ibis.ifelse(same, ibis.null("string"), "*"),
+        _message=ibis.ifelse(same, ibis.null("string"), where + " with different values"),
+    )
