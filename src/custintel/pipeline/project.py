@@ -119,7 +119,12 @@ class Project:
                 return StageResult(
                     "ingest", "failed", "; ".join(r.message for r in summary.failed), detail
                 )
-            return StageResult("ingest", "ok", "", detail)
+            counts = (
+                f"{detail['files_loaded']} loaded, {detail['files_skipped']} unchanged; "
+                f"{detail['rows_in']} rows in = {detail['rows_clean']} clean + "
+                f"{detail['rows_quarantined']} quarantined + {detail['rows_duplicate']} duplicates"
+            )
+            return StageResult("ingest", "ok", counts, detail)
 
         return {"ingest": ingest}
 
