@@ -25,7 +25,3 @@ class WarehouseError(CustintelError):
 
 class ReconciliationError(CustintelError):
     """Row counts of a load do not add up: rows_in != clean + quarantined + duplicates."""
-
-
-class StageError(CustintelError):
-    """A pipeline stage failed."""

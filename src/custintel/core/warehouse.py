@@ -253,12 +253,3 @@ class Warehouse:
 
     def drop(self, schema: str, name: str) -> None:
         self.sql(f"DROP TABLE IF EXISTS {self.qualified(schema, name)}")
-
-    def upload(self, schema: str, name: str, frame: Any, *, replace: bool = True) -> None:
-        """Write a small in-memory frame (pandas/pyarrow) as a table."""
-        if replace:
-            self.con.create_table(name, frame, database=schema, overwrite=True)
-        elif self.exists(schema, name):
-            self.con.insert(name, frame, database=schema)
-        else:
-            self.con.create_table(name, frame, database=schema)

@@ -18,7 +18,7 @@ from custintel.core.config import (
     dump_config,
     load_config,
 )
-from custintel.core.errors import ConfigError, CustintelError, StageError
+from custintel.core.errors import ConfigError, CustintelError
 from custintel.core.lineage import append_ops, ensure_ops_tables, new_run_id, now
 from custintel.core.warehouse import SCHEMAS, Warehouse
 from custintel.ingest.loader import IngestSummary, Loader, Progress
@@ -220,4 +220,4 @@ class Project:
         }
 
 
-__all__ = ["Project", "RunResult", "StageError", "StageResult", "init_project"]
+__all__ = ["Project", "RunResult", "StageResult", "init_project"]
