@@ -20,7 +20,7 @@ STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;color:#1d232b;padding:0 1rem}
 h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem;border-bottom:1px solid #dde2e8;padding-bottom:.3rem}
 table{border-collapse:collapse;font-size:.88rem;margin:.5rem 0}
-th,td{border-bottom:1px solid #e6e9ee;padding:.3rem .6rem;text-align:left;vertical-align:top}
+th,td{border-bottom:1px solid #e6e9ee;padding:.3rem .6rem;text-align:left;vertical-align:top;max-width:26rem;overflow-wrap:anywhere}
 th{background:#f4f6f9}td.n{text-align:right;font-variant-numeric:tabular-nums}
 code,.raw{font-family:ui-monospace,monospace;font-size:.8rem;word-break:break-all}
 .ok{color:#18794e}.bad{color:#c4320a}.muted{color:#6b7785}
