@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from custintel import __version__
-from custintel.core.errors import CustintelError
+from custintel.core.errors import ConfigError, CustintelError
 
 app = typer.Typer(
     name="custintel",
@@ -155,15 +155,26 @@ def init(
     with_sample: bool = typer.Option(
         False, "--with-sample", help="Also write a small sample retailer (messy files) and map it."
     ),
+    from_simulation: Path | None = typer.Option(
+        None, "--from-simulation", help="Map the files `custintel simulate` wrote to this folder."
+    ),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing custintel.yaml."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Create a project: custintel.yaml and the warehouse."""
     from custintel.pipeline.project import init_project
     from custintel.simulate.sample import sample_config, write_sample
+    from custintel.simulate.writer import simulation_config
 
     config = None
-    if with_sample:
+    if from_simulation is not None:
+        if not (from_simulation / "truth" / "simulation.json").is_file():
+            raise ConfigError(
+                f"{from_simulation}: no simulation here (run `custintel simulate --out {from_simulation}`)"
+            )
+        data = os.path.relpath(from_simulation.resolve(), directory.resolve())
+        config = simulation_config(Path(data).as_posix(), directory.resolve().name)
+    elif with_sample:
         data = directory / "data"
         write_sample(data)
         config = sample_config(data, directory).model_copy(
@@ -171,10 +182,36 @@ def init(
         )
     path = init_project(directory, config, force=force)
     if as_json:
-        _print_json({"config": str(path), "sample": with_sample})
+        _print_json(
+            {"config": str(path), "sample": with_sample, "simulation": str(from_simulation or "")}
+        )
     else:
         console.print(
             f"Created {path}" + (" with a sample retailer in data/" if with_sample else "")
+        )
+
+
+@app.command()
+@guarded
+def simulate(
+    out: Path = typer.Option(Path("data"), "--out", help="Folder for the source files and truth/."),
+    customers: int = typer.Option(50_000, "--customers", min=1, help="People to simulate."),
+    seed: int = typer.Option(7, "--seed", help="Same seed, same files."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Simulate a retailer: source files with noisy identities, and the truth behind them."""
+    from custintel.simulate.writer import SimulationConfig
+    from custintel.simulate.writer import simulate as run_simulation
+
+    config = SimulationConfig(customers=customers, seed=seed)
+    with err_console.status(f"simulating {customers:,} customers"):
+        summary = run_simulation(out, config)
+    if as_json:
+        _print_json({"out": str(out), "as_of": str(config.as_of), **summary})
+    else:
+        console.print(
+            f"Wrote {summary['people']:,} people, {summary['records']:,} source profiles and "
+            f"{summary['orders']:,} orders to {out} (as-of date {config.as_of}; truth in {out / 'truth'})"
         )
 
 
