@@ -25,6 +25,53 @@ from custintel.simulate.population import PERSONAS, draw_people
 from custintel.simulate.purchases import Calendar, draw_purchases
 
 CATEGORIES = ("apparel", "shoes", "home", "beauty", "electronics", "toys", "garden", "books")
+PROFILES = {  # system -> (folder, contract column -> the system's own column name)
+    "crm": (
+        "crm",
+        {
+            "source_id": "CustomerNo",
+            "first_name": "FirstName",
+            "last_name": "LastName",
+            "email": "EMail",
+            "phone": "Mobile",
+            "address": "Street",
+            "postcode": "PostCode",
+            "city": "Town",
+            "birth_date": "DOB",
+            "created_at": "created",
+        },
+    ),
+    "webshop": (
+        "shop",
+        {
+            "source_id": "account_id",
+            "first_name": "given_name",
+            "last_name": "family_name",
+            "email": "email",
+            "phone": "phone",
+            "address": "address_line",
+            "postcode": "zip",
+            "city": "city",
+            "birth_date": "birthday",
+            "created_at": "created",
+        },
+    ),
+    "loyalty": (
+        "loyalty",
+        {
+            "source_id": "card_no",
+            "first_name": "firstname",
+            "last_name": "surname",
+            "email": "mail",
+            "phone": "mobile",
+            "address": "street",
+            "postcode": "postcode",
+            "city": "town",
+            "birth_date": "born",
+            "created_at": "created",
+        },
+    ),
+}
 
 
 class SimulationConfig(BaseModel):
@@ -137,44 +184,9 @@ def simulate(out: Path, config: SimulationConfig | None = None) -> dict[str, int
     for system, frame in records.items():
         person = record_truth[record_truth.system == system].person_id.to_numpy()
         created = first_seen.reindex(person).to_numpy()
-        renamed = {
-            "crm": {
-                "source_id": "CustomerNo",
-                "first_name": "FirstName",
-                "last_name": "LastName",
-                "email": "EMail",
-                "phone": "Mobile",
-                "address": "Street",
-                "postcode": "PostCode",
-                "city": "Town",
-                "birth_date": "DOB",
-            },
-            "webshop": {
-                "source_id": "account_id",
-                "first_name": "given_name",
-                "last_name": "family_name",
-                "email": "email",
-                "phone": "phone",
-                "address": "address_line",
-                "postcode": "zip",
-                "city": "city",
-                "birth_date": "birthday",
-            },
-            "loyalty": {
-                "source_id": "card_no",
-                "first_name": "firstname",
-                "last_name": "surname",
-                "email": "mail",
-                "phone": "mobile",
-                "address": "street",
-                "postcode": "postcode",
-                "city": "town",
-                "birth_date": "born",
-            },
-        }[system]
-        frame = frame.drop(columns=["landline"] if system != "crm" else []).rename(columns=renamed)
+        folder, columns = PROFILES[system]
+        frame = frame.drop(columns=["landline"] if system != "crm" else []).rename(columns=columns)
         frame["created"] = pd.to_datetime(created, utc=True).strftime("%Y-%m-%dT%H:%M:%SZ")
-        folder = {"crm": "crm", "webshop": "shop", "loyalty": "loyalty"}[system]
         _copy(frame, out / folder / "customers.csv")
     truth = out / "truth"
     truth.mkdir(parents=True, exist_ok=True)
@@ -215,54 +227,14 @@ def simulate(out: Path, config: SimulationConfig | None = None) -> dict[str, int
 def simulation_sources(data_dir: str, currency: str = "GBP") -> dict[str, SourceConfig]:
     """Sources mapping the simulated files onto the contracts (paths relative to the project)."""
     d = data_dir.rstrip("/")
-    person = {"first_name": "FirstName", "last_name": "LastName"}
+    profiles = {
+        f"{folder}_customers": SourceConfig(
+            contract="customers", system=system, path=f"{d}/{folder}/customers.csv", columns=columns
+        )
+        for system, (folder, columns) in PROFILES.items()
+    }
     return {
-        "crm_customers": SourceConfig(
-            contract="customers",
-            system="crm",
-            path=f"{d}/crm/customers.csv",
-            columns={
-                "source_id": "CustomerNo",
-                **person,
-                "email": "EMail",
-                "phone": "Mobile",
-                "address": "Street",
-                "postcode": "PostCode",
-                "city": "Town",
-                "birth_date": "DOB",
-                "created_at": "created",
-            },
-        ),
-        "shop_customers": SourceConfig(
-            contract="customers",
-            system="webshop",
-            path=f"{d}/shop/customers.csv",
-            columns={
-                "source_id": "account_id",
-                "first_name": "given_name",
-                "last_name": "family_name",
-                "address": "address_line",
-                "postcode": "zip",
-                "birth_date": "birthday",
-                "created_at": "created",
-            },
-        ),
-        "loyalty_customers": SourceConfig(
-            contract="customers",
-            system="loyalty",
-            path=f"{d}/loyalty/customers.csv",
-            columns={
-                "source_id": "card_no",
-                "first_name": "firstname",
-                "last_name": "surname",
-                "email": "mail",
-                "phone": "mobile",
-                "address": "street",
-                "city": "town",
-                "birth_date": "born",
-                "created_at": "created",
-            },
-        ),
+        **profiles,
         "shop_orders": SourceConfig(
             contract="orders",
             system="webshop",
