@@ -379,7 +379,7 @@ class Loader:
                 name, source, contract, mapping, scan, file, label, load_id, parsed_name
             )
             rules = rules_for(contract, self.config.quality_for(name), self.clock())
-            checked = check(parsed, contract, rules)
+            checked = check(parsed, rules)
             existing = None
             if self.wh.exists("clean", contract.name):
                 t = self.wh.table("clean", contract.name)

@@ -201,7 +201,7 @@ def rules_for(contract: Contract, quality: QualityConfig, now: datetime) -> list
     return rules
 
 
-def check(t: ir.Table, contract: Contract, rules: list[Rule]) -> ir.Table:
+def check(t: ir.Table, rules: list[Rule]) -> ir.Table:
     """Add ``_rule``, ``_column``, ``_message`` (first rejecting rule) and ``_flags``."""
     rejecting = [r for r in rules if r.action == "reject"]
     flagging = [r for r in rules if r.action == "flag"]
