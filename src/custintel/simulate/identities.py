@@ -162,7 +162,7 @@ DOMAINS = [
     "icloud.com",
     "btinternet.com",
 ]
-SYSTEMS = {"crm": 0.7, "webshop": 0.6, "loyalty": 0.4}
+SYSTEMS = {"crm": 0.9, "webshop": 0.75, "loyalty": 0.6}
 """Chance that a person has a record in each system (everyone has at least one)."""
 
 
@@ -258,12 +258,20 @@ def _typo(names: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def source_records(
-    identities: pd.DataFrame, rng: np.random.Generator, noise: Noise | None = None
+    identities: pd.DataFrame,
+    rng: np.random.Generator,
+    noise: Noise | None = None,
+    systems: dict[str, float] | None = None,
 ) -> tuple[dict[str, pd.DataFrame], pd.DataFrame]:
-    """Each system's records (its own ids) and the truth: system, source_id, person_id, noise."""
+    """Each system's records (its own ids) and the truth: system, source_id, person_id, noise.
+
+    ``systems`` gives the chance a person has a record in each system (default
+    :data:`SYSTEMS`); a person in none is put in the CRM.
+    """
     noise = noise or Noise()
+    shares = {**SYSTEMS, **(systems or {})}
     n = len(identities)
-    member = {s: rng.random(n) < share for s, share in SYSTEMS.items()}
+    member = {s: rng.random(n) < share for s, share in shares.items()}
     nobody = ~np.logical_or.reduce(list(member.values()))
     member["crm"] |= nobody
     out: dict[str, pd.DataFrame] = {}

@@ -35,6 +35,9 @@ class Persona:
     spend_gamma: float
     online_share: float
     discount_affinity: float
+    favourites: tuple[str, ...] = ()
+    return_rate: float = 0.05
+    open_rate: float = 0.25
 
 
 PERSONAS: tuple[Persona, ...] = (
@@ -43,7 +46,7 @@ PERSONAS: tuple[Persona, ...] = (
         "loyal_high_value",
         0.15,
         r=4.0,
-        alpha=20.0,
+        alpha=5.0,
         a=1.0,
         b=30.0,
         spend_p=6.0,
@@ -51,25 +54,31 @@ PERSONAS: tuple[Persona, ...] = (
         spend_gamma=45.0,
         online_share=0.5,
         discount_affinity=0.1,
+        favourites=("apparel", "shoes", "electronics"),
+        return_rate=0.06,
+        open_rate=0.4,
     ),
     Persona(
         "bargain_hunter",
         0.25,
         r=2.0,
-        alpha=20.0,
+        alpha=5.0,
         a=1.0,
-        b=8.0,
+        b=12.0,
         spend_p=5.0,
         spend_q=4.0,
         spend_gamma=15.0,
         online_share=0.7,
         discount_affinity=0.7,
+        favourites=("apparel", "toys", "home"),
+        return_rate=0.1,
+        open_rate=0.22,
     ),
     Persona(
         "new_promising",
         0.20,
         r=2.5,
-        alpha=25.0,
+        alpha=6.0,
         a=1.0,
         b=12.0,
         spend_p=6.0,
@@ -77,12 +86,15 @@ PERSONAS: tuple[Persona, ...] = (
         spend_gamma=25.0,
         online_share=0.8,
         discount_affinity=0.3,
+        favourites=("beauty", "apparel", "books"),
+        return_rate=0.05,
+        open_rate=0.3,
     ),
     Persona(
         "lapsing_high_value",
         0.10,
         r=3.0,
-        alpha=20.0,
+        alpha=5.0,
         a=3.0,
         b=6.0,
         spend_p=6.0,
@@ -90,19 +102,25 @@ PERSONAS: tuple[Persona, ...] = (
         spend_gamma=40.0,
         online_share=0.4,
         discount_affinity=0.2,
+        favourites=("electronics", "garden", "home"),
+        return_rate=0.08,
+        open_rate=0.2,
     ),
     Persona(
         "occasional",
         0.30,
         r=0.6,
-        alpha=20.0,
+        alpha=4.0,
         a=1.0,
-        b=3.0,
+        b=5.0,
         spend_p=4.0,
         spend_q=4.0,
         spend_gamma=20.0,
         online_share=0.5,
         discount_affinity=0.4,
+        favourites=("books", "toys", "garden"),
+        return_rate=0.04,
+        open_rate=0.12,
     ),
 )
 
@@ -137,6 +155,13 @@ def draw_people(
     lam = lam * np.exp(protected_effect * np.where(gender == 0, 1.0, -1.0))
     p = rng.beta(pick["a"], pick["b"])
     nu = rng.gamma(pick["spend_q"], 1.0 / pick["spend_gamma"])
+    # Behavioural shares vary around the persona's value: Beta with mean m and
+    # concentration 20, so members of one persona are alike but not identical.
+    shares_of = {
+        f: np.array([getattr(q, f) for q in personas])[which]
+        for f in ("online_share", "discount_affinity", "return_rate", "open_rate")
+    }
+    drawn = {f: rng.beta(20 * m, 20 * (1 - m)) for f, m in shares_of.items()}
     return pd.DataFrame(
         {
             "person_id": np.arange(n, dtype=np.int64),
@@ -150,5 +175,6 @@ def draw_people(
             "p": p,
             "spend_p": pick["spend_p"],
             "nu": nu,
+            **drawn,
         }
     )

@@ -129,3 +129,62 @@ def draw_purchases(
         }
     )
     return events, truth
+
+
+CATEGORIES = ("apparel", "shoes", "home", "beauty", "electronics", "toys", "garden", "books")
+CHUNK = 2_000_000  # orders per chunk when drawing categories (bounds the n x k matrix)
+
+
+def category_affinities(
+    people: pd.DataFrame, favourites: dict[str, tuple[str, ...]], rng: np.random.Generator
+) -> np.ndarray:
+    """Each person's probability of buying each category: a Dirichlet around the persona's
+    favourites (three times as likely as the rest), so tastes differ within a persona."""
+    base = np.ones((len(favourites), len(CATEGORIES)))
+    names = list(favourites)
+    for i, name in enumerate(names):
+        for cat in favourites[name]:
+            base[i, CATEGORIES.index(cat)] = 3.0
+    base = base / base.sum(axis=1, keepdims=True) * 8.0  # concentration 8
+    persona = pd.Categorical(people["persona"], categories=names).codes
+    weights = rng.gamma(base[persona])
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
+def order_details(
+    events: pd.DataFrame, people: pd.DataFrame, affinity: np.ndarray, rng: np.random.Generator
+) -> pd.DataFrame:
+    """Channel, category, items and discount of each purchase, from the buyer's tastes.
+
+    A purchase is online with the person's ``online_share``; it carries a discount with
+    probability ``discount_affinity`` (10-40 % of the price); its category follows the
+    person's affinities.
+    """
+    owner = events["person_id"].to_numpy()
+    n = owner.size
+    online = rng.random(n) < people["online_share"].to_numpy()[owner]
+    category = np.empty(n, dtype=np.int8)
+    cum = np.cumsum(affinity, axis=1)
+    for lo in range(0, n, CHUNK):
+        hi = min(n, lo + CHUNK)
+        u = rng.random(hi - lo)
+        category[lo:hi] = (u[:, None] > cum[owner[lo:hi]]).sum(axis=1).clip(max=len(CATEGORIES) - 1)
+    discounted = rng.random(n) < people["discount_affinity"].to_numpy()[owner]
+    rate = rng.uniform(0.1, 0.4, size=n)
+    spend = events["spend"].to_numpy()
+    return pd.DataFrame(
+        {
+            "online": online,
+            "category": category,
+            "quantity": 1 + rng.poisson(0.8, size=n),
+            "discount": np.where(discounted, np.round(spend * rate / (1 - rate), 2), 0.0),
+        }
+    )
+
+
+def draw_returns(
+    events: pd.DataFrame, people: pd.DataFrame, rng: np.random.Generator
+) -> np.ndarray:
+    """Which purchases are (partly) returned: with the buyer's ``return_rate``."""
+    owner = events["person_id"].to_numpy()
+    return rng.random(owner.size) < people["return_rate"].to_numpy()[owner]

@@ -1,6 +1,7 @@
 """``custintel simulate``: draw a retailer and write its source files and its truth.
 
-Pure generation lives in ``population``, ``purchases`` and ``identities``; this module
+Pure generation lives in ``population``, ``purchases``, ``campaigns``, ``engagement``,
+``identities`` and ``faults``; this module
 turns their frames into what a marketing team would receive (each system with its own
 ids, column names, date formats and delimiter) plus ``truth/`` for the tests, which the
 pipeline never reads. Files are written through DuckDB so that millions of rows leave
@@ -10,7 +11,6 @@ quickly and byte-identically for the same seed.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -20,11 +20,27 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from custintel.core.config import CsvOptions, ProjectConfig, SourceConfig
-from custintel.simulate.identities import Noise, draw_identities, source_records
+from custintel.simulate import engagement as eng
+from custintel.simulate.campaigns import DEFAULT_CAMPAIGNS, Campaign, Response, run_campaigns
+from custintel.simulate.faults import (
+    ABSURD_AMOUNT,
+    FAULTS,
+    FUTURE_WEEKS,
+    UNKNOWN_CURRENCIES,
+    Faults,
+    plan_faults,
+)
+from custintel.simulate.identities import SYSTEMS, Noise, draw_identities, source_records
 from custintel.simulate.population import PERSONAS, draw_people
-from custintel.simulate.purchases import Calendar, draw_purchases
+from custintel.simulate.purchases import (
+    CATEGORIES,
+    Calendar,
+    category_affinities,
+    draw_purchases,
+    draw_returns,
+    order_details,
+)
 
-CATEGORIES = ("apparel", "shoes", "home", "beauty", "electronics", "toys", "garden", "books")
 PROFILES = {  # system -> (folder, contract column -> the system's own column name)
     "crm": (
         "crm",
@@ -88,6 +104,12 @@ class SimulationConfig(BaseModel):
     household_share: float = Field(default=0.2, ge=0, lt=1)
     protected_effect: float = 0.0
     seasonal: bool = True
+    systems: dict[str, float] = Field(default_factory=lambda: dict(SYSTEMS))
+    noise: Noise = Field(default_factory=Noise)
+    engagement: eng.Engagement = Field(default_factory=eng.Engagement)
+    campaigns: tuple[Campaign, ...] = DEFAULT_CAMPAIGNS
+    response: Response = Field(default_factory=Response)
+    faults: Faults = Field(default_factory=Faults)
 
     @property
     def as_of(self) -> date:
@@ -96,6 +118,10 @@ class SimulationConfig(BaseModel):
     @property
     def days(self) -> int:
         return 7 * (self.history_weeks + self.future_weeks)
+
+    @property
+    def total_weeks(self) -> float:
+        return float(self.history_weeks + self.future_weeks)
 
 
 def _copy(frame: pd.DataFrame, path: Path, *, delimiter: str = ",") -> None:
@@ -106,122 +132,566 @@ def _copy(frame: pd.DataFrame, path: Path, *, delimiter: str = ",") -> None:
     con.close()
 
 
-def _timestamps(start: date, weeks: np.ndarray) -> pd.Series:
-    return pd.Timestamp(start, tz="UTC") + pd.to_timedelta(np.round(weeks * 7 * 86400), unit="s")
+class _Formatter:
+    """Formats numeric frames into source files with DuckDB (fast, byte-stable).
+
+    Weeks since the start become timestamps in SQL rather than in pandas, which keeps
+    tens of millions of rows cheap to write.
+    """
+
+    def __init__(self, start: date) -> None:
+        self.con = duckdb.connect()
+        self.con.execute("SET TimeZone = 'UTC'")
+        self.start = start
+
+    def ts(self, col: str, fmt: str = "%Y-%m-%dT%H:%M:%SZ", zone: str | None = None) -> str:
+        value = (
+            f"TIMESTAMP '{self.start}' + "
+            f"to_microseconds(CAST(round({col} * 604800000000) AS BIGINT))"
+        )
+        if zone:
+            value = f"timezone('{zone}', CAST({value} AS TIMESTAMPTZ))"
+        return f"CASE WHEN isnan({col}) THEN '' ELSE strftime({value}, '{fmt}') END"
+
+    def write(
+        self,
+        frame: pd.DataFrame,
+        select: str,
+        path: Path,
+        *,
+        delimiter: str = ",",
+        raw: bool = False,
+    ) -> None:
+        """``COPY (SELECT <select> FROM frame)``; ``raw`` writes values unquoted (the
+        values are known to hold no delimiter, except a deliberately malformed line)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.con.register("frame", frame)
+        quote = ", QUOTE '', ESCAPE ''" if raw else ""
+        self.con.execute(
+            f"COPY (SELECT {select} FROM frame) TO '{path}' "
+            f"(HEADER, DELIMITER '{delimiter}'{quote})"
+        )
+        self.con.unregister("frame")
+
+
+def _lookup(values: np.ndarray, names: tuple[str, ...]) -> pd.Categorical:
+    return pd.Categorical.from_codes(values.astype(np.int64), categories=list(names))
 
 
 def simulate(out: Path, config: SimulationConfig | None = None) -> dict[str, int]:
     """Write the source files under ``out`` and the truth under ``out/truth``."""
     cfg = config or SimulationConfig()
     rng = np.random.default_rng(cfg.seed)
+    calendar = Calendar(cfg.start, cfg.days, cfg.seasonal)
     people = draw_people(
         cfg.customers,
         rng,
         history_weeks=float(cfg.history_weeks),
         protected_effect=cfg.protected_effect,
     )
-    events, lifetimes = draw_purchases(people, Calendar(cfg.start, cfg.days, cfg.seasonal), rng)
+    n = len(people)
+    events, lifetimes = draw_purchases(people, calendar, rng)
+    death = lifetimes["death_week"].to_numpy()
     identities = draw_identities(people, rng, household_share=cfg.household_share)
-    records, record_truth = source_records(identities, rng, Noise())
+    records, record_truth = source_records(identities, rng, cfg.noise, cfg.systems)
 
-    # Which account each purchase is booked on: online purchases go to a web-shop account
-    # (a guest checkout when the person has none), store purchases to a loyalty card when
-    # the person has one (else anonymous).
-    online_share = dict((p.name, p.online_share) for p in PERSONAS)
-    person_persona = people.persona.to_numpy()[events.person_id.to_numpy()]
-    online = rng.random(len(events)) < pd.Series(person_persona).map(online_share).to_numpy()
-    first_account = record_truth.drop_duplicates(["system", "person_id"]).set_index(
-        ["system", "person_id"]
+    # The CRM is the marketing system: its first record of a person carries their
+    # newsletter subscription, consents, tickets and campaign contacts.
+    crm_first = record_truth[record_truth.system == "crm"].drop_duplicates("person_id")
+    crm_ref = crm_first.set_index("person_id").source_id.reindex(np.arange(n)).to_numpy()
+    crm_email = records["crm"].set_index("source_id").email.reindex(crm_first.source_id).to_numpy()
+    has_email = np.zeros(n, dtype=bool)
+    has_email[crm_first.person_id.to_numpy()] = crm_email != ""
+    join = people["first_week"].to_numpy()
+    subs = eng.subscriptions(join, death, has_email, cfg.total_weeks, cfg.engagement, rng)
+    reachable_until = np.where(subs.subscribed, subs.stop_week, -np.inf)
+    events, campaign_truth = run_campaigns(
+        people, events, death, reachable_until, calendar, cfg.campaigns, cfg.response, rng
     )
-    pid = events.person_id.to_numpy()
-    shop_ref = first_account.loc["webshop"].source_id.reindex(pid).to_numpy()
-    card_ref = first_account.loc["loyalty"].source_id.reindex(pid).to_numpy()
-    ts = _timestamps(cfg.start, events.week.to_numpy())
-    category = np.array(CATEGORIES)[rng.integers(0, len(CATEGORIES), size=len(events))]
-    orders = pd.DataFrame(
-        {
-            "order_id": [f"O{i:09d}" for i in range(len(events))],
-            "person_id": pid,
-            "channel": np.where(online, "online", "store"),
-            "account": np.where(online, shop_ref, card_ref),
-            "ts": ts,
-            "amount": events.spend.to_numpy(),
-            "category": category,
-            "quantity": rng.integers(1, 5, size=len(events)),
-        }
-    )
-    shop = orders[orders.channel == "online"]
-    store = orders[orders.channel == "store"]
-    _copy(
-        pd.DataFrame(
-            {
-                "order_no": shop.order_id,
-                "account_id": shop.account,
-                "created": shop.ts.dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "total": shop.amount.map("{:.2f}".format),
-                "currency": cfg.currency,
-                "category": shop.category,
-                "items": shop.quantity,
-            }
-        ),
-        out / "shop" / "orders.csv",
-    )
-    _copy(
-        pd.DataFrame(
-            {
-                "receipt": store.order_id,
-                "card": store.account,
-                "sold_at": store.ts.dt.tz_convert("Europe/London").dt.strftime("%d/%m/%Y %H:%M:%S"),
-                "gross": store.amount.map("{:.2f}".format),
-                "dept": store.category,
-                "qty": store.quantity,
-            }
-        ),
-        out / "store" / "sales.csv",
-        delimiter=";",
-    )
-    first_seen = orders.groupby("person_id").ts.min()
+
+    fmt = _Formatter(cfg.start)
+    orders = _orders(people, events, record_truth, cfg, rng)
+    fault_truth = _write_orders(fmt, orders, out, cfg, rng)
+    first_seen = orders.groupby("person").week.min()
     for system, frame in records.items():
         person = record_truth[record_truth.system == system].person_id.to_numpy()
-        created = first_seen.reindex(person).to_numpy()
         folder, columns = PROFILES[system]
         frame = frame.drop(columns=["landline"] if system != "crm" else []).rename(columns=columns)
-        frame["created"] = pd.to_datetime(created, utc=True).strftime("%Y-%m-%dT%H:%M:%SZ")
-        _copy(frame, out / folder / "customers.csv")
+        frame["created"] = first_seen.reindex(person).to_numpy()
+        fmt.write(
+            frame, f"* REPLACE ({fmt.ts('created')} AS created)", out / folder / "customers.csv"
+        )
+    email_of = pd.Series(crm_email, index=crm_first.source_id.to_numpy())
+    email_count = _write_email(
+        fmt, people, subs, campaign_truth, death, crm_ref, email_of, out, cfg, rng
+    )
+    consent_count = _write_consents(fmt, subs, crm_ref, join, out, cfg, rng)
+    ticket_count = _write_tickets(fmt, crm_ref, join, death, out, cfg, rng)
+    web_count, cookies = _write_web(fmt, people, orders, record_truth, death, out, cfg, rng)
+    contact_count = _write_contacts(fmt, campaign_truth, crm_ref, out, cfg)
+
     truth = out / "truth"
     truth.mkdir(parents=True, exist_ok=True)
-    as_of_week = cfg.history_weeks
-    future = orders.assign(week=events.week.to_numpy())
-    people_truth = people.merge(lifetimes, on="person_id")
-    people_truth["alive_at_as_of"] = people_truth.death_week > as_of_week
-    for horizon in (90, 365):
-        window = future[(future.week >= as_of_week) & (future.week < as_of_week + horizon / 7)]
-        counts = window.groupby("person_id").agg(n=("order_id", "size"), spend=("amount", "sum"))
-        people_truth[f"purchases_next_{horizon}d"] = counts.n.reindex(
-            people_truth.person_id, fill_value=0
-        ).to_numpy()
-        people_truth[f"spend_next_{horizon}d"] = counts.spend.reindex(
-            people_truth.person_id, fill_value=0.0
-        ).to_numpy()
+    people_truth = _people_truth(people, lifetimes, orders, calendar, cfg)
     people_truth.to_parquet(truth / "people.parquet", index=False)
     record_truth.to_parquet(truth / "records.parquet", index=False)
-    orders[["order_id", "person_id", "channel", "account"]].to_parquet(
-        truth / "orders.parquet", index=False
+    pd.DataFrame(
+        {
+            "order_id": _order_ids(orders.oid.to_numpy()),
+            "person_id": orders.person.to_numpy(),
+            "channel": np.where(orders.online, "online", "store"),
+            "account": orders.account.to_numpy(),
+            "is_return": orders.is_return.to_numpy(),
+        }
+    ).to_parquet(truth / "orders.parquet", index=False)
+    fault_truth.to_parquet(truth / "faults.parquet", index=False)
+    campaign_truth.assign(customer_ref=crm_ref[campaign_truth.person_id.to_numpy()]).to_parquet(
+        truth / "campaigns.parquet", index=False
     )
-    summary = {"people": len(people), "records": len(record_truth), "orders": len(orders)}
+    cookies.to_parquet(truth / "cookies.parquet", index=False)
+    summary = {
+        "people": n,
+        "records": len(record_truth),
+        "orders": len(orders),
+        "order_rows": len(orders) + int((fault_truth.expected == "duplicate").sum()),
+        "faulty_rows": len(fault_truth),
+        "email_events": email_count,
+        "consents": consent_count,
+        "support_tickets": ticket_count,
+        "web_events": web_count,
+        "contacts": contact_count,
+    }
     (truth / "simulation.json").write_text(
         json.dumps(
-            {
-                "config": cfg.model_dump(mode="json"),
-                "as_of": str(cfg.as_of),
-                "noise": asdict(Noise()),
-                **summary,
-            },
+            {"config": cfg.model_dump(mode="json"), "as_of": str(cfg.as_of), **summary},
             indent=2,
             sort_keys=True,
         )
     )
     return summary
+
+
+def _order_ids(oid: np.ndarray) -> np.ndarray:
+    return np.char.add("O", np.char.zfill(oid.astype(str), 9))
+
+
+def _orders(
+    people: pd.DataFrame,
+    events: pd.DataFrame,
+    record_truth: pd.DataFrame,
+    cfg: SimulationConfig,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """Purchases and returns, in time order, with the account each is booked on.
+
+    Online purchases go to the person's web-shop account (a guest checkout when they have
+    none), store purchases to their loyalty card (anonymous when they have none).
+    """
+    affinity = category_affinities(people, {p.name: p.favourites for p in PERSONAS}, rng)
+    details = order_details(events, people, affinity, rng)
+    returned = draw_returns(events, people, rng)
+    person = events.person_id.to_numpy()
+    week = events.week.to_numpy()
+    amount = events.spend.to_numpy()
+    r = np.flatnonzero(returned)
+    back = week[r] + rng.uniform(2, 28, size=r.size) / 7
+    inside = back < cfg.total_weeks
+    r, back = r[inside], back[inside]
+    frame = pd.DataFrame(
+        {
+            "person": np.concatenate([person, person[r]]),
+            "week": np.concatenate([week, back]),
+            "amount": np.concatenate(
+                [amount, -np.round(amount[r] * rng.uniform(0.3, 1.0, size=r.size), 2)]
+            ),
+            "discount": np.concatenate([details.discount.to_numpy(), np.zeros(r.size)]),
+            "online": np.concatenate([details.online.to_numpy(), details.online.to_numpy()[r]]),
+            "category": np.concatenate(
+                [details.category.to_numpy(), details.category.to_numpy()[r]]
+            ),
+            "quantity": np.concatenate(
+                [details.quantity.to_numpy(), np.ones(r.size, dtype=np.int64)]
+            ),
+            "is_return": np.concatenate([np.zeros(person.size, bool), np.ones(r.size, bool)]),
+        }
+    )
+    frame = frame.iloc[np.argsort(frame.week.to_numpy(), kind="stable")].reset_index(drop=True)
+    first_account = record_truth.drop_duplicates(["system", "person_id"]).set_index(
+        ["system", "person_id"]
+    )
+    pid = frame.person.to_numpy()
+    shop_ref = first_account.loc["webshop"].source_id.reindex(pid).to_numpy()
+    card_ref = first_account.loc["loyalty"].source_id.reindex(pid).to_numpy()
+    frame["account"] = np.where(frame.online.to_numpy(), shop_ref, card_ref)
+    frame["oid"] = np.arange(len(frame), dtype=np.int64)
+    return frame
+
+
+def _write_orders(
+    fmt: _Formatter,
+    orders: pd.DataFrame,
+    out: Path,
+    cfg: SimulationConfig,
+    rng: np.random.Generator,
+) -> pd.DataFrame:
+    """Write the web-shop and store order files with faults; return the faulty lines."""
+    truths = []
+    for name, online in (("shop/orders.csv", True), ("store/sales.csv", False)):
+        part = orders[orders.online.to_numpy() == online]
+        has_currency = online
+        rows, fault = plan_faults(
+            len(part), part.is_return.to_numpy(), has_currency, cfg.faults, rng
+        )
+        f = part.iloc[rows].reset_index(drop=True)
+        week = f.week.to_numpy().copy()
+        amount = f.amount.to_numpy().copy()
+
+        def code(name: str, fault: np.ndarray = fault) -> np.ndarray:
+            return fault == FAULTS.index(name)
+
+        week[code("missing_timestamp")] = np.nan
+        week[code("future_timestamp")] += FUTURE_WEEKS
+        amount[code("negative_amount")] = -np.abs(amount[code("negative_amount")])
+        amount[code("absurd_amount")] = ABSURD_AMOUNT
+        currency = np.zeros(len(f), dtype=np.int64)
+        bad = code("unknown_currency")
+        currency[bad] = 1 + rng.integers(0, len(UNKNOWN_CURRENCIES), size=int(bad.sum()))
+        f = f.assign(
+            week=week,
+            amount=amount,
+            currency=_lookup(currency, (cfg.currency, *UNKNOWN_CURRENCIES)),
+            category=_lookup(f.category.to_numpy(), CATEGORIES),
+            tail=np.where(code("malformed_line"), ",oops", ""),
+        )
+        if online:
+            select = (
+                "'O' || lpad(CAST(oid AS VARCHAR), 9, '0') AS order_no, "
+                "coalesce(account, '') AS account_id, "
+                f"{fmt.ts('week')} AS created, printf('%.2f', amount) AS total, "
+                "CAST(currency AS VARCHAR) AS currency, CAST(category AS VARCHAR) AS category, "
+                "quantity AS items, printf('%.2f', discount) AS discount, "
+                "CASE WHEN is_return THEN 'true' ELSE 'false' END || tail AS refund"
+            )
+            delimiter = ","
+        else:
+            select = (
+                "'O' || lpad(CAST(oid AS VARCHAR), 9, '0') AS receipt, "
+                "coalesce(account, '') AS card, "
+                f"{fmt.ts('week', '%d/%m/%Y %H:%M:%S', 'Europe/London')} AS sold_at, "
+                "printf('%.2f', amount) AS gross, CAST(category AS VARCHAR) AS dept, "
+                "quantity AS qty, printf('%.2f', discount) AS markdown, "
+                "CASE WHEN is_return THEN '1' ELSE '0' END || "
+                "replace(tail, ',', ';') AS is_refund"
+            )
+            delimiter = ";"
+        fmt.write(f, select, out / name, delimiter=delimiter, raw=True)
+        faulty = np.flatnonzero(fault >= 0)
+        labels = np.array([*FAULTS, "duplicate"])
+        truths.append(
+            pd.DataFrame(
+                {
+                    "file": name,
+                    "line": faulty + 2,  # the header is line 1
+                    "order_id": _order_ids(f.oid.to_numpy()[faulty]),
+                    "fault": labels[fault[faulty]],
+                    "expected": np.where(fault[faulty] == len(FAULTS), "duplicate", "quarantine"),
+                }
+            )
+        )
+    return pd.concat(truths, ignore_index=True)
+
+
+def _write_email(
+    fmt: _Formatter,
+    people: pd.DataFrame,
+    subs: pd.DataFrame,
+    campaign_truth: pd.DataFrame,
+    death: np.ndarray,
+    crm_ref: np.ndarray,
+    email_of: pd.Series,
+    out: Path,
+    cfg: SimulationConfig,
+    rng: np.random.Generator,
+) -> int:
+    """Newsletter and campaign e-mail events, keyed by the CRM customer number."""
+    open_rate = people["open_rate"].to_numpy()
+    news = eng.newsletter_events(subs, death, open_rate, cfg.engagement, rng)
+    news["mailing"] = np.char.add("NL-", np.char.zfill(news.issue.to_numpy().astype(str), 4))
+    parts = [news.drop(columns="issue")]
+    for campaign in cfg.campaigns:
+        if campaign.channel != "email":
+            continue
+        ct = campaign_truth[
+            (campaign_truth.campaign_id == campaign.campaign_id)
+            & (campaign_truth.variant == "treatment")
+        ]
+        sent = eng.campaign_emails(
+            ct.person_id.to_numpy(), campaign.week, death, open_rate, cfg.engagement, rng
+        )
+        parts.append(sent.assign(mailing=campaign.campaign_id))
+    events = pd.concat(parts, ignore_index=True)
+    events = events.iloc[np.argsort(events.week.to_numpy(), kind="stable")]
+    person = events.person.to_numpy()
+    frame = pd.DataFrame(
+        {
+            "contact_id": crm_ref[person],
+            "address": email_of.reindex(crm_ref[person]).to_numpy(),
+            "mailing": events.mailing.to_numpy(),
+            "event": events.event.to_numpy(),
+            "week": events.week.to_numpy(),
+        }
+    )
+    fmt.write(
+        frame,
+        f"contact_id, address, mailing, event, {fmt.ts('week')} AS event_time",
+        out / "email" / "events.csv",
+    )
+    return len(frame)
+
+
+def _write_consents(
+    fmt: _Formatter,
+    subs: pd.DataFrame,
+    crm_ref: np.ndarray,
+    join: np.ndarray,
+    out: Path,
+    cfg: SimulationConfig,
+    rng: np.random.Generator,
+) -> int:
+    """Consent history: e-mail marketing and profiling granted at sign-up, withdrawn later
+    by unsubscribing (or, for profiling, at a random time)."""
+    in_crm = ~pd.isna(crm_ref)
+    subscribed = subs.subscribed.to_numpy() & in_crm
+    profiling = in_crm & (rng.random(join.size) < cfg.engagement.profiling_rate)
+    withdraw = profiling & (rng.random(join.size) < cfg.engagement.profiling_withdrawal)
+    withdraw_week = join + rng.random(join.size) * (cfg.total_weeks - join)
+    unsub = subscribed & (subs.stop_reason.to_numpy() == "unsubscribe")
+    stop = subs.stop_week.to_numpy() + 6 / (24 * 7)  # recorded a few hours after the click
+    blocks = [
+        (subscribed, join, "email", "marketing", "granted"),
+        (profiling, join, "all", "profiling", "granted"),
+        (unsub, stop, "email", "marketing", "withdrawn"),
+        (withdraw, withdraw_week, "all", "profiling", "withdrawn"),
+    ]
+    frame = pd.concat(
+        [
+            pd.DataFrame(
+                {
+                    "customer": crm_ref[mask],
+                    "channel": channel,
+                    "purpose": purpose,
+                    "status": status,
+                    "week": week[mask],
+                }
+            )
+            for mask, week, channel, purpose, status in blocks
+        ],
+        ignore_index=True,
+    )
+    frame = frame.iloc[np.argsort(frame.week.to_numpy(), kind="stable")]
+    fmt.write(
+        frame,
+        f"customer, channel, purpose, status, {fmt.ts('week')} AS recorded_at",
+        out / "crm" / "consents.csv",
+    )
+    return len(frame)
+
+
+def _write_tickets(
+    fmt: _Formatter,
+    crm_ref: np.ndarray,
+    join: np.ndarray,
+    death: np.ndarray,
+    out: Path,
+    cfg: SimulationConfig,
+    rng: np.random.Generator,
+) -> int:
+    """Support tickets of CRM customers, rising as engagement fades."""
+    start = np.where(pd.isna(crm_ref), np.inf, join)
+    t = eng.support_tickets(start, death, cfg.total_weeks, cfg.engagement, rng)
+    t = t.iloc[np.argsort(t.week.to_numpy(), kind="stable")].reset_index(drop=True)
+    resolved = t.resolved_week.to_numpy() < cfg.total_weeks
+    frame = pd.DataFrame(
+        {
+            "ticket": np.char.add("T", np.char.zfill(np.arange(len(t)).astype(str), 8)),
+            "customer": crm_ref[t.person.to_numpy()],
+            "week": t.week.to_numpy(),
+            "via": _lookup(t.channel.to_numpy(), eng.TICKET_CHANNELS),
+            "topic": _lookup(t.category.to_numpy(), eng.TICKET_CATEGORIES),
+            "state": np.where(resolved, "closed", "open"),
+            "resolved_week": np.where(resolved, t.resolved_week.to_numpy(), np.nan),
+            "csat": np.where(resolved, t.satisfaction.to_numpy(), -1),
+        }
+    )
+    fmt.write(
+        frame,
+        f"ticket, customer, {fmt.ts('week')} AS opened, CAST(via AS VARCHAR) AS via, "
+        f"CAST(topic AS VARCHAR) AS topic, state, {fmt.ts('resolved_week')} AS closed, "
+        "CASE WHEN csat < 0 THEN '' ELSE CAST(csat AS VARCHAR) END AS csat",
+        out / "support" / "tickets.csv",
+    )
+    return len(frame)
+
+
+WEB_EVENTS = ("login", "product_view", "add_to_cart", "purchase")
+MINUTE = 1 / (60 * 24 * 7)
+
+
+def _write_web(
+    fmt: _Formatter,
+    people: pd.DataFrame,
+    orders: pd.DataFrame,
+    record_truth: pd.DataFrame,
+    death: np.ndarray,
+    out: Path,
+    cfg: SimulationConfig,
+    rng: np.random.Generator,
+) -> tuple[int, pd.DataFrame]:
+    """Web-analytics events of tracked people, with anonymous cookies.
+
+    Each person uses one or more cookies. A purchase session (every online order of a
+    tracked person) is logged in when the order is on an account; a browse session is
+    logged in with ``login_share`` when the person has an account, else anonymous. So part
+    of each cookie's history is anonymous and can be stitched through its logged-in
+    sessions. The truth maps every cookie to its person.
+    """
+    e = cfg.engagement
+    n = len(people)
+    tracked = rng.random(n) < e.web_share
+    shop = record_truth[record_truth.system == "webshop"].drop_duplicates("person_id")
+    account = shop.set_index("person_id").source_id.reindex(np.arange(n)).to_numpy()
+    cookies_per = 1 + rng.poisson(e.cookies_mean, size=n)
+    offset = np.concatenate([[0], np.cumsum(cookies_per)[:-1]])
+    cookie_key = rng.integers(0, 2**62, size=int(cookies_per.sum()), dtype=np.int64)
+
+    buy = orders[orders.online.to_numpy() & ~orders.is_return.to_numpy()]
+    buy = buy[tracked[buy.person.to_numpy()]]
+    browse = eng.web_sessions(
+        tracked, people.first_week.to_numpy(), death, people.lam.to_numpy(), cfg.total_weeks, e, rng
+    )
+    s_person = np.concatenate([buy.person.to_numpy(), browse.person.to_numpy()])
+    s_week = np.concatenate([buy.week.to_numpy(), browse.week.to_numpy()])
+    s_buy = np.r_[np.ones(len(buy), bool), np.zeros(len(browse), bool)]
+    s_category = np.concatenate(
+        [buy.category.to_numpy(), rng.integers(0, len(CATEGORIES), size=len(browse))]
+    ).astype(np.int64)
+    has_account = ~pd.isna(account[s_person])
+    logged = np.r_[~pd.isna(buy.account.to_numpy()), np.zeros(len(browse), bool)]
+    logged |= ~s_buy & has_account & (rng.random(s_person.size) < e.login_share)
+    views = np.where(s_buy, 1, 1 + rng.poisson(0.7, size=s_person.size))
+    # Events per session: [login] + views x product_view + (add_to_cart, purchase if buying).
+    count = logged.astype(int) + views + 2 * s_buy
+    session = np.repeat(np.arange(s_person.size), count)
+    k = np.arange(session.size) - np.repeat(np.cumsum(count) - count, count)
+    lead = logged[session].astype(int)
+    kind = np.where(
+        k < lead,
+        0,
+        np.where(k < lead + views[session], 1, np.where(k == lead + views[session], 2, 3)),
+    )
+    # Buying sessions end at the order time; browsing sessions start at the drawn time.
+    begin = np.where(s_buy, s_week - (count - 1) * 2 * MINUTE, s_week)
+    week = begin[session] + k * 2 * MINUTE
+    person = s_person[session]
+    cookie = (offset[s_person] + rng.integers(0, cookies_per[s_person]))[session]
+    # Views wander over the category; the cart and the purchase hold the session's product.
+    s_product = s_category * 1000 + rng.integers(0, 200, size=s_person.size)
+    wander = s_category[session] * 1000 + rng.integers(0, 200, size=session.size)
+    product = np.where(kind >= 2, s_product[session], wander)
+    frame = pd.DataFrame(
+        {
+            "cookie": cookie_key[cookie],
+            "user": np.where(logged[session], account[person], None),
+            "session": session,
+            "week": week,
+            "kind": _lookup(kind, WEB_EVENTS),
+            "product": np.where(kind == 0, -1, product),
+            "category": _lookup(s_category[session], CATEGORIES),
+        }
+    )
+    frame = frame.iloc[np.argsort(frame.week.to_numpy(), kind="stable")]
+    fmt.write(
+        frame,
+        "printf('%016x', cookie) AS cookie_id, user AS user_id, "
+        "'S' || lpad(CAST(session AS VARCHAR), 9, '0') AS session_id, "
+        f"{fmt.ts('week')} AS ts, CAST(kind AS VARCHAR) AS event, "
+        "CASE WHEN product < 0 THEN '/login' ELSE '/p/' || CAST(product AS VARCHAR) END AS page, "
+        "CASE WHEN product >= 0 THEN 'P' || lpad(CAST(product AS VARCHAR), 5, '0') END "
+        "AS product, CASE WHEN product >= 0 THEN CAST(category AS VARCHAR) END AS category",
+        out / "web" / "events.csv",
+    )
+    owner = np.repeat(np.arange(n), cookies_per)
+    used = np.zeros(cookie_key.size, dtype=bool)
+    used[np.unique(cookie)] = True
+    cookies = pd.DataFrame({"cookie_key": cookie_key[used], "person_id": owner[used]})
+    cookies["anonymous_id"] = [f"{k:016x}" for k in cookies.pop("cookie_key")]
+    return len(frame), cookies
+
+
+def _write_contacts(
+    fmt: _Formatter,
+    campaign_truth: pd.DataFrame,
+    crm_ref: np.ndarray,
+    out: Path,
+    cfg: SimulationConfig,
+) -> int:
+    """Contact history of the past campaigns: treated and held-out customers alike."""
+    by_id = {c.campaign_id: c for c in cfg.campaigns}
+    ids = campaign_truth.campaign_id.to_numpy()
+    frame = pd.DataFrame(
+        {
+            "campaign": ids,
+            "customer": crm_ref[campaign_truth.person_id.to_numpy()],
+            "channel": [by_id[c].channel for c in ids],
+            "week": [by_id[c].week for c in ids],
+            "group": campaign_truth.variant.to_numpy(),
+            "offer": [by_id[c].offer for c in ids],
+        }
+    )
+    fmt.write(
+        frame,
+        f'campaign, customer, channel, {fmt.ts("week")} AS sent, "group", offer',
+        out / "marketing" / "contacts.csv",
+    )
+    return len(frame)
+
+
+def _people_truth(
+    people: pd.DataFrame,
+    lifetimes: pd.DataFrame,
+    orders: pd.DataFrame,
+    calendar: Calendar,
+    cfg: SimulationConfig,
+) -> pd.DataFrame:
+    """Each person's latent parameters, state at the as-of date and future outcomes.
+
+    For each horizon the realised purchases and spend, and the true probability of a
+    purchase (``p_purchase_<h>d``; ``1 -`` it is the churn probability) and expected
+    purchases given the latent state: alive people buy at rate ``lam`` in operational time
+    and drop out after each purchase with probability ``p``, so
+    ``P(no purchase) = exp(-lam * t)`` and ``E[purchases] = (1 - exp(-lam * p * t)) / p``.
+    """
+    truth = people.merge(lifetimes, on="person_id")
+    as_of = float(cfg.history_weeks)
+    truth["alive_at_as_of"] = truth.death_week > as_of
+    cal_w, op_w = calendar.operational()
+    buys = orders[~orders.is_return.to_numpy()]
+    alive = truth.alive_at_as_of.to_numpy()
+    lam, p = truth.lam.to_numpy(), truth.p.to_numpy()
+    for horizon in (90, 365):
+        end = as_of + horizon / 7
+        span = float(np.interp(end, cal_w, op_w) - np.interp(as_of, cal_w, op_w))
+        window = buys[(buys.week >= as_of) & (buys.week < end)]
+        counts = window.groupby("person").agg(n=("oid", "size"), spend=("amount", "sum"))
+        truth[f"purchases_next_{horizon}d"] = counts.n.reindex(
+            truth.person_id, fill_value=0
+        ).to_numpy()
+        truth[f"spend_next_{horizon}d"] = counts.spend.reindex(
+            truth.person_id, fill_value=0.0
+        ).to_numpy()
+        truth[f"p_purchase_{horizon}d"] = alive * (1 - np.exp(-lam * span))
+        truth[f"expected_purchases_{horizon}d"] = alive * (1 - np.exp(-lam * p * span)) / p
+    return truth
 
 
 def simulation_sources(data_dir: str, currency: str = "GBP") -> dict[str, SourceConfig]:
@@ -245,6 +715,7 @@ def simulation_sources(data_dir: str, currency: str = "GBP") -> dict[str, Source
                 "order_ts": "created",
                 "amount": "total",
                 "quantity": "items",
+                "is_return": "refund",
             },
             constants={"channel": "online"},
         ),
@@ -260,11 +731,70 @@ def simulation_sources(data_dir: str, currency: str = "GBP") -> dict[str, Source
                 "amount": "gross",
                 "category": "dept",
                 "quantity": "qty",
+                "discount": "markdown",
+                "is_return": "is_refund",
             },
             constants={"channel": "store"},
             currency=currency,
             timestamp_format="%d/%m/%Y %H:%M:%S",
             timezone="Europe/London",
+        ),
+        "email_events": SourceConfig(
+            contract="email_events",
+            system="crm",
+            path=f"{d}/email/events.csv",
+            columns={
+                "customer_ref": "contact_id",
+                "email": "address",
+                "campaign_id": "mailing",
+                "event_type": "event",
+                "event_ts": "event_time",
+            },
+        ),
+        "consents": SourceConfig(
+            contract="consents",
+            system="crm",
+            path=f"{d}/crm/consents.csv",
+            columns={"customer_ref": "customer", "event_ts": "recorded_at"},
+        ),
+        "support_tickets": SourceConfig(
+            contract="support_tickets",
+            system="crm",
+            path=f"{d}/support/tickets.csv",
+            columns={
+                "ticket_id": "ticket",
+                "customer_ref": "customer",
+                "created_at": "opened",
+                "channel": "via",
+                "category": "topic",
+                "status": "state",
+                "resolved_at": "closed",
+                "satisfaction": "csat",
+            },
+        ),
+        "web_events": SourceConfig(
+            contract="web_events",
+            system="webshop",
+            path=f"{d}/web/events.csv",
+            columns={
+                "anonymous_id": "cookie_id",
+                "customer_ref": "user_id",
+                "session_id": "session_id",
+                "event_ts": "ts",
+                "event_type": "event",
+                "product_id": "product",
+            },
+        ),
+        "contacts": SourceConfig(
+            contract="contacts",
+            system="crm",
+            path=f"{d}/marketing/contacts.csv",
+            columns={
+                "campaign_id": "campaign",
+                "customer_ref": "customer",
+                "sent_at": "sent",
+                "variant": "group",
+            },
         ),
     }
 
