@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from custintel.cli.main import app
 from custintel.core.config import ProjectConfig, SourceConfig
 from custintel.pipeline.project import Project, init_project
 from custintel.simulate.sample import sample_config, write_sample
@@ -60,3 +61,16 @@ def runner() -> CliRunner:
 
 def parse_json_output(text: str) -> Any:
     return json.loads(text[text.index("{") :])
+
+
+@pytest.fixture(scope="session")
+def simulated_shop(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    """A project of 20,000 simulated customers, ingested once: (project, ingest summary)."""
+    from custintel.simulate.writer import SimulationConfig, simulate, simulation_config
+
+    project = tmp_path_factory.mktemp("simulated") / "shop"
+    simulate(project / "data", SimulationConfig(customers=20_000, seed=11))
+    init_project(project, simulation_config("data", "shop"))
+    result = CliRunner().invoke(app, ["ingest", "--project", str(project), "--json"])
+    assert result.exit_code == 0, result.output
+    return project, json.loads(result.stdout)

@@ -76,6 +76,6 @@ def test_seasonality_is_visible_in_the_calendar() -> None:
     per_day = per_day[per_day.index >= pd.Timestamp("2024-01-01")]  # after the ramp-up year
     december = per_day[(per_day.index.month == 12) & (per_day.index.day <= 24)].mean()
     assert december / per_day.mean() > 1.3
-    by_weekday = per_day.groupby(per_day.index.weekday).mean()
+    by_weekday = per_day.groupby(per_day.index.day_of_week).mean()
     saturday_vs_tuesday = by_weekday[5] / by_weekday[1]
     assert saturday_vs_tuesday > 1.2 and saturday_vs_tuesday < 1.75

@@ -13,9 +13,10 @@ send, a contacted person who is still alive buys at ``multiplier`` times their u
 
 Extra purchases are added uniformly in operational time over the window; lost purchases
 are removed. Neither changes the latent dropout process. The truth per targeted person is
-the expected change in purchases in the window: ``alive * (multiplier - 1) * lam * window``
-(ignoring dropout inside the few weeks of the window), for the treated and the held-out
-alike, so tests can compare what the holdout reveals with what is true.
+the expected change in purchases in the window, for the treated and the held-out alike, so
+tests can compare what the holdout reveals with what is true: ``alive * (multiplier - 1) *
+lam * window`` for responders, and ``alive * (multiplier - 1) * (1 - exp(-lam * p *
+window)) / p`` (the share lost of the purchases expected in the window) for sleeping dogs.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class Response(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     effect_weeks: float = Field(default=4.0, gt=0, description="weeks the effect lasts")
-    sleeping_dog_orders: int = Field(default=3, ge=1, description="13-week orders that annoy")
+    sleeping_dog_orders: int = Field(default=6, ge=1, description="13-week orders that annoy")
     lapsed_weeks: float = Field(default=8.0, ge=0, description="recency that strengthens it 1.5x")
 
 
@@ -114,6 +115,7 @@ def run_campaigns(
     """
     cal_w, op_w = calendar.operational()
     lam = people["lam"].to_numpy()
+    dropout = people["p"].to_numpy()
     first_week = people["first_week"].to_numpy()
     affinity = people["discount_affinity"].to_numpy()
     n = len(people)
@@ -132,7 +134,11 @@ def run_campaigns(
         since = w - last.reindex(target).to_numpy()
         m = multipliers(affinity[target], recent, since, campaign, response)
         alive = death_week[target] > w
-        expected = alive * (m - 1.0) * lam[target] * window
+        # Extras arrive at (m - 1) * lam whatever the dropout; a lost purchase is one of
+        # the base purchases in the window, whose mean given alive is (1 - e^-lam p t) / p.
+        lam_t, p_t = lam[target], dropout[target]
+        base = (1.0 - np.exp(-lam_t * p_t * window)) / p_t
+        expected = alive * np.where(m >= 1.0, (m - 1.0) * lam_t * window, (m - 1.0) * base)
         truths.append(
             pd.DataFrame(
                 {

@@ -242,6 +242,8 @@ def simulate(out: Path, config: SimulationConfig | None = None) -> dict[str, int
             "channel": np.where(orders.online, "online", "store"),
             "account": orders.account.to_numpy(),
             "is_return": orders.is_return.to_numpy(),
+            "week": orders.week.to_numpy(),
+            "amount": orders.amount.to_numpy(),
         }
     ).to_parquet(truth / "orders.parquet", index=False)
     fault_truth.to_parquet(truth / "faults.parquet", index=False)
