@@ -195,23 +195,38 @@ def init(
 @guarded
 def simulate(
     out: Path = typer.Option(Path("data"), "--out", help="Folder for the source files and truth/."),
-    customers: int = typer.Option(50_000, "--customers", min=1, help="People to simulate."),
-    seed: int = typer.Option(7, "--seed", help="Same seed, same files."),
+    customers: int | None = typer.Option(
+        None, "--customers", min=1, help="People to simulate (default 50,000)."
+    ),
+    seed: int | None = typer.Option(None, "--seed", help="Same seed, same files (default 7)."),
+    config_file: Path | None = typer.Option(
+        None, "--config", help="YAML file with any simulator knobs (docs/simulator.md)."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Simulate a retailer: source files with noisy identities, and the truth behind them."""
+    from custintel.core.config import validate_yaml
     from custintel.simulate.writer import SimulationConfig
     from custintel.simulate.writer import simulate as run_simulation
 
-    config = SimulationConfig(customers=customers, seed=seed)
-    with err_console.status(f"simulating {customers:,} customers"):
+    config = SimulationConfig()
+    if config_file is not None:
+        if not config_file.is_file():
+            raise ConfigError(f"{config_file}: no such file")
+        text = config_file.read_text(encoding="utf-8")
+        config, _ = validate_yaml(text, str(config_file), SimulationConfig)
+    overrides = {k: v for k, v in (("customers", customers), ("seed", seed)) if v is not None}
+    config = SimulationConfig.model_validate({**config.model_dump(), **overrides})
+    with err_console.status(f"simulating {config.customers:,} customers"):
         summary = run_simulation(out, config)
     if as_json:
         _print_json({"out": str(out), "as_of": str(config.as_of), **summary})
     else:
         console.print(
-            f"Wrote {summary['people']:,} people, {summary['records']:,} source profiles and "
-            f"{summary['orders']:,} orders to {out} (as-of date {config.as_of}; truth in {out / 'truth'})"
+            f"Wrote {summary['people']:,} people, {summary['records']:,} source profiles, "
+            f"{summary['orders']:,} orders, {summary['email_events']:,} e-mail and "
+            f"{summary['web_events']:,} web events to {out} ({summary['faulty_rows']:,} faulty "
+            f"order rows injected; as-of date {config.as_of}; truth in {out / 'truth'})"
         )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from custintel.core.errors import ConfigError
 
 CONFIG_FILE = "custintel.yaml"
+M = TypeVar("M", bound=BaseModel)
 
 STAGES = ("ingest",)
 """Every stage custintel knows, in the order ``custintel run`` executes them."""
@@ -208,8 +209,11 @@ def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
-def parse_config(text: str, origin: str = CONFIG_FILE) -> ProjectConfig:
-    """Parse and validate configuration text; errors name the YAML path and line."""
+def validate_yaml(text: str, origin: str, model: type[M]) -> tuple[M, Any]:
+    """Parse YAML text into ``model``; errors name the file, line and YAML path.
+
+    Returns the model and the composed YAML node tree (for later errors with lines).
+    """
     try:
         data = yaml.safe_load(text) or {}
         root = yaml.compose(text)
@@ -220,7 +224,7 @@ def parse_config(text: str, origin: str = CONFIG_FILE) -> ProjectConfig:
             f"{origin}: expected a mapping at the top level, got {type(data).__name__}"
         )
     try:
-        config = ProjectConfig.model_validate(data)
+        return model.model_validate(data), root
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
@@ -231,6 +235,11 @@ def parse_config(text: str, origin: str = CONFIG_FILE) -> ProjectConfig:
             got_text = "" if err["type"] == "missing" else f" (got {got!r})"
             problems.append(f"{where}: {path}: {err['msg']}{got_text}")
         raise ConfigError("; ".join(problems)) from exc
+
+
+def parse_config(text: str, origin: str = CONFIG_FILE) -> ProjectConfig:
+    """Parse and validate configuration text; errors name the YAML path and line."""
+    config, root = validate_yaml(text, origin, ProjectConfig)
     for name, source in config.sources.items():
         try:
             source.check_shape()

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+EMAIL_EVENTS = ("send", "open", "click", "bounce", "unsubscribe")
 TICKET_CATEGORIES = ("delivery", "returns", "billing", "product", "account")
 TICKET_CHANNELS = ("email", "phone", "chat", "web")
 
@@ -108,8 +109,8 @@ def newsletter_events(
 ) -> pd.DataFrame:
     """Every send, open, click, bounce and unsubscribe of the newsletter issues.
 
-    Returns person (row in the inputs), issue (number), event (send/open/click/bounce/
-    unsubscribe) and week.
+    Returns person (row in the inputs), issue (number), event (index in
+    :data:`EMAIL_EVENTS`) and week.
     """
     sends = subs["sends"].to_numpy()
     person = np.repeat(np.arange(sends.size), sends)
@@ -124,23 +125,24 @@ def newsletter_events(
     last = ordinal == sends[person] - 1
     unsub = last & (reason == "unsubscribe")
     open_delay = rng.exponential(12.0, size=person.size) / (24 * 7)
+    minute = 1 / (60 * 24 * 7)
     parts = [
-        (np.ones(person.size, dtype=bool), 0.0, "send"),
-        (opened, open_delay, "open"),
-        (clicked, open_delay + 3 / (60 * 24 * 7), "click"),
-        (bounced, 1 / (24 * 60 * 7), "bounce"),
-        (unsub, open_delay + 5 / (60 * 24 * 7), "unsubscribe"),
+        (np.ones(person.size, dtype=bool), np.zeros(person.size)),
+        (opened, open_delay),
+        (clicked, open_delay + 3 * minute),
+        (bounced, np.full(person.size, minute)),
+        (unsub, open_delay + 5 * minute),
     ]
     frames = [
         pd.DataFrame(
             {
                 "person": person[mask],
                 "issue": issue[mask],
-                "event": event,
-                "week": (week + delay)[mask] if np.ndim(delay) else week[mask] + delay,
+                "event": np.full(int(mask.sum()), code, dtype=np.int8),
+                "week": (week + delay)[mask],
             }
         )
-        for mask, delay, event in parts
+        for code, (mask, delay) in enumerate(parts)
     ]
     return pd.concat(frames, ignore_index=True)
 
@@ -207,7 +209,8 @@ def campaign_emails(
     cfg: Engagement,
     rng: np.random.Generator,
 ) -> pd.DataFrame:
-    """Send, open and click events of one campaign e-mail to ``person`` (rows)."""
+    """Send, open and click events of one campaign e-mail to ``person`` (rows); ``event``
+    indexes :data:`EMAIL_EVENTS`."""
     m = person.size
     sent = week + rng.uniform(0, 0.5, size=m) / 7
     engaged = level(sent, death_week[person], cfg)
@@ -216,14 +219,14 @@ def campaign_emails(
     delay = rng.exponential(12.0, size=m) / (24 * 7)
     return pd.concat(
         [
-            pd.DataFrame({"person": person, "event": "send", "week": sent}),
+            pd.DataFrame({"person": person, "event": np.int8(0), "week": sent}),
             pd.DataFrame(
-                {"person": person[opened], "event": "open", "week": (sent + delay)[opened]}
+                {"person": person[opened], "event": np.int8(1), "week": (sent + delay)[opened]}
             ),
             pd.DataFrame(
                 {
                     "person": person[clicked],
-                    "event": "click",
+                    "event": np.int8(2),
                     "week": (sent + delay + 3 / (60 * 24 * 7))[clicked],
                 }
             ),

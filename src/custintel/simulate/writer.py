@@ -161,21 +161,50 @@ class _Formatter:
         *,
         delimiter: str = ",",
         raw: bool = False,
+        parquet: bool = False,
     ) -> None:
         """``COPY (SELECT <select> FROM frame)``; ``raw`` writes values unquoted (the
         values are known to hold no delimiter, except a deliberately malformed line)."""
         path.parent.mkdir(parents=True, exist_ok=True)
         self.con.register("frame", frame)
         quote = ", QUOTE '', ESCAPE ''" if raw else ""
-        self.con.execute(
-            f"COPY (SELECT {select} FROM frame) TO '{path}' "
-            f"(HEADER, DELIMITER '{delimiter}'{quote})"
-        )
+        options = "FORMAT parquet" if parquet else f"HEADER, DELIMITER '{delimiter}'{quote}"
+        self.con.execute(f"COPY (SELECT {select} FROM frame) TO '{path}' ({options})")
         self.con.unregister("frame")
 
 
 def _lookup(values: np.ndarray, names: tuple[str, ...]) -> pd.Categorical:
     return pd.Categorical.from_codes(values.astype(np.int64), categories=list(names))
+
+
+def _choice(which: np.ndarray, values: tuple[str, ...]) -> pd.Categorical:
+    """``values[which]`` as a categorical; ``values`` may repeat."""
+    uniq, inverse = np.unique(np.array(values, dtype=str), return_inverse=True)
+    return pd.Categorical.from_codes(inverse[which], categories=uniq)
+
+
+def _codes(values: np.ndarray, index: np.ndarray, mask: np.ndarray | None = None) -> pd.Categorical:
+    """``values[index]`` (NULL where ``mask`` is False or the value is missing) as a
+    categorical: per-row strings are never built, which keeps tens of millions of rows of
+    ids and addresses cheap to hand to DuckDB."""
+    values = np.asarray(values, dtype=object)
+    present = ~pd.isna(values)
+    present[present] = values[present] != ""
+    uniq, inverse = np.unique(values[present].astype(str), return_inverse=True)
+    code = np.full(values.size, -1, dtype=np.int64)
+    code[present] = inverse
+    picked = code[index]
+    if mask is not None:
+        picked = np.where(mask, picked, -1)
+    return pd.Categorical.from_codes(picked, categories=uniq)
+
+
+def _per_person(record_truth: pd.DataFrame, system: str, n: int) -> np.ndarray:
+    """The id of each person's first record in ``system`` (None when they have none)."""
+    first = record_truth[record_truth.system == system].drop_duplicates("person_id")
+    ids = np.full(n, None, dtype=object)
+    ids[first.person_id.to_numpy()] = first.source_id.to_numpy()
+    return ids
 
 
 def simulate(out: Path, config: SimulationConfig | None = None) -> dict[str, int]:
@@ -197,11 +226,13 @@ def simulate(out: Path, config: SimulationConfig | None = None) -> dict[str, int
 
     # The CRM is the marketing system: its first record of a person carries their
     # newsletter subscription, consents, tickets and campaign contacts.
-    crm_first = record_truth[record_truth.system == "crm"].drop_duplicates("person_id")
-    crm_ref = crm_first.set_index("person_id").source_id.reindex(np.arange(n)).to_numpy()
-    crm_email = records["crm"].set_index("source_id").email.reindex(crm_first.source_id).to_numpy()
-    has_email = np.zeros(n, dtype=bool)
-    has_email[crm_first.person_id.to_numpy()] = crm_email != ""
+    crm_ref = _per_person(record_truth, "crm", n)
+    in_crm = ~pd.isna(crm_ref)
+    crm_email = np.full(n, None, dtype=object)
+    crm_email[in_crm] = (
+        records["crm"].set_index("source_id").email.reindex(crm_ref[in_crm]).to_numpy()
+    )
+    has_email = in_crm & (crm_email != "")
     join = people["first_week"].to_numpy()
     subs = eng.subscriptions(join, death, has_email, cfg.total_weeks, cfg.engagement, rng)
     reachable_until = np.where(subs.subscribed, subs.stop_week, -np.inf)
@@ -221,9 +252,8 @@ def simulate(out: Path, config: SimulationConfig | None = None) -> dict[str, int
         fmt.write(
             frame, f"* REPLACE ({fmt.ts('created')} AS created)", out / folder / "customers.csv"
         )
-    email_of = pd.Series(crm_email, index=crm_first.source_id.to_numpy())
     email_count = _write_email(
-        fmt, people, subs, campaign_truth, death, crm_ref, email_of, out, cfg, rng
+        fmt, people, subs, campaign_truth, death, crm_ref, crm_email, out, cfg, rng
     )
     consent_count = _write_consents(fmt, subs, crm_ref, join, out, cfg, rng)
     ticket_count = _write_tickets(fmt, crm_ref, join, death, out, cfg, rng)
@@ -235,17 +265,14 @@ def simulate(out: Path, config: SimulationConfig | None = None) -> dict[str, int
     people_truth = _people_truth(people, lifetimes, orders, calendar, cfg)
     people_truth.to_parquet(truth / "people.parquet", index=False)
     record_truth.to_parquet(truth / "records.parquet", index=False)
-    pd.DataFrame(
-        {
-            "order_id": _order_ids(orders.oid.to_numpy()),
-            "person_id": orders.person.to_numpy(),
-            "channel": np.where(orders.online, "online", "store"),
-            "account": orders.account.to_numpy(),
-            "is_return": orders.is_return.to_numpy(),
-            "week": orders.week.to_numpy(),
-            "amount": orders.amount.to_numpy(),
-        }
-    ).to_parquet(truth / "orders.parquet", index=False)
+    fmt.write(
+        orders,
+        "'O' || lpad(CAST(oid AS VARCHAR), 9, '0') AS order_id, person AS person_id, "
+        "CASE WHEN online THEN 'online' ELSE 'store' END AS channel, "
+        "CAST(account AS VARCHAR) AS account, is_return, week, amount",
+        truth / "orders.parquet",
+        parquet=True,
+    )
     fault_truth.to_parquet(truth / "faults.parquet", index=False)
     campaign_truth.assign(customer_ref=crm_ref[campaign_truth.person_id.to_numpy()]).to_parquet(
         truth / "campaigns.parquet", index=False
@@ -318,13 +345,12 @@ def _orders(
         }
     )
     frame = frame.iloc[np.argsort(frame.week.to_numpy(), kind="stable")].reset_index(drop=True)
-    first_account = record_truth.drop_duplicates(["system", "person_id"]).set_index(
-        ["system", "person_id"]
+    n = len(people)
+    accounts = np.concatenate(
+        [_per_person(record_truth, "webshop", n), _per_person(record_truth, "loyalty", n)]
     )
     pid = frame.person.to_numpy()
-    shop_ref = first_account.loc["webshop"].source_id.reindex(pid).to_numpy()
-    card_ref = first_account.loc["loyalty"].source_id.reindex(pid).to_numpy()
-    frame["account"] = np.where(frame.online.to_numpy(), shop_ref, card_ref)
+    frame["account"] = _codes(accounts, np.where(frame.online.to_numpy(), pid, n + pid))
     frame["oid"] = np.arange(len(frame), dtype=np.int64)
     return frame
 
@@ -410,7 +436,7 @@ def _write_email(
     campaign_truth: pd.DataFrame,
     death: np.ndarray,
     crm_ref: np.ndarray,
-    email_of: pd.Series,
+    crm_email: np.ndarray,
     out: Path,
     cfg: SimulationConfig,
     rng: np.random.Generator,
@@ -418,9 +444,9 @@ def _write_email(
     """Newsletter and campaign e-mail events, keyed by the CRM customer number."""
     open_rate = people["open_rate"].to_numpy()
     news = eng.newsletter_events(subs, death, open_rate, cfg.engagement, rng)
-    news["mailing"] = np.char.add("NL-", np.char.zfill(news.issue.to_numpy().astype(str), 4))
-    parts = [news.drop(columns="issue")]
-    for campaign in cfg.campaigns:
+    parts = [news.assign(campaign=-1)]
+    ids = tuple(c.campaign_id for c in cfg.campaigns)
+    for i, campaign in enumerate(cfg.campaigns):
         if campaign.channel != "email":
             continue
         ct = campaign_truth[
@@ -430,22 +456,25 @@ def _write_email(
         sent = eng.campaign_emails(
             ct.person_id.to_numpy(), campaign.week, death, open_rate, cfg.engagement, rng
         )
-        parts.append(sent.assign(mailing=campaign.campaign_id))
+        parts.append(sent.assign(issue=-1, campaign=i))
     events = pd.concat(parts, ignore_index=True)
     events = events.iloc[np.argsort(events.week.to_numpy(), kind="stable")]
     person = events.person.to_numpy()
     frame = pd.DataFrame(
         {
-            "contact_id": crm_ref[person],
-            "address": email_of.reindex(crm_ref[person]).to_numpy(),
-            "mailing": events.mailing.to_numpy(),
-            "event": events.event.to_numpy(),
+            "contact_id": _codes(crm_ref, person),
+            "address": _codes(crm_email, person),
+            "issue": events.issue.to_numpy(),
+            "campaign": _choice(np.maximum(events.campaign.to_numpy(), 0), ids),
+            "event": _lookup(events.event.to_numpy(), eng.EMAIL_EVENTS),
             "week": events.week.to_numpy(),
         }
     )
     fmt.write(
         frame,
-        f"contact_id, address, mailing, event, {fmt.ts('week')} AS event_time",
+        "contact_id, address, CASE WHEN issue >= 0 THEN 'NL-' || lpad(CAST(issue AS VARCHAR), "
+        "4, '0') ELSE CAST(campaign AS VARCHAR) END AS mailing, event, "
+        f"{fmt.ts('week')} AS event_time",
         out / "email" / "events.csv",
     )
     return len(frame)
@@ -469,28 +498,26 @@ def _write_consents(
     withdraw_week = join + rng.random(join.size) * (cfg.total_weeks - join)
     unsub = subscribed & (subs.stop_reason.to_numpy() == "unsubscribe")
     stop = subs.stop_week.to_numpy() + 6 / (24 * 7)  # recorded a few hours after the click
-    blocks = [
-        (subscribed, join, "email", "marketing", "granted"),
-        (profiling, join, "all", "profiling", "granted"),
-        (unsub, stop, "email", "marketing", "withdrawn"),
-        (withdraw, withdraw_week, "all", "profiling", "withdrawn"),
+    blocks = [  # (who, when, email channel?, marketing purpose?, granted?)
+        (subscribed, join, True, True, True),
+        (profiling, join, False, False, True),
+        (unsub, stop, True, True, False),
+        (withdraw, withdraw_week, False, False, False),
     ]
-    frame = pd.concat(
-        [
-            pd.DataFrame(
-                {
-                    "customer": crm_ref[mask],
-                    "channel": channel,
-                    "purpose": purpose,
-                    "status": status,
-                    "week": week[mask],
-                }
-            )
-            for mask, week, channel, purpose, status in blocks
-        ],
-        ignore_index=True,
+    person = np.concatenate([np.flatnonzero(b[0]) for b in blocks])
+    week = np.concatenate([b[1][b[0]] for b in blocks])
+    flags = np.repeat(np.array([b[2:] for b in blocks]), [int(b[0].sum()) for b in blocks], axis=0)
+    order = np.argsort(week, kind="stable")
+    person, week, flags = person[order], week[order], flags[order]
+    frame = pd.DataFrame(
+        {
+            "customer": _codes(crm_ref, person),
+            "channel": _lookup(flags[:, 0].astype(int), ("all", "email")),
+            "purpose": _lookup(flags[:, 1].astype(int), ("profiling", "marketing")),
+            "status": _lookup(flags[:, 2].astype(int), ("withdrawn", "granted")),
+            "week": week,
+        }
     )
-    frame = frame.iloc[np.argsort(frame.week.to_numpy(), kind="stable")]
     fmt.write(
         frame,
         f"customer, channel, purpose, status, {fmt.ts('week')} AS recorded_at",
@@ -515,19 +542,20 @@ def _write_tickets(
     resolved = t.resolved_week.to_numpy() < cfg.total_weeks
     frame = pd.DataFrame(
         {
-            "ticket": np.char.add("T", np.char.zfill(np.arange(len(t)).astype(str), 8)),
-            "customer": crm_ref[t.person.to_numpy()],
+            "ticket": np.arange(len(t)),
+            "customer": _codes(crm_ref, t.person.to_numpy()),
             "week": t.week.to_numpy(),
             "via": _lookup(t.channel.to_numpy(), eng.TICKET_CHANNELS),
             "topic": _lookup(t.category.to_numpy(), eng.TICKET_CATEGORIES),
-            "state": np.where(resolved, "closed", "open"),
+            "state": _lookup(resolved.astype(int), ("open", "closed")),
             "resolved_week": np.where(resolved, t.resolved_week.to_numpy(), np.nan),
             "csat": np.where(resolved, t.satisfaction.to_numpy(), -1),
         }
     )
     fmt.write(
         frame,
-        f"ticket, customer, {fmt.ts('week')} AS opened, CAST(via AS VARCHAR) AS via, "
+        "'T' || lpad(CAST(ticket AS VARCHAR), 8, '0') AS ticket, customer, "
+        f"{fmt.ts('week')} AS opened, CAST(via AS VARCHAR) AS via, "
         f"CAST(topic AS VARCHAR) AS topic, state, {fmt.ts('resolved_week')} AS closed, "
         "CASE WHEN csat < 0 THEN '' ELSE CAST(csat AS VARCHAR) END AS csat",
         out / "support" / "tickets.csv",
@@ -560,8 +588,7 @@ def _write_web(
     e = cfg.engagement
     n = len(people)
     tracked = rng.random(n) < e.web_share
-    shop = record_truth[record_truth.system == "webshop"].drop_duplicates("person_id")
-    account = shop.set_index("person_id").source_id.reindex(np.arange(n)).to_numpy()
+    account = _per_person(record_truth, "webshop", n)
     cookies_per = 1 + rng.poisson(e.cookies_mean, size=n)
     offset = np.concatenate([[0], np.cumsum(cookies_per)[:-1]])
     cookie_key = rng.integers(0, 2**62, size=int(cookies_per.sum()), dtype=np.int64)
@@ -603,7 +630,7 @@ def _write_web(
     frame = pd.DataFrame(
         {
             "cookie": cookie_key[cookie],
-            "user": np.where(logged[session], account[person], None),
+            "user": _codes(account, person, logged[session]),
             "session": session,
             "week": week,
             "kind": _lookup(kind, WEB_EVENTS),
@@ -638,16 +665,19 @@ def _write_contacts(
     cfg: SimulationConfig,
 ) -> int:
     """Contact history of the past campaigns: treated and held-out customers alike."""
-    by_id = {c.campaign_id: c for c in cfg.campaigns}
-    ids = campaign_truth.campaign_id.to_numpy()
+    ids = [c.campaign_id for c in cfg.campaigns]
+    which = pd.Categorical(campaign_truth.campaign_id, categories=ids).codes.astype(np.int64)
     frame = pd.DataFrame(
         {
-            "campaign": ids,
-            "customer": crm_ref[campaign_truth.person_id.to_numpy()],
-            "channel": [by_id[c].channel for c in ids],
-            "week": [by_id[c].week for c in ids],
-            "group": campaign_truth.variant.to_numpy(),
-            "offer": [by_id[c].offer for c in ids],
+            "campaign": _choice(which, tuple(ids)),
+            "customer": _codes(crm_ref, campaign_truth.person_id.to_numpy()),
+            "channel": _choice(which, tuple(c.channel for c in cfg.campaigns)),
+            "week": np.array([c.week for c in cfg.campaigns], dtype=float)[which],
+            "group": _lookup(
+                (campaign_truth.variant == "control").to_numpy().astype(int),
+                ("treatment", "control"),
+            ),
+            "offer": _choice(which, tuple(c.offer for c in cfg.campaigns)),
         }
     )
     fmt.write(
