@@ -18,7 +18,8 @@ install-dev: $(BIN)/python
 
 demo: install
 	rm -rf $(DEMO)
-	$(BIN)/custintel init $(DEMO) --with-sample
+	$(BIN)/custintel simulate --customers 50000 --seed 7 --out $(DEMO)/data
+	$(BIN)/custintel init $(DEMO) --from-simulation $(DEMO)/data
 	$(BIN)/custintel run --project $(DEMO)
 	$(BIN)/custintel report --project $(DEMO)
 
@@ -32,6 +33,7 @@ lint: install-dev
 
 bench: install-dev
 	$(BIN)/python benchmarks/bench_ingest.py
+	$(BIN)/python benchmarks/bench_simulate.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache

@@ -157,8 +157,15 @@ def test_label_probabilities_are_calibrated(simulated_shop) -> None:
     assert (dead.purchases_next_365d == 0).all() and (dead.p_purchase_365d == 0).all()
 
 
+def _monthly(project: Path, folder: str) -> pd.DataFrame:
+    """All monthly event files of one folder, in order."""
+    files = sorted((project / "data" / folder).glob("events_*.csv"))
+    assert len(files) >= 36  # three years and more, one file per month
+    return pd.concat([pd.read_csv(f, dtype=str) for f in files], ignore_index=True)
+
+
 def _email(project: Path) -> pd.DataFrame:
-    return pd.read_csv(project / "data" / "email" / "events.csv")
+    return _monthly(project, "email")
 
 
 def _weeks(ts: pd.Series, start: str) -> np.ndarray:
@@ -233,7 +240,7 @@ def test_unsubscribes_become_consent_withdrawals(simulated_shop) -> None:
 
 def test_anonymous_browsing_can_be_stitched_through_logins(simulated_shop) -> None:
     project, _ = simulated_shop
-    web = pd.read_csv(project / "data" / "web" / "events.csv", dtype=str)
+    web = _monthly(project, "web")
     cookies = _truth(project, "cookies").set_index("anonymous_id").person_id
     records = _truth(project, "records")
     account_person = records[records.system == "webshop"].set_index("source_id").person_id

@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from custintel.core.config import CsvOptions, ProjectConfig, SourceConfig
@@ -155,7 +157,7 @@ class _Formatter:
 
     def write(
         self,
-        frame: pd.DataFrame,
+        frame: pd.DataFrame | pa.Table | dict[str, Any],
         select: str,
         path: Path,
         *,
@@ -166,6 +168,10 @@ class _Formatter:
         """``COPY (SELECT <select> FROM frame)``; ``raw`` writes values unquoted (the
         values are known to hold no delimiter, except a deliberately malformed line)."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(frame, dict):  # numpy columns go to Arrow without a pandas copy
+            frame = pa.table(
+                {k: pa.array(v) if isinstance(v, pd.Categorical) else v for k, v in frame.items()}
+            )
         self.con.register("frame", frame)
         quote = ", QUOTE '', ESCAPE ''" if raw else ""
         options = "FORMAT parquet" if parquet else f"HEADER, DELIMITER '{delimiter}'{quote}"
@@ -183,20 +189,33 @@ def _choice(which: np.ndarray, values: tuple[str, ...]) -> pd.Categorical:
     return pd.Categorical.from_codes(inverse[which], categories=uniq)
 
 
-def _codes(values: np.ndarray, index: np.ndarray, mask: np.ndarray | None = None) -> pd.Categorical:
-    """``values[index]`` (NULL where ``mask`` is False or the value is missing) as a
-    categorical: per-row strings are never built, which keeps tens of millions of rows of
-    ids and addresses cheap to hand to DuckDB."""
-    values = np.asarray(values, dtype=object)
-    present = ~pd.isna(values)
-    present[present] = values[present] != ""
-    uniq, inverse = np.unique(values[present].astype(str), return_inverse=True)
-    code = np.full(values.size, -1, dtype=np.int64)
-    code[present] = inverse
-    picked = code[index]
-    if mask is not None:
-        picked = np.where(mask, picked, -1)
-    return pd.Categorical.from_codes(picked, categories=uniq)
+class _Ids:
+    """Per-person strings (ids, addresses; None or empty when missing), stored once as an
+    Arrow array and gathered by integer codes: per-row Python strings are never built,
+    which keeps tens of millions of rows cheap to hand to DuckDB."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        values = np.asarray(values, dtype=object)
+        present = ~pd.isna(values)
+        present[present] = values[present] != ""
+        self.uniq, inverse = np.unique(values[present].astype(str), return_inverse=True)
+        self.code = np.full(values.size, -1, dtype=np.int64)
+        self.code[present] = inverse
+        self.missing = ~present
+
+        self.arrow = pa.array(self.uniq, type=pa.string())
+
+    def take(self, index: np.ndarray, mask: np.ndarray | None = None) -> pa.Array:
+        """``values[index]`` as an Arrow string array (a C++ gather, no Python strings),
+        NULL where ``mask`` is False or the value is missing."""
+        picked = self.code[index]
+        if mask is not None:
+            picked = np.where(mask, picked, -1)
+        return self.from_codes(picked)
+
+    def from_codes(self, codes: np.ndarray) -> pa.Array:
+        """The strings of codes from ``self.code`` (-1: NULL)."""
+        return self.arrow.take(pa.array(codes, mask=codes < 0))
 
 
 def _per_person(record_truth: pd.DataFrame, system: str, n: int) -> np.ndarray:
@@ -241,8 +260,9 @@ def simulate(out: Path, config: SimulationConfig | None = None) -> dict[str, int
     )
 
     fmt = _Formatter(cfg.start)
-    orders = _orders(people, events, record_truth, cfg, rng)
-    fault_truth = _write_orders(fmt, orders, out, cfg, rng)
+    orders, accounts = _orders(people, events, record_truth, cfg, rng)
+    del events
+    fault_truth = _write_orders(fmt, orders, accounts, out, cfg, rng)
     first_seen = orders.groupby("person").week.min()
     for system, frame in records.items():
         person = record_truth[record_truth.system == system].person_id.to_numpy()
@@ -252,21 +272,23 @@ def simulate(out: Path, config: SimulationConfig | None = None) -> dict[str, int
         fmt.write(
             frame, f"* REPLACE ({fmt.ts('created')} AS created)", out / folder / "customers.csv"
         )
+    crm = _Ids(crm_ref)
     email_count = _write_email(
-        fmt, people, subs, campaign_truth, death, crm_ref, crm_email, out, cfg, rng
+        fmt, people, subs, campaign_truth, death, crm, _Ids(crm_email), out, cfg, rng
     )
-    consent_count = _write_consents(fmt, subs, crm_ref, join, out, cfg, rng)
-    ticket_count = _write_tickets(fmt, crm_ref, join, death, out, cfg, rng)
+    consent_count = _write_consents(fmt, subs, crm, join, out, cfg, rng)
+    ticket_count = _write_tickets(fmt, crm, join, death, out, cfg, rng)
     web_count, cookies = _write_web(fmt, people, orders, record_truth, death, out, cfg, rng)
-    contact_count = _write_contacts(fmt, campaign_truth, crm_ref, out, cfg)
+    contact_count = _write_contacts(fmt, campaign_truth, crm, out, cfg)
 
     truth = out / "truth"
     truth.mkdir(parents=True, exist_ok=True)
     people_truth = _people_truth(people, lifetimes, orders, calendar, cfg)
     people_truth.to_parquet(truth / "people.parquet", index=False)
     record_truth.to_parquet(truth / "records.parquet", index=False)
+    table = pa.Table.from_pandas(orders.drop(columns="account"), preserve_index=False)
     fmt.write(
-        orders,
+        table.append_column("account", accounts.from_codes(orders.account.to_numpy())),
         "'O' || lpad(CAST(oid AS VARCHAR), 9, '0') AS order_id, person AS person_id, "
         "CASE WHEN online THEN 'online' ELSE 'store' END AS channel, "
         "CAST(account AS VARCHAR) AS account, is_return, week, amount",
@@ -310,8 +332,9 @@ def _orders(
     record_truth: pd.DataFrame,
     cfg: SimulationConfig,
     rng: np.random.Generator,
-) -> pd.DataFrame:
-    """Purchases and returns, in time order, with the account each is booked on.
+) -> tuple[pd.DataFrame, _Ids]:
+    """Purchases and returns, in time order, with the account each is booked on (a code
+    into the returned ids; -1 for guests and anonymous store sales).
 
     Online purchases go to the person's web-shop account (a guest checkout when they have
     none), store purchases to their loyalty card (anonymous when they have none).
@@ -350,14 +373,16 @@ def _orders(
         [_per_person(record_truth, "webshop", n), _per_person(record_truth, "loyalty", n)]
     )
     pid = frame.person.to_numpy()
-    frame["account"] = _codes(accounts, np.where(frame.online.to_numpy(), pid, n + pid))
+    ids = _Ids(accounts)
+    frame["account"] = ids.code[np.where(frame.online.to_numpy(), pid, n + pid)]
     frame["oid"] = np.arange(len(frame), dtype=np.int64)
-    return frame
+    return frame, ids
 
 
 def _write_orders(
     fmt: _Formatter,
     orders: pd.DataFrame,
+    accounts: _Ids,
     out: Path,
     cfg: SimulationConfig,
     rng: np.random.Generator,
@@ -391,6 +416,8 @@ def _write_orders(
             category=_lookup(f.category.to_numpy(), CATEGORIES),
             tail=np.where(code("malformed_line"), ",oops", ""),
         )
+        table = pa.Table.from_pandas(f.drop(columns="account"), preserve_index=False)
+        table = table.append_column("account", accounts.from_codes(f.account.to_numpy()))
         if online:
             select = (
                 "'O' || lpad(CAST(oid AS VARCHAR), 9, '0') AS order_no, "
@@ -412,7 +439,7 @@ def _write_orders(
                 "replace(tail, ',', ';') AS is_refund"
             )
             delimiter = ";"
-        fmt.write(f, select, out / name, delimiter=delimiter, raw=True)
+        fmt.write(table, select, out / name, delimiter=delimiter, raw=True)
         faulty = np.flatnonzero(fault >= 0)
         labels = np.array([*FAULTS, "duplicate"])
         truths.append(
@@ -435,8 +462,8 @@ def _write_email(
     subs: pd.DataFrame,
     campaign_truth: pd.DataFrame,
     death: np.ndarray,
-    crm_ref: np.ndarray,
-    crm_email: np.ndarray,
+    crm: _Ids,
+    emails: _Ids,
     out: Path,
     cfg: SimulationConfig,
     rng: np.random.Generator,
@@ -458,32 +485,36 @@ def _write_email(
         )
         parts.append(sent.assign(issue=-1, campaign=i))
     events = pd.concat(parts, ignore_index=True)
-    events = events.iloc[np.argsort(events.week.to_numpy(), kind="stable")]
-    person = events.person.to_numpy()
-    frame = pd.DataFrame(
-        {
-            "contact_id": _codes(crm_ref, person),
-            "address": _codes(crm_email, person),
-            "issue": events.issue.to_numpy(),
-            "campaign": _choice(np.maximum(events.campaign.to_numpy(), 0), ids),
-            "event": _lookup(events.event.to_numpy(), eng.EMAIL_EVENTS),
-            "week": events.week.to_numpy(),
-        }
-    )
-    fmt.write(
-        frame,
-        "contact_id, address, CASE WHEN issue >= 0 THEN 'NL-' || lpad(CAST(issue AS VARCHAR), "
-        "4, '0') ELSE CAST(campaign AS VARCHAR) END AS mailing, event, "
-        f"{fmt.ts('week')} AS event_time",
-        out / "email" / "events.csv",
-    )
-    return len(frame)
+    by_time = np.argsort(events.week.to_numpy(), kind="stable")
+    cols = {
+        c: events[c].to_numpy()[by_time] for c in ("person", "issue", "campaign", "event", "week")
+    }
+    del events
+    labels, month_weeks = _months(cfg.start, cfg.total_weeks)
+    bounds = np.searchsorted(cols["week"], month_weeks[1:])
+    for label, lo, hi in zip(labels, np.r_[0, bounds], np.r_[bounds, by_time.size], strict=True):
+        person = cols["person"][lo:hi]
+        fmt.write(
+            {
+                "contact_id": crm.take(person),
+                "address": emails.take(person),
+                "issue": cols["issue"][lo:hi],
+                "campaign": _choice(np.maximum(cols["campaign"][lo:hi], 0), ids),
+                "event": _lookup(cols["event"][lo:hi], eng.EMAIL_EVENTS),
+                "week": cols["week"][lo:hi],
+            },
+            "contact_id, address, CASE WHEN issue >= 0 THEN 'NL-' || "
+            "lpad(CAST(issue AS VARCHAR), 4, '0') ELSE CAST(campaign AS VARCHAR) END AS mailing, "
+            f"event, {fmt.ts('week')} AS event_time",
+            out / "email" / f"events_{label}.csv",
+        )
+    return int(by_time.size)
 
 
 def _write_consents(
     fmt: _Formatter,
     subs: pd.DataFrame,
-    crm_ref: np.ndarray,
+    crm: _Ids,
     join: np.ndarray,
     out: Path,
     cfg: SimulationConfig,
@@ -491,7 +522,7 @@ def _write_consents(
 ) -> int:
     """Consent history: e-mail marketing and profiling granted at sign-up, withdrawn later
     by unsubscribing (or, for profiling, at a random time)."""
-    in_crm = ~pd.isna(crm_ref)
+    in_crm = ~crm.missing
     subscribed = subs.subscribed.to_numpy() & in_crm
     profiling = in_crm & (rng.random(join.size) < cfg.engagement.profiling_rate)
     withdraw = profiling & (rng.random(join.size) < cfg.engagement.profiling_withdrawal)
@@ -511,7 +542,7 @@ def _write_consents(
     person, week, flags = person[order], week[order], flags[order]
     frame = pd.DataFrame(
         {
-            "customer": _codes(crm_ref, person),
+            "customer": crm.take(person),
             "channel": _lookup(flags[:, 0].astype(int), ("all", "email")),
             "purpose": _lookup(flags[:, 1].astype(int), ("profiling", "marketing")),
             "status": _lookup(flags[:, 2].astype(int), ("withdrawn", "granted")),
@@ -528,7 +559,7 @@ def _write_consents(
 
 def _write_tickets(
     fmt: _Formatter,
-    crm_ref: np.ndarray,
+    crm: _Ids,
     join: np.ndarray,
     death: np.ndarray,
     out: Path,
@@ -536,14 +567,14 @@ def _write_tickets(
     rng: np.random.Generator,
 ) -> int:
     """Support tickets of CRM customers, rising as engagement fades."""
-    start = np.where(pd.isna(crm_ref), np.inf, join)
+    start = np.where(crm.missing, np.inf, join)
     t = eng.support_tickets(start, death, cfg.total_weeks, cfg.engagement, rng)
     t = t.iloc[np.argsort(t.week.to_numpy(), kind="stable")].reset_index(drop=True)
     resolved = t.resolved_week.to_numpy() < cfg.total_weeks
     frame = pd.DataFrame(
         {
             "ticket": np.arange(len(t)),
-            "customer": _codes(crm_ref, t.person.to_numpy()),
+            "customer": crm.take(t.person.to_numpy()),
             "week": t.week.to_numpy(),
             "via": _lookup(t.channel.to_numpy(), eng.TICKET_CHANNELS),
             "topic": _lookup(t.category.to_numpy(), eng.TICKET_CATEGORIES),
@@ -567,6 +598,18 @@ WEB_EVENTS = ("login", "product_view", "add_to_cart", "purchase")
 MINUTE = 1 / (60 * 24 * 7)
 
 
+def _months(start: date, total_weeks: float) -> tuple[list[str], np.ndarray]:
+    """Labels (YYYY-MM) of the months the calendar touches and the week each begins."""
+    labels, weeks = [], []
+    month = date(start.year, start.month, 1)
+    end = start + timedelta(weeks=total_weeks)
+    while month < end:
+        labels.append(f"{month:%Y-%m}")
+        weeks.append((month - start).days / 7)
+        month = date(month.year + month.month // 12, month.month % 12 + 1, 1)
+    return labels, np.array(weeks)
+
+
 def _write_web(
     fmt: _Formatter,
     people: pd.DataFrame,
@@ -577,18 +620,20 @@ def _write_web(
     cfg: SimulationConfig,
     rng: np.random.Generator,
 ) -> tuple[int, pd.DataFrame]:
-    """Web-analytics events of tracked people, with anonymous cookies.
+    """Web-analytics events of tracked people, with anonymous cookies, one file per month.
 
     Each person uses one or more cookies. A purchase session (every online order of a
     tracked person) is logged in when the order is on an account; a browse session is
     logged in with ``login_share`` when the person has an account, else anonymous. So part
     of each cookie's history is anonymous and can be stitched through its logged-in
-    sessions. The truth maps every cookie to its person.
+    sessions. The truth maps every cookie to its person. Sessions are drawn whole, then
+    expanded into events a month at a time, which bounds memory.
     """
     e = cfg.engagement
     n = len(people)
     tracked = rng.random(n) < e.web_share
     account = _per_person(record_truth, "webshop", n)
+    account_ids = _Ids(account)
     cookies_per = 1 + rng.poisson(e.cookies_mean, size=n)
     offset = np.concatenate([[0], np.cumsum(cookies_per)[:-1]])
     cookie_key = rng.integers(0, 2**62, size=int(cookies_per.sum()), dtype=np.int64)
@@ -598,69 +643,76 @@ def _write_web(
     browse = eng.web_sessions(
         tracked, people.first_week.to_numpy(), death, people.lam.to_numpy(), cfg.total_weeks, e, rng
     )
+    nb = len(buy)
     s_person = np.concatenate([buy.person.to_numpy(), browse.person.to_numpy()])
-    s_week = np.concatenate([buy.week.to_numpy(), browse.week.to_numpy()])
-    s_buy = np.r_[np.ones(len(buy), bool), np.zeros(len(browse), bool)]
+    s_buy = np.arange(s_person.size) < nb
     s_category = np.concatenate(
         [buy.category.to_numpy(), rng.integers(0, len(CATEGORIES), size=len(browse))]
     ).astype(np.int64)
-    has_account = ~pd.isna(account[s_person])
-    logged = np.r_[~pd.isna(buy.account.to_numpy()), np.zeros(len(browse), bool)]
-    logged |= ~s_buy & has_account & (rng.random(s_person.size) < e.login_share)
+    logged = np.r_[buy.account.to_numpy() >= 0, np.zeros(len(browse), bool)]
+    logged |= ~s_buy & ~pd.isna(account[s_person]) & (rng.random(s_person.size) < e.login_share)
     views = np.where(s_buy, 1, 1 + rng.poisson(0.7, size=s_person.size))
     # Events per session: [login] + views x product_view + (add_to_cart, purchase if buying).
-    count = logged.astype(int) + views + 2 * s_buy
-    session = np.repeat(np.arange(s_person.size), count)
-    k = np.arange(session.size) - np.repeat(np.cumsum(count) - count, count)
-    lead = logged[session].astype(int)
-    kind = np.where(
-        k < lead,
-        0,
-        np.where(k < lead + views[session], 1, np.where(k == lead + views[session], 2, 3)),
-    )
+    count = logged.astype(np.int64) + views + 2 * s_buy
     # Buying sessions end at the order time; browsing sessions start at the drawn time.
+    s_week = np.concatenate([buy.week.to_numpy(), browse.week.to_numpy()])
     begin = np.where(s_buy, s_week - (count - 1) * 2 * MINUTE, s_week)
-    week = begin[session] + k * 2 * MINUTE
-    person = s_person[session]
-    cookie = (offset[s_person] + rng.integers(0, cookies_per[s_person]))[session]
-    # Views wander over the category; the cart and the purchase hold the session's product.
+    s_cookie = offset[s_person] + rng.integers(0, cookies_per[s_person])
     s_product = s_category * 1000 + rng.integers(0, 200, size=s_person.size)
-    wander = s_category[session] * 1000 + rng.integers(0, 200, size=session.size)
-    product = np.where(kind >= 2, s_product[session], wander)
-    frame = pd.DataFrame(
-        {
-            "cookie": cookie_key[cookie],
-            "user": _codes(account, person, logged[session]),
-            "session": session,
-            "week": week,
-            "kind": _lookup(kind, WEB_EVENTS),
-            "product": np.where(kind == 0, -1, product),
-            "category": _lookup(s_category[session], CATEGORIES),
-        }
+    # Number sessions in time order, then expand them month by month.
+    order = np.argsort(begin, kind="stable")
+    s_person, s_category, logged, views, count, begin, s_cookie, s_product = (
+        a[order] for a in (s_person, s_category, logged, views, count, begin, s_cookie, s_product)
     )
-    frame = frame.iloc[np.argsort(frame.week.to_numpy(), kind="stable")]
-    fmt.write(
-        frame,
-        "printf('%016x', cookie) AS cookie_id, user AS user_id, "
-        "'S' || lpad(CAST(session AS VARCHAR), 9, '0') AS session_id, "
-        f"{fmt.ts('week')} AS ts, CAST(kind AS VARCHAR) AS event, "
-        "CASE WHEN product < 0 THEN '/login' ELSE '/p/' || CAST(product AS VARCHAR) END AS page, "
-        "CASE WHEN product >= 0 THEN 'P' || lpad(CAST(product AS VARCHAR), 5, '0') END "
-        "AS product, CASE WHEN product >= 0 THEN CAST(category AS VARCHAR) END AS category",
-        out / "web" / "events.csv",
-    )
+    labels, month_weeks = _months(cfg.start, cfg.total_weeks)
+    bounds = np.searchsorted(begin, month_weeks[1:])
+    total = 0
+    for label, lo, hi in zip(labels, np.r_[0, bounds], np.r_[bounds, begin.size], strict=True):
+        sessions = np.arange(lo, hi)
+        c = count[sessions]
+        session = np.repeat(sessions, c)
+        k = np.arange(session.size) - np.repeat(np.cumsum(c) - c, c)
+        lead = logged[session].astype(np.int64)
+        v = views[session]
+        kind = np.where(k < lead, 0, np.where(k < lead + v, 1, np.where(k == lead + v, 2, 3)))
+        week = begin[session] + k * 2 * MINUTE
+        # Views wander over the category; the cart and the purchase hold the session's product.
+        wander = s_category[session] * 1000 + rng.integers(0, 200, size=session.size)
+        product = np.where(kind >= 2, s_product[session], np.where(kind == 0, -1, wander))
+        by_time = np.argsort(week, kind="stable")
+        session = session[by_time]
+        person = s_person[session]
+        fmt.write(
+            {
+                "cookie": cookie_key[s_cookie[session]],
+                "user": account_ids.take(person, logged[session]),
+                "session": session,
+                "week": week[by_time],
+                "kind": _lookup(kind[by_time], WEB_EVENTS),
+                "product": product[by_time],
+                "category": _lookup(s_category[session], CATEGORIES),
+            },
+            "printf('%016x', cookie) AS cookie_id, user AS user_id, "
+            "'S' || lpad(CAST(session AS VARCHAR), 9, '0') AS session_id, "
+            f"{fmt.ts('week')} AS ts, CAST(kind AS VARCHAR) AS event, "
+            "CASE WHEN product < 0 THEN '/login' ELSE '/p/' || CAST(product AS VARCHAR) END "
+            "AS page, CASE WHEN product >= 0 THEN 'P' || lpad(CAST(product AS VARCHAR), 5, '0') "
+            "END AS product, CASE WHEN product >= 0 THEN CAST(category AS VARCHAR) END AS category",
+            out / "web" / f"events_{label}.csv",
+        )
+        total += session.size
     owner = np.repeat(np.arange(n), cookies_per)
     used = np.zeros(cookie_key.size, dtype=bool)
-    used[np.unique(cookie)] = True
+    used[np.unique(s_cookie)] = True
     cookies = pd.DataFrame({"cookie_key": cookie_key[used], "person_id": owner[used]})
     cookies["anonymous_id"] = [f"{k:016x}" for k in cookies.pop("cookie_key")]
-    return len(frame), cookies
+    return total, cookies
 
 
 def _write_contacts(
     fmt: _Formatter,
     campaign_truth: pd.DataFrame,
-    crm_ref: np.ndarray,
+    crm: _Ids,
     out: Path,
     cfg: SimulationConfig,
 ) -> int:
@@ -670,7 +722,7 @@ def _write_contacts(
     frame = pd.DataFrame(
         {
             "campaign": _choice(which, tuple(ids)),
-            "customer": _codes(crm_ref, campaign_truth.person_id.to_numpy()),
+            "customer": crm.take(campaign_truth.person_id.to_numpy()),
             "channel": _choice(which, tuple(c.channel for c in cfg.campaigns)),
             "week": np.array([c.week for c in cfg.campaigns], dtype=float)[which],
             "group": _lookup(
@@ -774,7 +826,7 @@ def simulation_sources(data_dir: str, currency: str = "GBP") -> dict[str, Source
         "email_events": SourceConfig(
             contract="email_events",
             system="crm",
-            path=f"{d}/email/events.csv",
+            path=f"{d}/email/events_*.csv",
             columns={
                 "customer_ref": "contact_id",
                 "email": "address",
@@ -807,7 +859,7 @@ def simulation_sources(data_dir: str, currency: str = "GBP") -> dict[str, Source
         "web_events": SourceConfig(
             contract="web_events",
             system="webshop",
-            path=f"{d}/web/events.csv",
+            path=f"{d}/web/events_*.csv",
             columns={
                 "anonymous_id": "cookie_id",
                 "customer_ref": "user_id",
