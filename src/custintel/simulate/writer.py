@@ -11,6 +11,7 @@ quickly and byte-identically for the same seed.
 from __future__ import annotations
 
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -138,13 +139,28 @@ class _Formatter:
     """Formats numeric frames into source files with DuckDB (fast, byte-stable).
 
     Weeks since the start become timestamps in SQL rather than in pandas, which keeps
-    tens of millions of rows cheap to write.
+    tens of millions of rows cheap to write. DuckDB writes one CSV on one core, so each
+    file is written in a background thread while numpy draws the next one; at most
+    ``ahead`` files wait, which bounds memory. Every file is complete and the same for the
+    same input whatever the timing, so output stays byte-identical.
     """
 
-    def __init__(self, start: date) -> None:
-        self.con = duckdb.connect()
-        self.con.execute("SET TimeZone = 'UTC'")
+    def __init__(self, start: date, ahead: int = 2) -> None:
+        self.db = duckdb.connect()
         self.start = start
+        self.ahead = ahead
+        self.pool = ThreadPoolExecutor(max_workers=ahead)
+        self.pending: list[Future[None]] = []
+
+    def __enter__(self) -> _Formatter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            for job in self.pending:
+                job.result()
+        finally:
+            self.pool.shutdown(wait=True)
 
     def ts(self, col: str, fmt: str = "%Y-%m-%dT%H:%M:%SZ", zone: str | None = None) -> str:
         value = (
@@ -172,11 +188,23 @@ class _Formatter:
             frame = pa.table(
                 {k: pa.array(v) if isinstance(v, pd.Categorical) else v for k, v in frame.items()}
             )
-        self.con.register("frame", frame)
+        elif isinstance(frame, pd.DataFrame):  # convert here, where the GIL is held anyway
+            frame = pa.Table.from_pandas(frame, preserve_index=False)
         quote = ", QUOTE '', ESCAPE ''" if raw else ""
         options = "FORMAT parquet" if parquet else f"HEADER, DELIMITER '{delimiter}'{quote}"
-        self.con.execute(f"COPY (SELECT {select} FROM frame) TO '{path}' ({options})")
-        self.con.unregister("frame")
+        sql = f"COPY (SELECT {select} FROM frame) TO '{path}' ({options})"
+        while len(self.pending) >= self.ahead:
+            self.pending.pop(0).result()
+        self.pending.append(self.pool.submit(self._copy, frame, sql))
+
+    def _copy(self, table: pa.Table, sql: str) -> None:
+        con = self.db.cursor()  # a connection of its own per thread
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            con.register("frame", table)
+            con.execute(sql)
+        finally:
+            con.close()
 
 
 def _lookup(values: np.ndarray, names: tuple[str, ...]) -> pd.Categorical:
@@ -259,42 +287,44 @@ def simulate(out: Path, config: SimulationConfig | None = None) -> dict[str, int
         people, events, death, reachable_until, calendar, cfg.campaigns, cfg.response, rng
     )
 
-    fmt = _Formatter(cfg.start)
-    orders, accounts = _orders(people, events, record_truth, cfg, rng)
-    del events
-    fault_truth = _write_orders(fmt, orders, accounts, out, cfg, rng)
-    first_seen = orders.groupby("person").week.min()
-    for system, frame in records.items():
-        person = record_truth[record_truth.system == system].person_id.to_numpy()
-        folder, columns = PROFILES[system]
-        frame = frame.drop(columns=["landline"] if system != "crm" else []).rename(columns=columns)
-        frame["created"] = first_seen.reindex(person).to_numpy()
-        fmt.write(
-            frame, f"* REPLACE ({fmt.ts('created')} AS created)", out / folder / "customers.csv"
+    with _Formatter(cfg.start) as fmt:
+        orders, accounts = _orders(people, events, record_truth, cfg, rng)
+        del events
+        fault_truth = _write_orders(fmt, orders, accounts, out, cfg, rng)
+        first_seen = orders.groupby("person").week.min()
+        for system, frame in records.items():
+            person = record_truth[record_truth.system == system].person_id.to_numpy()
+            folder, columns = PROFILES[system]
+            frame = frame.drop(columns=["landline"] if system != "crm" else []).rename(
+                columns=columns
+            )
+            frame["created"] = first_seen.reindex(person).to_numpy()
+            fmt.write(
+                frame, f"* REPLACE ({fmt.ts('created')} AS created)", out / folder / "customers.csv"
+            )
+        crm = _Ids(crm_ref)
+        email_count = _write_email(
+            fmt, people, subs, campaign_truth, death, crm, _Ids(crm_email), out, cfg, rng
         )
-    crm = _Ids(crm_ref)
-    email_count = _write_email(
-        fmt, people, subs, campaign_truth, death, crm, _Ids(crm_email), out, cfg, rng
-    )
-    consent_count = _write_consents(fmt, subs, crm, join, out, cfg, rng)
-    ticket_count = _write_tickets(fmt, crm, join, death, out, cfg, rng)
-    web_count, cookies = _write_web(fmt, people, orders, record_truth, death, out, cfg, rng)
-    contact_count = _write_contacts(fmt, campaign_truth, crm, out, cfg)
+        consent_count = _write_consents(fmt, subs, crm, join, out, cfg, rng)
+        ticket_count = _write_tickets(fmt, crm, join, death, out, cfg, rng)
+        web_count, cookies = _write_web(fmt, people, orders, record_truth, death, out, cfg, rng)
+        contact_count = _write_contacts(fmt, campaign_truth, crm, out, cfg)
 
-    truth = out / "truth"
-    truth.mkdir(parents=True, exist_ok=True)
-    people_truth = _people_truth(people, lifetimes, orders, calendar, cfg)
-    people_truth.to_parquet(truth / "people.parquet", index=False)
-    record_truth.to_parquet(truth / "records.parquet", index=False)
-    table = pa.Table.from_pandas(orders.drop(columns="account"), preserve_index=False)
-    fmt.write(
-        table.append_column("account", accounts.from_codes(orders.account.to_numpy())),
-        "'O' || lpad(CAST(oid AS VARCHAR), 9, '0') AS order_id, person AS person_id, "
-        "CASE WHEN online THEN 'online' ELSE 'store' END AS channel, "
-        "CAST(account AS VARCHAR) AS account, is_return, week, amount",
-        truth / "orders.parquet",
-        parquet=True,
-    )
+        truth = out / "truth"
+        truth.mkdir(parents=True, exist_ok=True)
+        people_truth = _people_truth(people, lifetimes, orders, calendar, cfg)
+        people_truth.to_parquet(truth / "people.parquet", index=False)
+        record_truth.to_parquet(truth / "records.parquet", index=False)
+        table = pa.Table.from_pandas(orders.drop(columns="account"), preserve_index=False)
+        fmt.write(
+            table.append_column("account", accounts.from_codes(orders.account.to_numpy())),
+            "'O' || lpad(CAST(oid AS VARCHAR), 9, '0') AS order_id, person AS person_id, "
+            "CASE WHEN online THEN 'online' ELSE 'store' END AS channel, "
+            "CAST(account AS VARCHAR) AS account, is_return, week, amount",
+            truth / "orders.parquet",
+            parquet=True,
+        )
     fault_truth.to_parquet(truth / "faults.parquet", index=False)
     campaign_truth.assign(customer_ref=crm_ref[campaign_truth.person_id.to_numpy()]).to_parquet(
         truth / "campaigns.parquet", index=False
