@@ -113,38 +113,29 @@ def newsletter_events(
     :data:`EMAIL_EVENTS`) and week.
     """
     sends = subs["sends"].to_numpy()
-    person = np.repeat(np.arange(sends.size), sends)
-    ordinal = np.arange(person.size) - np.repeat(np.cumsum(sends) - sends, sends)
-    issue = subs["first_issue"].to_numpy()[person] + ordinal
+    person = np.repeat(np.arange(sends.size, dtype=np.int32), sends)
+    ordinal = (np.arange(person.size) - np.repeat(np.cumsum(sends) - sends, sends)).astype(np.int32)
+    issue = subs["first_issue"].to_numpy().astype(np.int32)[person] + ordinal
     week = issue * cfg.newsletter_every_weeks + rng.uniform(0, 0.5, size=person.size) / 7
-    reason = subs["stop_reason"].to_numpy()[person]
+    reason = subs["stop_reason"].to_numpy()
     engaged = level(week, death_week[person], cfg)
-    bounced = reason == "bounce"
+    bounced = (reason == "bounce")[person]
     opened = ~bounced & (rng.random(person.size) < open_rate[person] * engaged)
     clicked = opened & (rng.random(person.size) < cfg.click_given_open * engaged)
-    last = ordinal == sends[person] - 1
-    unsub = last & (reason == "unsubscribe")
+    unsub = (ordinal == sends[person] - 1) & (reason == "unsubscribe")[person]
+    del engaged, ordinal
     open_delay = rng.exponential(12.0, size=person.size) / (24 * 7)
     minute = 1 / (60 * 24 * 7)
-    parts = [
-        (np.ones(person.size, dtype=bool), np.zeros(person.size)),
-        (opened, open_delay),
-        (clicked, open_delay + 3 * minute),
-        (bounced, np.full(person.size, minute)),
-        (unsub, open_delay + 5 * minute),
-    ]
-    frames = [
-        pd.DataFrame(
-            {
-                "person": person[mask],
-                "issue": issue[mask],
-                "event": np.full(int(mask.sum()), code, dtype=np.int8),
-                "week": (week + delay)[mask],
-            }
-        )
-        for code, (mask, delay) in enumerate(parts)
-    ]
-    return pd.concat(frames, ignore_index=True)
+    masks = (np.ones(person.size, dtype=bool), opened, clicked, bounced, unsub)
+    delays = (0.0, open_delay, open_delay + 3 * minute, minute, open_delay + 5 * minute)
+    return pd.DataFrame(
+        {
+            "person": np.concatenate([person[m] for m in masks]),
+            "issue": np.concatenate([issue[m] for m in masks]),
+            "event": np.repeat(np.arange(len(masks), dtype=np.int8), [m.sum() for m in masks]),
+            "week": np.concatenate([(week + d)[m] for m, d in zip(masks, delays, strict=True)]),
+        }
+    )
 
 
 def support_tickets(

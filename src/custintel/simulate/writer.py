@@ -157,10 +157,14 @@ class _Formatter:
 
     def __exit__(self, *exc: object) -> None:
         try:
-            for job in self.pending:
-                job.result()
+            self.flush()
         finally:
             self.pool.shutdown(wait=True)
+
+    def flush(self) -> None:
+        """Wait until every file handed over is written (DuckDB's memory is freed)."""
+        while self.pending:
+            self.pending.pop(0).result()
 
     def ts(self, col: str, fmt: str = "%Y-%m-%dT%H:%M:%SZ", zone: str | None = None) -> str:
         value = (
@@ -288,20 +292,28 @@ def simulate(out: Path, config: SimulationConfig | None = None) -> dict[str, int
     )
 
     with _Formatter(cfg.start) as fmt:
-        orders, accounts = _orders(people, events, record_truth, cfg, rng)
-        del events
-        fault_truth = _write_orders(fmt, orders, accounts, out, cfg, rng)
-        first_seen = orders.groupby("person").week.min()
-        for system, frame in records.items():
+        # Profiles first, so their text columns are freed before the orders are built.
+        # A profile is created with the person's first purchase.
+        first_week = people["first_week"].to_numpy()
+        for system in list(records):
+            frame = records.pop(system)
             person = record_truth[record_truth.system == system].person_id.to_numpy()
             folder, columns = PROFILES[system]
             frame = frame.drop(columns=["landline"] if system != "crm" else []).rename(
                 columns=columns
             )
-            frame["created"] = first_seen.reindex(person).to_numpy()
+            frame["created"] = first_week[person]
             fmt.write(
-                frame, f"* REPLACE ({fmt.ts('created')} AS created)", out / folder / "customers.csv"
+                frame,
+                f"* REPLACE ({fmt.ts('created')} AS created)",
+                out / folder / "customers.csv",
             )
+            del frame
+        del identities
+        orders, accounts = _orders(people, events, record_truth, cfg, rng)
+        del events
+        fault_truth = _write_orders(fmt, orders, accounts, out, cfg, rng)
+        fmt.flush()  # the two big order files use both cores; let them finish first
         crm = _Ids(crm_ref)
         email_count = _write_email(
             fmt, people, subs, campaign_truth, death, crm, _Ids(crm_email), out, cfg, rng
@@ -316,9 +328,12 @@ def simulate(out: Path, config: SimulationConfig | None = None) -> dict[str, int
         people_truth = _people_truth(people, lifetimes, orders, calendar, cfg)
         people_truth.to_parquet(truth / "people.parquet", index=False)
         record_truth.to_parquet(truth / "records.parquet", index=False)
-        table = pa.Table.from_pandas(orders.drop(columns="account"), preserve_index=False)
+        columns = ("oid", "person", "online", "is_return", "week", "amount")
         fmt.write(
-            table.append_column("account", accounts.from_codes(orders.account.to_numpy())),
+            {
+                **{c: orders[c].to_numpy() for c in columns},
+                "account": accounts.from_codes(orders.account.to_numpy()),
+            },
             "'O' || lpad(CAST(oid AS VARCHAR), 9, '0') AS order_id, person AS person_id, "
             "CASE WHEN online THEN 'online' ELSE 'store' END AS channel, "
             "CAST(account AS VARCHAR) AS account, is_return, week, amount",
@@ -425,9 +440,8 @@ def _write_orders(
         rows, fault = plan_faults(
             len(part), part.is_return.to_numpy(), has_currency, cfg.faults, rng
         )
-        f = part.iloc[rows].reset_index(drop=True)
-        week = f.week.to_numpy().copy()
-        amount = f.amount.to_numpy().copy()
+        week = part.week.to_numpy()[rows]
+        amount = part.amount.to_numpy()[rows]
 
         def code(name: str, fault: np.ndarray = fault) -> np.ndarray:
             return fault == FAULTS.index(name)
@@ -436,18 +450,23 @@ def _write_orders(
         week[code("future_timestamp")] += FUTURE_WEEKS
         amount[code("negative_amount")] = -np.abs(amount[code("negative_amount")])
         amount[code("absurd_amount")] = ABSURD_AMOUNT
-        currency = np.zeros(len(f), dtype=np.int64)
+        currency = np.zeros(rows.size, dtype=np.int64)
         bad = code("unknown_currency")
         currency[bad] = 1 + rng.integers(0, len(UNKNOWN_CURRENCIES), size=int(bad.sum()))
-        f = f.assign(
-            week=week,
-            amount=amount,
-            currency=_lookup(currency, (cfg.currency, *UNKNOWN_CURRENCIES)),
-            category=_lookup(f.category.to_numpy(), CATEGORIES),
-            tail=np.where(code("malformed_line"), ",oops", ""),
-        )
-        table = pa.Table.from_pandas(f.drop(columns="account"), preserve_index=False)
-        table = table.append_column("account", accounts.from_codes(f.account.to_numpy()))
+        oid = part.oid.to_numpy()[rows]
+        table = {  # straight from numpy to Arrow: no DataFrame copy of ten million rows
+            "oid": oid,
+            "account": accounts.from_codes(part.account.to_numpy()[rows]),
+            "week": week,
+            "amount": amount,
+            "currency": _lookup(currency, (cfg.currency, *UNKNOWN_CURRENCIES)),
+            "category": _lookup(part.category.to_numpy()[rows], CATEGORIES),
+            "quantity": part.quantity.to_numpy()[rows],
+            "discount": part.discount.to_numpy()[rows],
+            "is_return": part.is_return.to_numpy()[rows],
+            "malformed": code("malformed_line"),
+        }
+        del part
         if online:
             select = (
                 "'O' || lpad(CAST(oid AS VARCHAR), 9, '0') AS order_no, "
@@ -455,7 +474,8 @@ def _write_orders(
                 f"{fmt.ts('week')} AS created, printf('%.2f', amount) AS total, "
                 "CAST(currency AS VARCHAR) AS currency, CAST(category AS VARCHAR) AS category, "
                 "quantity AS items, printf('%.2f', discount) AS discount, "
-                "CASE WHEN is_return THEN 'true' ELSE 'false' END || tail AS refund"
+                "CASE WHEN is_return THEN 'true' ELSE 'false' END || "
+                "CASE WHEN malformed THEN ',oops' ELSE '' END AS refund"
             )
             delimiter = ","
         else:
@@ -466,7 +486,7 @@ def _write_orders(
                 "printf('%.2f', amount) AS gross, CAST(category AS VARCHAR) AS dept, "
                 "quantity AS qty, printf('%.2f', discount) AS markdown, "
                 "CASE WHEN is_return THEN '1' ELSE '0' END || "
-                "replace(tail, ',', ';') AS is_refund"
+                "CASE WHEN malformed THEN ';oops' ELSE '' END AS is_refund"
             )
             delimiter = ";"
         fmt.write(table, select, out / name, delimiter=delimiter, raw=True)
@@ -477,7 +497,7 @@ def _write_orders(
                 {
                     "file": name,
                     "line": faulty + 2,  # the header is line 1
-                    "order_id": _order_ids(f.oid.to_numpy()[faulty]),
+                    "order_id": _order_ids(oid[faulty]),
                     "fault": labels[fault[faulty]],
                     "expected": np.where(fault[faulty] == len(FAULTS), "duplicate", "quarantine"),
                 }
@@ -501,7 +521,7 @@ def _write_email(
     """Newsletter and campaign e-mail events, keyed by the CRM customer number."""
     open_rate = people["open_rate"].to_numpy()
     news = eng.newsletter_events(subs, death, open_rate, cfg.engagement, rng)
-    parts = [news.assign(campaign=-1)]
+    parts = [news.assign(campaign=np.int8(-1))]
     ids = tuple(c.campaign_id for c in cfg.campaigns)
     for i, campaign in enumerate(cfg.campaigns):
         if campaign.channel != "email":
@@ -513,13 +533,12 @@ def _write_email(
         sent = eng.campaign_emails(
             ct.person_id.to_numpy(), campaign.week, death, open_rate, cfg.engagement, rng
         )
-        parts.append(sent.assign(issue=-1, campaign=i))
-    events = pd.concat(parts, ignore_index=True)
-    by_time = np.argsort(events.week.to_numpy(), kind="stable")
-    cols = {
-        c: events[c].to_numpy()[by_time] for c in ("person", "issue", "campaign", "event", "week")
-    }
-    del events
+        parts.append(sent.assign(issue=np.int32(-1), campaign=np.int8(i)))
+    names = ("person", "issue", "campaign", "event", "week")
+    cols = {c: np.concatenate([p[c].to_numpy() for p in parts]) for c in names}
+    del parts, news
+    by_time = np.argsort(cols["week"], kind="stable")
+    cols = {c: v[by_time] for c, v in cols.items()}
     labels, month_weeks = _months(cfg.start, cfg.total_weeks)
     bounds = np.searchsorted(cols["week"], month_weeks[1:])
     for label, lo, hi in zip(labels, np.r_[0, bounds], np.r_[bounds, by_time.size], strict=True):
