@@ -7,6 +7,7 @@ import hashlib
 import json
 from pathlib import Path
 
+import pandas as pd
 from typer.testing import CliRunner
 
 from custintel.cli.main import app
@@ -76,3 +77,28 @@ def test_simulate_then_init_from_simulation_maps_every_file(tmp_path: Path) -> N
         "web": summary["web_events"],
         "contacts": summary["contacts"],
     }
+
+
+def test_every_knob_can_come_from_a_yaml_file(tmp_path: Path) -> None:
+    knobs = tmp_path / "knobs.yaml"
+    knobs.write_text(
+        "customers: 300\nseed: 9\nfaults:\n  duplicate: 0.05\n  malformed_line: 0.0\n"
+        "campaigns:\n  - {campaign_id: ONLY, week: 50, channel: sms, holdout: 0.5}\n"
+    )
+    out = tmp_path / "data"
+    result = CliRunner().invoke(
+        app, ["simulate", "--config", str(knobs), "--customers", "400", "--out", str(out), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    stored = json.loads((out / "truth" / "simulation.json").read_text())
+    assert stored["people"] == 400  # the command line wins over the file
+    assert stored["config"]["seed"] == 9 and stored["config"]["faults"]["duplicate"] == 0.05
+    contacts = (out / "marketing" / "contacts.csv").read_text().splitlines()[1:]
+    assert contacts and {line.split(",")[0] for line in contacts} == {"ONLY"}
+    faults = pd.read_parquet(out / "truth" / "faults.parquet")
+    assert "malformed_line" not in set(faults.fault)
+
+    knobs.write_text("customers: 300\nfaults:\n  duplicat: 0.1\n")
+    result = CliRunner().invoke(app, ["simulate", "--config", str(knobs), "--out", str(out)])
+    assert result.exit_code == 1
+    assert "knobs.yaml:3: faults.duplicat: Extra inputs are not permitted" in result.output
