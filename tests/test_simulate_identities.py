@@ -49,9 +49,13 @@ def test_noise_rates_match_the_knobs(made) -> None:
     nick_share = (
         identities.set_index("person_id").first_name.isin(list(NICKNAMES))[truth.person_id].mean()
     )
+    births = identities.set_index("person_id").birth_date[truth.person_id].str.split("-")
+    day, month = births.str[2].astype(int), births.str[1].astype(int)
+    swappable = ((day <= 12) & (day != month)).mean()
+    possible = {"nickname": nick_share, "birth_date_swapped": swappable}
     for f in fields(Noise):
         rate = flags[f.name].sum() / n if f.name in flags else 0.0
-        expected = getattr(Noise(), f.name) * (nick_share if f.name == "nickname" else 1.0)
+        expected = getattr(Noise(), f.name) * possible.get(f.name, 1.0)
         if f.name == "duplicate_account":
             expected = expected / (1 + expected)  # duplicates are extra records
         assert abs(rate - expected) < 0.006, (f.name, rate, expected)
@@ -68,6 +72,13 @@ def test_noise_is_really_applied(made) -> None:
     assert (frame.last_name[typo].to_numpy() != true.last_name[typo].to_numpy()).all()
     missing = frame.noise.str.contains("missing_email")
     assert (frame.email[missing] == "").all()
+    moved = frame.noise.str.contains("moved")
+    assert (frame.address[moved].to_numpy() != true.address[moved].to_numpy()).mean() > 0.95
+    national = frame.noise.str.contains("phone_format") & ~frame.noise.str.contains("missing_phone")
+    assert frame.phone[national].str.startswith("07").all()
+    swapped = frame.noise.str.contains("birth_date_swapped")
+    assert swapped.any()
+    assert (frame.birth_date[swapped].to_numpy() != true.birth_date[swapped].to_numpy()).all()
     dup = truth[truth.noise.str.contains("duplicate_account")]
     counts = truth.groupby(["system", "person_id"]).size()
     assert (counts.loc[list(zip(dup.system, dup.person_id, strict=True))] >= 2).all()
@@ -81,5 +92,9 @@ def test_households_are_hard_negatives(made) -> None:
     for col in ("last_name", "address", "postcode", "city", "landline"):
         assert (shared[col].to_numpy() == host[col].to_numpy()).all(), col
     assert (shared.first_name.to_numpy() != host.first_name.to_numpy()).all()
-    assert (shared.email.to_numpy() != host.email.to_numpy()).all()
+    # Members have their own e-mail, except those who share the household's address.
+    own = ~shared.shares_email.to_numpy()
+    assert (shared.email.to_numpy()[own] != host.email.to_numpy()[own]).all()
+    assert (shared.email.to_numpy()[~own] == host.email.to_numpy()[~own]).all()
+    assert 0.15 < (~own).mean() < 0.35
     assert not identities.duplicated(["household_id", "first_name"]).any()

@@ -178,6 +178,10 @@ class Noise:
     missing_phone: float = 0.10
     old_email: float = 0.05  # an older address at another provider
     duplicate_account: float = 0.02  # a second record for the same person in one system
+    moved: float = 0.05  # an older street address (another street, town and postcode)
+    phone_format: float = 0.15  # the mobile in national format (07... instead of +44 7...)
+    missing_birth_date: float = 0.05
+    birth_date_swapped: float = 0.02  # day and month exchanged (where both are <= 12)
 
 
 def _pick(rng: np.random.Generator, options: list[str], n: int) -> np.ndarray:
@@ -185,9 +189,17 @@ def _pick(rng: np.random.Generator, options: list[str], n: int) -> np.ndarray:
 
 
 def draw_identities(
-    people: pd.DataFrame, rng: np.random.Generator, *, household_share: float = 0.2
+    people: pd.DataFrame,
+    rng: np.random.Generator,
+    *,
+    household_share: float = 0.2,
+    shared_email: float = 0.25,
 ) -> pd.DataFrame:
-    """One true identity per person; ``household_share`` of people join another's household."""
+    """One true identity per person; ``household_share`` of people join another's household.
+
+    ``shared_email`` of those who join use the household's e-mail address (the host's), so
+    one address stands for two people: a key that must not merge them on its own.
+    """
     n = len(people)
     gender = people["gender"].to_numpy()
     first = np.where(
@@ -221,6 +233,8 @@ def draw_identities(
         ),
         np.char.add(np.char.add(np.arange(n).astype(str), "@"), _pick(rng, DOMAINS, n)),
     )
+    shares = joins & (rng.random(n) < shared_email)
+    email = np.where(shares, email[household], email)
     birth = pd.to_datetime("1950-01-01") + pd.to_timedelta(
         rng.integers(0, 20_000, size=n), unit="D"
     )
@@ -231,6 +245,7 @@ def draw_identities(
             "first_name": first,
             "last_name": last,
             "email": email,
+            "shares_email": shares,
             "mobile": np.char.add(
                 "+44 7", rng.integers(100_000_000, 999_999_999, size=n).astype(str)
             ),
@@ -304,7 +319,34 @@ def source_records(
         email = np.where(applied["old_email"], old, email)
         email = np.where(applied["case_change"], np.char.title(email), email)
         email = np.where(applied["missing_email"], "", email)
-        mobile = np.where(applied["missing_phone"], "", rec.mobile.to_numpy().astype(str))
+        mobile = rec.mobile.to_numpy().astype(str)
+        national = np.char.add("0", np.char.replace(np.char.lstrip(mobile, "+44 "), " ", ""))
+        mobile = np.where(applied["phone_format"], national, mobile)
+        mobile = np.where(applied["missing_phone"], "", mobile)
+        address = rec.address.to_numpy().astype(str)
+        postcode = rec.postcode.to_numpy().astype(str)
+        city = rec.city.to_numpy().astype(str)
+        k = int(applied["moved"].sum())
+        if k:  # an address they lived at before: another street, town and postcode
+            where = rng.integers(0, len(CITIES), size=k)
+            address[applied["moved"]] = np.char.add(
+                np.char.add(rng.integers(1, 200, size=k).astype(str), " "), _pick(rng, STREETS, k)
+            )
+            postcode[applied["moved"]] = np.char.add(
+                np.array([c[1] for c in CITIES])[where],
+                np.char.add(" ", rng.integers(1, 9, size=k).astype(str)),
+            )
+            city[applied["moved"]] = np.array([c[0] for c in CITIES])[where]
+        birth = rec.birth_date.to_numpy().astype(str)
+        year_part = np.char.partition(birth, "-")[:, 0]
+        rest = np.char.partition(birth, "-")[:, 2]
+        mm = np.char.partition(rest, "-")[:, 0]
+        dd = np.char.partition(rest, "-")[:, 2]
+        swappable = (dd.astype(int) <= 12) & (dd != mm)
+        applied["birth_date_swapped"] &= swappable
+        swapped = np.char.add(np.char.add(np.char.add(year_part, "-"), np.char.add(dd, "-")), mm)
+        birth = np.where(applied["birth_date_swapped"], swapped, birth)
+        birth = np.where(applied["missing_birth_date"], "", birth)
         prefix = {"crm": "C", "webshop": "W", "loyalty": "L"}[system]
         ids = np.char.add(prefix, (np.arange(m) + 1 + 1_000_000 * s_index).astype(str))
         out[system] = pd.DataFrame(
@@ -315,10 +357,10 @@ def source_records(
                 "email": email,
                 "phone": mobile,
                 "landline": rec.landline.to_numpy(),
-                "address": rec.address.to_numpy(),
-                "postcode": rec.postcode.to_numpy(),
-                "city": rec.city.to_numpy(),
-                "birth_date": rec.birth_date.to_numpy(),
+                "address": address,
+                "postcode": postcode,
+                "city": city,
+                "birth_date": birth,
             }
         )
         names = np.array([f.name for f in fields(Noise)])

@@ -105,6 +105,9 @@ class SimulationConfig(BaseModel):
     future_weeks: int = Field(default=56, ge=0, description="weeks after it, for labels")
     currency: str = "GBP"
     household_share: float = Field(default=0.2, ge=0, lt=1)
+    shared_email: float = Field(
+        default=0.25, ge=0, le=1, description="household joiners using the household's e-mail"
+    )
     protected_effect: float = 0.0
     seasonal: bool = True
     systems: dict[str, float] = Field(default_factory=lambda: dict(SYSTEMS))
@@ -272,7 +275,9 @@ def simulate(out: Path, config: SimulationConfig | None = None) -> dict[str, int
     n = len(people)
     events, lifetimes = draw_purchases(people, calendar, rng)
     death = lifetimes["death_week"].to_numpy()
-    identities = draw_identities(people, rng, household_share=cfg.household_share)
+    identities = draw_identities(
+        people, rng, household_share=cfg.household_share, shared_email=cfg.shared_email
+    )
     records, record_truth = source_records(identities, rng, cfg.noise, cfg.systems)
 
     # The CRM is the marketing system: its first record of a person carries their
