@@ -20,7 +20,7 @@ from custintel.core.errors import ConfigError
 CONFIG_FILE = "custintel.yaml"
 M = TypeVar("M", bound=BaseModel)
 
-STAGES = ("ingest",)
+STAGES = ("ingest", "identity")
 """Every stage custintel knows, in the order ``custintel run`` executes them."""
 
 
@@ -103,6 +103,71 @@ class QualityConfig(_Strict):
     )
 
 
+class MatchRule(_Strict):
+    """A deterministic rule: records equal on every field (all present) are one customer."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    fields: list[
+        Literal[
+            "email",
+            "email_canonical",
+            "phone",
+            "loyalty_id",
+            "first_name",
+            "last_name",
+            "birth_date",
+            "postcode",
+            "address",
+        ]
+    ] = Field(min_length=1)
+    compatible_first_name: bool = Field(
+        default=False,
+        description="also require first names that may be the same person (equal, a "
+        "nickname of each other, swapped with the last name, or one missing)",
+    )
+
+
+class IdentityConfig(_Strict):
+    """How source records become customers (docs/identity.md)."""
+
+    default_region: str = Field(default="GB", description="phone region for national numbers")
+    rules: list[MatchRule] = Field(
+        default_factory=lambda: [
+            MatchRule(name="email", fields=["email"], compatible_first_name=True),
+            MatchRule(name="loyalty_id", fields=["loyalty_id"]),
+            MatchRule(name="phone_surname", fields=["phone", "last_name"]),
+        ]
+    )
+    probabilistic: bool = Field(default=True, description="run Splink on top of the rules")
+    threshold_match_weight: float = Field(
+        default=6.0, description="Splink match weight at or above which two records link"
+    )
+    u_max_pairs: float = Field(default=1e7, gt=0, description="random pairs to estimate u")
+    max_key_share: int = Field(
+        default=6, ge=2, description="a key value held by more records is shared, not a key"
+    )
+    max_cluster_size: int = Field(
+        default=12, ge=2, description="larger clusters are re-cut with only the strong links"
+    )
+    strong_match_weight: float = Field(
+        default=12.0, description="weight of the links kept when a cluster is re-cut"
+    )
+    placeholders: list[str] = Field(
+        default_factory=lambda: [
+            "test@test.com",
+            "noemail@noemail.com",
+            "none@none.com",
+            "no@email.com",
+            "example@example.com",
+            "0000000000",
+            "1234567890",
+            "9999999999",
+        ],
+        description="values never used as keys (besides automatic detection)",
+    )
+    id_prefix: str = Field(default="CU", pattern=r"^[A-Z]{1,4}$")
+
+
 class SourceConfig(_Strict):
     """One input: files (a path or glob) or a SQL table/query, mapped onto a contract."""
 
@@ -170,7 +235,8 @@ class ProjectConfig(_Strict):
     sources: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], SourceConfig] = Field(
         default_factory=dict
     )
-    stages: list[Literal["ingest"]] = Field(default_factory=lambda: list(STAGES))
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    stages: list[Literal["ingest", "identity"]] = Field(default_factory=lambda: list(STAGES))
     reports_dir: str = "reports"
 
     def quality_for(self, source: str) -> QualityConfig:

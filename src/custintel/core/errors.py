@@ -25,3 +25,7 @@ class WarehouseError(CustintelError):
 
 class ReconciliationError(CustintelError):
     """Row counts of a load do not add up: rows_in != clean + quarantined + duplicates."""
+
+
+class StageError(CustintelError):
+    """A pipeline stage cannot run (its inputs are missing or unusable)."""

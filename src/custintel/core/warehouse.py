@@ -21,6 +21,7 @@ from typing import Any, Literal
 
 import ibis
 import ibis.expr.types as ir
+import pandas as pd
 
 from custintel.core.errors import WarehouseError
 
@@ -223,6 +224,14 @@ class Warehouse:
         self._create_from(self.qualified(schema, tmp), expr, replace=False)
         self.sql(f"DROP TABLE IF EXISTS {target}")
         self.sql(f"ALTER TABLE {self.qualified(schema, tmp)} RENAME TO {target}")
+
+    def put(self, schema: str, name: str, frame: pd.DataFrame, *, append: bool = False) -> None:
+        """Write a pandas frame: replace ``schema.name`` with it, or add its rows."""
+        with self._lock:
+            if append and self.exists(schema, name):
+                self.con.insert(name, frame, database=schema)
+            else:
+                self.con.create_table(name, obj=frame, database=schema, overwrite=True)
 
     def append(self, schema: str, name: str, expr: ir.Table | str) -> None:
         """Add the rows of ``expr`` to ``schema.name``, creating it when missing.

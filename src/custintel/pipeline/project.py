@@ -18,9 +18,10 @@ from custintel.core.config import (
     dump_config,
     load_config,
 )
-from custintel.core.errors import ConfigError, CustintelError
+from custintel.core.errors import ConfigError, CustintelError, StageError
 from custintel.core.lineage import append_ops, ensure_ops_tables, new_run_id, now
 from custintel.core.warehouse import SCHEMAS, Warehouse
+from custintel.identity.resolve import ResolveResult, resolve
 from custintel.ingest.loader import IngestSummary, Loader, Progress
 from custintel.ingest.quality import quality_summary
 
@@ -109,6 +110,14 @@ class Project:
         )
         return loader.run(sources)
 
+    def identity_resolve(self, *, run_id: str | None = None) -> ResolveResult:
+        """Link the customer profiles into customers with persistent ids."""
+        if not self.warehouse.exists("clean", "customers"):
+            raise StageError(
+                "identity: no customer profiles yet (map a `customers` source and ingest)"
+            )
+        return resolve(self.warehouse, self.config, run_id or new_run_id())
+
     def _stage_functions(
         self, progress: Progress | None
     ) -> dict[str, Callable[[str], StageResult]]:
@@ -126,7 +135,17 @@ class Project:
             )
             return StageResult("ingest", "ok", counts, detail)
 
-        return {"ingest": ingest}
+        def identity(run_id: str) -> StageResult:
+            r = self.identity_resolve(run_id=run_id)
+            links = ", ".join(f"{k} {v}" for k, v in sorted(r.links.items()))
+            message = (
+                f"{r.records} records -> {r.customers} customers ({r.created} new, "
+                f"{r.merged} merged, {r.split} split); links: {links or 'none'}; "
+                f"{r.non_keys} placeholder or shared values set aside"
+            )
+            return StageResult("identity", "ok", message, r.as_dict())
+
+        return {"ingest": ingest, "identity": identity}
 
     def run(self, *, resume: bool = False, progress: Progress | None = None) -> RunResult:
         """Run every configured stage in order; ``resume`` continues the last failed run."""

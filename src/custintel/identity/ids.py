@@ -1,0 +1,70 @@
+"""Customer ids that persist across runs.
+
+The clusters of a run are matched to the ids of the previous run by overlap: every old id
+goes to the cluster holding most of its records. A cluster that receives several old ids
+is a merge (the oldest id survives, the others are recorded as ``merged_into`` it); a
+cluster that receives none gets a new id (a ``split`` from an old id when some of its
+records had one). Ids are numbered in order of creation and never reused.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def format_id(prefix: str, number: int) -> str:
+    return f"{prefix}{number:08d}"
+
+
+def id_number(customer_id: str) -> int:
+    return int("".join(ch for ch in customer_id if ch.isdigit()))
+
+
+def assign(
+    records: pd.DataFrame,
+    label: pd.Series,
+    previous: pd.DataFrame,
+    next_number: int,
+    prefix: str,
+) -> tuple[pd.Series, pd.DataFrame, int]:
+    """Ids for each record's cluster.
+
+    ``records``: rid, source, source_id; ``label``: cluster of each rid; ``previous``:
+    source, source_id, customer_id of the last run. Returns (customer id per rid, history
+    events (customer_id, event, related_id), next free number).
+    """
+    frame = records[["rid", "source", "source_id"]].copy()
+    frame["cluster"] = label.reindex(frame.rid).to_numpy()
+    frame = frame.merge(
+        previous[["source", "source_id", "customer_id"]], on=["source", "source_id"], how="left"
+    )
+    old = frame.dropna(subset=["customer_id"])
+    overlap = old.groupby(["customer_id", "cluster"]).size().rename("n").reset_index()
+    # Each old id goes home to the cluster with most of its records (ties: smaller label).
+    overlap = overlap.sort_values(["customer_id", "n", "cluster"], ascending=[True, False, True])
+    home = overlap.drop_duplicates("customer_id")
+    home = home.assign(number=home.customer_id.map(id_number))
+    keeper = home.sort_values("number").drop_duplicates("cluster")
+    events = []
+    merged = home[~home.customer_id.isin(keeper.customer_id)]
+    kept_in = keeper.set_index("cluster").customer_id
+    for row in merged.itertuples():
+        events.append(
+            {"customer_id": row.customer_id, "event": "merged", "related_id": kept_in[row.cluster]}
+        )
+    ids = kept_in.to_dict()
+    clusters = frame.cluster.drop_duplicates().sort_values()
+    came_from = old.groupby("cluster").customer_id.min()
+    for c in clusters:
+        if c in ids:
+            continue
+        new_id = format_id(prefix, next_number)
+        next_number += 1
+        ids[c] = new_id
+        if c in came_from.index:
+            events.append({"customer_id": new_id, "event": "split", "related_id": came_from[c]})
+        else:
+            events.append({"customer_id": new_id, "event": "created", "related_id": None})
+    customer = frame.set_index("rid").cluster.map(ids)
+    history = pd.DataFrame(events, columns=["customer_id", "event", "related_id"])
+    return customer, history, next_number
