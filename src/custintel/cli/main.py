@@ -397,3 +397,28 @@ def report(project: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
 
 def main() -> None:  # pragma: no cover - entry point
     app()
+
+
+identity_app = typer.Typer(
+    help="Link customer profiles into customers with persistent ids.", no_args_is_help=True
+)
+app.add_typer(identity_app, name="identity")
+
+
+@identity_app.command("resolve")
+@guarded
+def identity_resolve(project: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
+    """Link every profile: rules, then Splink; ids carried over from the last run."""
+    with _open(project) as proj, err_console.status("resolving identities"):
+        result = proj.identity_resolve()
+    data = result.as_dict()
+    if as_json:
+        _print_json(data)
+        return
+    links = ", ".join(f"{k}: {v:,}" for k, v in sorted(result.links.items()))
+    console.print(
+        f"{result.records:,} profiles -> {result.customers:,} customers "
+        f"({result.created:,} new ids, {result.merged:,} merged, {result.split:,} split) "
+        f"in {result.seconds} s\nlinks: {links or 'none'}; {result.non_keys} placeholder or "
+        f"shared values set aside; {result.empty_records} profiles with nothing to match on"
+    )

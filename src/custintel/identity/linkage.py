@@ -79,10 +79,10 @@ def settings() -> SettingsCreator:
 
 def train(records: pd.DataFrame, cfg: IdentityConfig) -> tuple[Linker, DuckDBAPI]:
     """A Splink linker over ``records`` with m and u estimated."""
-    logging.getLogger("splink").setLevel(logging.WARNING)
     db = DuckDBAPI(duckdb.connect())
     frame = records[list(COLUMNS)].copy()
-    linker = Linker(db.register(frame), settings())
+    # Splink reports every training step at INFO; the resolve summary says what matters.
+    linker = Linker(db.register(frame), settings(), log_level=logging.ERROR)
     linker.training.estimate_probability_two_random_records_match(
         [block_on("email"), block_on("phone")], recall=0.8
     )

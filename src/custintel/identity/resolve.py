@@ -105,7 +105,13 @@ def resolve(wh: Warehouse, cfg: ProjectConfig, run_id: str) -> ResolveResult:
     wh.ensure_schema(SCHEMA)
     wh.put(SCHEMA, "customer_map", cmap)
     wh.put(SCHEMA, "links", _links_table(rec, links, run_id))
-    wh.put(SCHEMA, "non_keys", non_keys.astype({"value": "string"}))
+    wh.put(
+        SCHEMA,
+        "non_keys",
+        non_keys.astype(
+            {"field": "string", "value": "string", "records": "int64", "reason": "string"}
+        ),
+    )
     if len(history):
         events = history.assign(run_id=run_id, at=stamp).astype({"related_id": "string"})
         wh.put(SCHEMA, "id_history", events, append=True)
@@ -170,15 +176,21 @@ def _links_table(rec: pd.DataFrame, links: pd.DataFrame, run_id: str) -> pd.Data
     by_rid = rec.set_index("rid")[["source", "source_id"]]
     left = by_rid.reindex(links.rid_l).reset_index(drop=True)
     right = by_rid.reindex(links.rid_r).reset_index(drop=True)
-    return pd.DataFrame(
+    out = pd.DataFrame(
         {
             "source_l": left.source,
             "source_id_l": left.source_id,
             "source_r": right.source,
             "source_id_r": right.source_id,
-            "rule": links.rule.to_numpy(),
+            "rule": links.rule.astype("string").to_numpy(),
             "match_weight": links.match_weight.astype(float).to_numpy(),
             "match_probability": links.match_probability.astype(float).to_numpy(),
             "run_id": run_id,
+        }
+    )
+    return out.astype(
+        {
+            c: "string"
+            for c in ("source_l", "source_id_l", "source_r", "source_id_r", "rule", "run_id")
         }
     )
