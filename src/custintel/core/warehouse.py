@@ -25,10 +25,10 @@ import pandas as pd
 
 from custintel.core.errors import WarehouseError
 
-SCHEMAS = ("staging", "raw", "quarantine", "clean", "ops")
+SCHEMAS = ("staging", "raw", "quarantine", "clean", "ops", "identity")
 """staging: per-load scratch; raw: untouched source rows (reserved); quarantine: rejected
 rows with reasons; clean: rows that passed every rule, in contract shape; ops: runs,
-lineage and registries."""
+lineage and registries; identity: customer ids, links, id history."""
 
 Kind = Literal["duckdb", "spark", "other"]
 

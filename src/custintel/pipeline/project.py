@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import ibis
+
 from custintel import __version__
 from custintel.core.config import (
     CONFIG_FILE,
@@ -205,6 +207,39 @@ class Project:
         return {"run_id": run_id, "status": status, "stages": stages}
 
     # -- looking -----------------------------------------------------------------------------
+    def identity_summary(self) -> dict[str, Any] | None:
+        """Sizes, links and set-aside values of the last identity resolve (None before one)."""
+        wh = self.warehouse
+        if not wh.exists("identity", "customer_map"):
+            return None
+        cmap = wh.table("identity", "customer_map")
+        per = cmap.group_by("customer_id").aggregate(
+            records=cmap.count(), systems=cmap.source.nunique()
+        )
+        sizes = per.group_by("records").aggregate(customers=per.count()).order_by("records")
+        systems = per.group_by("systems").aggregate(customers=per.count()).order_by("systems")
+        links = wh.table("identity", "links")
+        weights = links.filter(links.rule == "probabilistic").match_weight
+        history = (
+            wh.table("identity", "id_history").event.value_counts().execute()
+            if wh.exists("identity", "id_history")
+            else None
+        )
+        return {
+            "records": int(cmap.count().execute()),
+            "customers": int(cmap.customer_id.nunique().execute()),
+            "linked_by": cmap.linked_by.value_counts().execute().values.tolist(),
+            "sizes": sizes.execute().values.tolist(),
+            "systems": systems.execute().values.tolist(),
+            "weights": [float(w) for w in weights.execute().dropna()],
+            "non_keys": wh.table("identity", "non_keys")
+            .order_by(ibis.desc("records"))
+            .limit(20)
+            .execute()
+            .values.tolist(),
+            "history": [] if history is None else history.values.tolist(),
+        }
+
     def quality(self) -> dict[str, Any]:
         return quality_summary(self.warehouse)
 

@@ -152,6 +152,44 @@ def quality_page(quality: dict[str, Any]) -> str:
     return _page("Data quality", "".join(parts), plotly=True)
 
 
+def identity_page(summary: dict[str, Any]) -> str:
+    """Customers from profiles: sizes, systems, how records were linked, match weights."""
+    sizes = go.Figure(
+        go.Bar(x=[r[0] for r in summary["sizes"]], y=[r[1] for r in summary["sizes"]])
+    )
+    sizes.update_layout(
+        title="Profiles per customer", xaxis_title="profiles", yaxis_title="customers"
+    )
+    systems = go.Figure(
+        go.Bar(x=[r[0] for r in summary["systems"]], y=[r[1] for r in summary["systems"]])
+    )
+    systems.update_layout(
+        title="Source systems per customer", xaxis_title="systems", yaxis_title="customers"
+    )
+    weights = go.Figure(go.Histogram(x=summary["weights"], nbinsx=60))
+    weights.update_layout(
+        title="Match weights of the probabilistic links (log2 Bayes factor)",
+        xaxis_title="match weight",
+        yaxis_title="pairs",
+    )
+    parts = [
+        f"<p>{summary['records']:,} source profiles resolved into "
+        f"{summary['customers']:,} customers.</p>",
+        "<h2>How each profile joined its customer</h2>",
+        _table(["linked by", "profiles"], summary["linked_by"], numeric={1}),
+        _figure(sizes),
+        _figure(systems),
+        _figure(weights),
+        "<h2>Values set aside (placeholders and shared values)</h2>",
+        _table(["field", "value", "profiles", "reason"], summary["non_keys"], numeric={2})
+        if summary["non_keys"]
+        else "<p>None.</p>",
+        "<h2>Id history</h2>",
+        _table(["event", "ids"], summary["history"], numeric={1}),
+    ]
+    return _page("Identity resolution", "".join(parts), plotly=True)
+
+
 def write_reports(project: Any) -> Path:
     """Write every stage's page and the index; returns the index path."""
     out: Path = project.reports_dir
@@ -171,6 +209,16 @@ def write_reports(project: Any) -> Path:
             f"{t['rows_duplicate']:,} duplicates",
         )
     )
+    identity = project.identity_summary()
+    if identity is not None:
+        (out / "identity.html").write_text(identity_page(identity), encoding="utf-8")
+        pages.append(
+            (
+                "identity.html",
+                "Identity resolution",
+                f"{identity['records']:,} profiles -> {identity['customers']:,} customers",
+            )
+        )
     status = project.status()
     run = project.last_run()
     run_line = (
