@@ -139,6 +139,9 @@ class IdentityConfig(_Strict):
         ]
     )
     probabilistic: bool = Field(default=True, description="run Splink on top of the rules")
+    min_records_probabilistic: int = Field(
+        default=1000, ge=2, description="fewer profiles than this: rules only (EM needs pairs)"
+    )
     threshold_match_weight: float = Field(
         default=6.0, description="Splink match weight at or above which two records link"
     )

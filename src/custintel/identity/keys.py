@@ -30,7 +30,7 @@ JUNK_LOCAL_PARTS = {
     "asdf",
     "xxx",
 }
-JUNK_DOMAINS = {"example.com", "test.com", "none.com", "noemail.com", "email.com"}
+JUNK_DOMAINS = {"test.com", "none.com", "noemail.com", "nomail.com"}
 CHECKED = ("email", "email_canonical", "phone", "loyalty_id")
 
 

@@ -17,6 +17,7 @@ from datetime import datetime
 
 import duckdb
 import pandas as pd
+from splink.internals.exceptions import SplinkException
 
 from custintel.core.config import ProjectConfig
 from custintel.core.lineage import now, record_lineage
@@ -39,6 +40,7 @@ class ResolveResult:
     merged: int = 0
     split: int = 0
     changed_records: int = 0
+    probabilistic: str = ""
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
@@ -57,8 +59,12 @@ def _previous(wh: Warehouse) -> tuple[pd.DataFrame, int]:
     return previous, next_number
 
 
-def link_all(rec: pd.DataFrame, cfg: ProjectConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
-    """Non-keys, links and cluster labels of normalised records (pure: no warehouse)."""
+def link_all(
+    rec: pd.DataFrame, cfg: ProjectConfig
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, str]:
+    """Non-keys, links, cluster labels of normalised records, and what the probabilistic
+    step did (pure: no warehouse). Splink is skipped, and the reason given, when it is
+    turned off or the profiles are too few to train it."""
     icfg = cfg.identity
     non_keys = keys.placeholders(rec, icfg)
     usable = keys.blank_non_keys(rec, non_keys)
@@ -67,16 +73,24 @@ def link_all(rec: pd.DataFrame, cfg: ProjectConfig) -> tuple[pd.DataFrame, pd.Da
     links = rules.deterministic_links(con, "records", icfg.rules)
     links["match_weight"] = float("nan")
     links["match_probability"] = 1.0
-    if icfg.probabilistic and len(usable) > 1:
-        linker, db = linkage.train(usable, icfg)
-        scored = linkage.probabilistic_links(linker, icfg)
-        known = pd.MultiIndex.from_frame(links[["rid_l", "rid_r"]])
-        fresh = ~pd.MultiIndex.from_frame(scored[["rid_l", "rid_r"]]).isin(known)
-        links = pd.concat([links, scored[fresh]], ignore_index=True)
+    db = linkage.DuckDBAPI(duckdb.connect())
+    if not icfg.probabilistic:
+        status = "off in the configuration"
+    elif len(usable) < icfg.min_records_probabilistic:
+        status = f"skipped: {len(usable)} profiles, fewer than {icfg.min_records_probabilistic}"
     else:
-        db = linkage.DuckDBAPI(duckdb.connect())
+        try:
+            linker, db = linkage.train(usable, icfg)
+        except SplinkException as exc:  # e.g. a training rule finds no pairs
+            status = f"skipped: Splink could not be trained ({str(exc).split('.')[0]})"
+        else:
+            scored = linkage.probabilistic_links(linker, icfg)
+            known = pd.MultiIndex.from_frame(links[["rid_l", "rid_r"]])
+            fresh = ~pd.MultiIndex.from_frame(scored[["rid_l", "rid_r"]]).isin(known)
+            links = pd.concat([links, scored[fresh]], ignore_index=True)
+            status = f"{int(fresh.sum())} links above match weight {icfg.threshold_match_weight}"
     label = clusters.cluster(rec["rid"], links, icfg, db)
-    return non_keys, links, label
+    return non_keys, links, label, status
 
 
 def resolve(wh: Warehouse, cfg: ProjectConfig, run_id: str) -> ResolveResult:
@@ -87,7 +101,7 @@ def resolve(wh: Warehouse, cfg: ProjectConfig, run_id: str) -> ResolveResult:
     rec = records.normalise(records.latest_versions(raw), cfg.identity)
     result.records = len(rec)
     result.empty_records = int(records.empty_records(rec).sum())
-    non_keys, links, label = link_all(rec, cfg)
+    non_keys, links, label, result.probabilistic = link_all(rec, cfg)
     result.non_keys = len(non_keys)
     result.links = links.rule.value_counts().to_dict()
 
