@@ -74,3 +74,25 @@ def test_duckdb_and_spark_give_the_same_clean_tables(
     assert again["files_loaded"] == 0 and again["files_skipped"] == spark_summary["files_loaded"]
     for name, frame in duck_tables.items():
         pd.testing.assert_frame_equal(frame, spark_tables[name], check_dtype=False)
+
+
+def test_identity_on_spark_gives_the_same_customers(tmp_path: Path) -> None:
+    """The same simulated profiles resolved on a DuckDB and on a Spark warehouse."""
+    from custintel.simulate.writer import SimulationConfig, simulate, simulation_sources
+
+    simulate(tmp_path / "data", SimulationConfig(customers=700, seed=31))
+    sources = {k: v for k, v in simulation_sources("../data").items() if v.contract == "customers"}
+    maps = {}
+    for url in ("duckdb://wh.duckdb", "spark://local[2]"):
+        folder = tmp_path / url.split(":")[0]
+        init_project(folder, ProjectConfig(sources=sources, warehouse={"url": url}))
+        with Project.open(folder) as project:
+            project.ingest()
+            result = project.identity_resolve()
+            frame = project.warehouse.table("identity", "customer_map").execute()
+        assert result.records > 1000 and "links above" in result.probabilistic
+        maps[url] = frame[["source", "source_id", "customer_id", "linked_by"]].sort_values(
+            ["source", "source_id"], ignore_index=True
+        )
+    duck, spark = maps.values()
+    pd.testing.assert_frame_equal(duck.astype(object), spark.astype(object))
