@@ -87,6 +87,36 @@ def test_quality_against_the_truth(resolved) -> None:
     assert len(merged) > 300 and np.mean(merged) < 0.01
 
 
+def test_golden_record_recovers_the_true_details(resolved) -> None:
+    project, data, summary = resolved
+    m = _with_truth(_map(project), data)
+    person = m.groupby("customer_id").person_id.agg(lambda s: s.mode()[0])
+    cols = ["customer_id", "first_name", "last_name", "email", "phone", "birth_date", "profiles"]
+    golden = pd.DataFrame(
+        query(project, f"SELECT {', '.join(cols)} FROM customer.profile"), columns=cols
+    )
+    assert len(golden) == summary["customers"] == golden.customer_id.nunique()
+    true = pd.read_parquet(data / "truth" / "identities.parquet").set_index("person_id")
+    true = true.loc[person.reindex(golden.customer_id).to_numpy()]
+    agree = {
+        "first_name": golden.first_name.str.lower().to_numpy()
+        == true.first_name.str.lower().to_numpy(),
+        "last_name": golden.last_name.str.lower().to_numpy()
+        == true.last_name.str.lower().to_numpy(),
+        "email": golden.email.to_numpy() == true.email.str.lower().to_numpy(),
+        "birth_date": golden.birth_date.to_numpy() == true.birth_date.to_numpy(),
+    }
+    shares = {k: float(v.mean()) for k, v in agree.items()}
+    assert min(shares.values()) >= 0.92 and shares["birth_date"] >= 0.97, shares
+    points = pd.DataFrame(
+        query(project, "SELECT customer_id, kind, is_primary FROM identity.contact_points"),
+        columns=["customer_id", "kind", "is_primary"],
+    )
+    # Every customer with an e-mail has exactly one primary e-mail among its contact points.
+    primary = points[points.kind == "email"].groupby("customer_id").is_primary.sum()
+    assert (primary == 1).all()
+
+
 def test_ids_persist_across_runs(resolved) -> None:
     project, _, _ = resolved
     before = _map(project)

@@ -169,6 +169,32 @@ class IdentityConfig(_Strict):
         description="values never used as keys (besides automatic detection)",
     )
     id_prefix: str = Field(default="CU", pattern=r"^[A-Z]{1,4}$")
+    source_priority: list[str] = Field(
+        default_factory=list,
+        description="systems from most to least trusted, for the golden record",
+    )
+    survivorship: dict[
+        Literal[
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "birth_date",
+            "address",
+            "postcode",
+            "city",
+        ],
+        Literal["source_priority", "most_recent", "most_frequent"],
+    ] = Field(
+        default_factory=lambda: {
+            "first_name": "most_frequent",
+            "last_name": "most_frequent",
+            "email": "most_recent",
+            "phone": "most_recent",
+            "birth_date": "most_frequent",
+        },
+        description="rule per golden-record attribute; others use source_priority",
+    )
 
 
 class SourceConfig(_Strict):

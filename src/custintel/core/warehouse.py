@@ -25,10 +25,11 @@ import pandas as pd
 
 from custintel.core.errors import WarehouseError
 
-SCHEMAS = ("staging", "raw", "quarantine", "clean", "ops", "identity")
+SCHEMAS = ("staging", "raw", "quarantine", "clean", "ops", "identity", "customer")
 """staging: per-load scratch; raw: untouched source rows (reserved); quarantine: rejected
 rows with reasons; clean: rows that passed every rule, in contract shape; ops: runs,
-lineage and registries; identity: customer ids, links, id history."""
+lineage and registries; identity: customer ids, links, id history; customer: the golden
+record."""
 
 Kind = Literal["duckdb", "spark", "other"]
 

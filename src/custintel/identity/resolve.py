@@ -6,8 +6,9 @@ records; one clustering of both kinds of links with a guard against chains; ids 
 over from the previous run by overlap. The linking runs in a private DuckDB whatever the
 warehouse is (DuckDB or Spark), so both give the same customers.
 
-Writes ``identity.customer_map``, ``identity.links``, ``identity.id_history`` and
-``identity.non_keys``, and a lineage row.
+Writes ``identity.customer_map``, ``identity.links``, ``identity.id_history``,
+``identity.non_keys``, ``identity.contact_points`` and the golden record
+``customer.profile``, and a lineage row.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from custintel.core.config import ProjectConfig
 from custintel.core.lineage import now, record_lineage
 from custintel.core.warehouse import Warehouse
 from custintel.identity import clusters, ids, keys, linkage, records, rules
+from custintel.identity.golden import contact_points, golden_records
 
 SCHEMA = "identity"
 
@@ -119,6 +121,11 @@ def resolve(wh: Warehouse, cfg: ProjectConfig, run_id: str) -> ResolveResult:
     wh.ensure_schema(SCHEMA)
     wh.put(SCHEMA, "customer_map", cmap)
     wh.put(SCHEMA, "links", _links_table(rec, links, run_id))
+    with_ids = rec.assign(customer_id=customer.reindex(rec.rid).to_numpy())
+    golden = golden_records(with_ids, cfg.identity.survivorship, cfg.identity.source_priority)
+    wh.ensure_schema("customer")
+    wh.put("customer", "profile", golden)
+    wh.put(SCHEMA, "contact_points", contact_points(with_ids, golden))
     wh.put(
         SCHEMA,
         "non_keys",

@@ -314,6 +314,8 @@ def simulate(out: Path, config: SimulationConfig | None = None) -> dict[str, int
                 out / folder / "customers.csv",
             )
             del frame
+        (out / "truth").mkdir(parents=True, exist_ok=True)
+        identities.to_parquet(out / "truth" / "identities.parquet", index=False)
         del identities
         orders, accounts = _orders(people, events, record_truth, cfg, rng)
         del events
