@@ -259,3 +259,64 @@ def test_records_with_nothing_to_match_get_their_own_id(tmp_path: Path) -> None:
     assert ids["A1"] == ids["A2"] and len({ids["A1"], ids["A3"], ids["A4"]}) == 3
     with Project.open(project) as proj:
         assert proj.status()  # the project still opens and reports
+
+
+def test_cookies_are_stitched_to_the_customers_who_log_in(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    simulate(data, SimulationConfig(customers=1500, seed=24))
+    sources = {
+        k: v
+        for k, v in simulation_sources("../data").items()
+        if v.contract in ("customers", "web_events")
+    }
+    project = tmp_path / "shop"
+    init_project(project, ProjectConfig(name="web", sources=sources))
+    summary = _resolve(project)
+    cols = ["anonymous_id", "customer_id", "status", "events", "logged_in_events"]
+    found = pd.DataFrame(
+        query(project, f"SELECT {', '.join(cols)} FROM identity.devices"), columns=cols
+    )
+    cookies = pd.read_parquet(data / "truth" / "cookies.parquet")
+    assert set(found.anonymous_id) == set(cookies.anonymous_id)
+    assert summary["devices"]["stitched"] == int((found.status == "stitched").sum()) > 300
+    # A stitched cookie belongs to the customer of its true owner.
+    m = _with_truth(_map(project), data)
+    owner_person = m.groupby("customer_id").person_id.agg(lambda s: s.mode()[0])
+    stitched = found[found.status == "stitched"].merge(cookies, on="anonymous_id")
+    right = stitched.customer_id.map(owner_person) == stitched.person_id
+    assert right.mean() >= 0.99
+    # Every cookie that ever logged in is stitched (one person per cookie here), and its
+    # anonymous events come with it.
+    logged = found[found.logged_in_events > 0]
+    assert (logged.status == "stitched").all()
+    assert (stitched.events > stitched.logged_in_events).mean() > 0.3
+    assert (found[found.logged_in_events == 0].status == "anonymous").all()
+
+
+def test_a_device_shared_by_two_customers_is_a_conflict() -> None:
+    import ibis
+
+    from custintel.identity.stitch import devices
+
+    ts = pd.Timestamp("2025-01-01", tz="UTC")
+    web = ibis.memtable(
+        pd.DataFrame(
+            {
+                "anonymous_id": ["tablet", "tablet", "tablet", "phone", "phone", "laptop"],
+                "customer_ref": ["W1", "W2", None, None, "W1", None],
+                "source": ["webshop"] * 6,
+                "event_ts": [ts + pd.Timedelta(minutes=i) for i in range(6)],
+            }
+        )
+    )
+    cmap = ibis.memtable(
+        pd.DataFrame(
+            {"source": ["webshop", "webshop"], "source_id": ["W1", "W2"], "customer_id": ["A", "B"]}
+        )
+    )
+    out = ibis.duckdb.connect().execute(devices(web, cmap)).set_index("anonymous_id")
+    assert out.loc["tablet", "status"] == "conflict" and pd.isna(out.loc["tablet", "customer_id"])
+    assert out.loc["tablet", "customers"] == 2
+    assert out.loc["phone", "status"] == "stitched" and out.loc["phone", "customer_id"] == "A"
+    assert out.loc["phone", "events"] == 2 and out.loc["phone", "logged_in_events"] == 1
+    assert out.loc["laptop", "status"] == "anonymous"

@@ -7,8 +7,8 @@ over from the previous run by overlap. The linking runs in a private DuckDB what
 warehouse is (DuckDB or Spark), so both give the same customers.
 
 Writes ``identity.customer_map``, ``identity.links``, ``identity.id_history``,
-``identity.non_keys``, ``identity.contact_points`` and the golden record
-``customer.profile``, and a lineage row.
+``identity.non_keys``, ``identity.contact_points``, ``identity.devices`` (cookies tied
+to customers) and the golden record ``customer.profile``, and a lineage row.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from custintel.core.lineage import now, record_lineage
 from custintel.core.warehouse import Warehouse
 from custintel.identity import clusters, ids, keys, linkage, records, rules
 from custintel.identity.golden import contact_points, golden_records
+from custintel.identity.stitch import devices
 
 SCHEMA = "identity"
 
@@ -43,6 +44,7 @@ class ResolveResult:
     split: int = 0
     changed_records: int = 0
     probabilistic: str = ""
+    devices: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, object]:
@@ -136,6 +138,14 @@ def resolve(wh: Warehouse, cfg: ProjectConfig, run_id: str) -> ResolveResult:
     if len(history):
         events = history.assign(run_id=run_id, at=stamp).astype({"related_id": "string"})
         wh.put(SCHEMA, "id_history", events, append=True)
+    if wh.exists("clean", "web_events"):
+        wh.replace(
+            SCHEMA,
+            "devices",
+            devices(wh.table("clean", "web_events"), wh.table(SCHEMA, "customer_map")),
+        )
+        status = wh.table(SCHEMA, "devices").status.value_counts().execute()
+        result.devices = dict(zip(status.iloc[:, 0], status.iloc[:, 1].astype(int), strict=True))
     result.seconds = round((now() - started).total_seconds(), 2)
     record_lineage(
         wh,
