@@ -421,4 +421,9 @@ def identity_resolve(project: Path = ProjectOpt, as_json: bool = JsonOpt) -> Non
         f"({result.created:,} new ids, {result.merged:,} merged, {result.split:,} split) "
         f"in {result.seconds} s\nlinks: {links or 'none'}; {result.non_keys} placeholder or "
         f"shared values set aside; {result.empty_records} profiles with nothing to match on"
+        + (
+            "\ndevices: " + ", ".join(f"{k}: {v:,}" for k, v in sorted(result.devices.items()))
+            if result.devices
+            else ""
+        )
     )

@@ -238,6 +238,11 @@ class Project:
             .execute()
             .values.tolist(),
             "history": [] if history is None else history.values.tolist(),
+            "devices": (
+                wh.table("identity", "devices").status.value_counts().execute().values.tolist()
+                if wh.exists("identity", "devices")
+                else []
+            ),
         }
 
     def quality(self) -> dict[str, Any]:

@@ -184,6 +184,10 @@ def identity_page(summary: dict[str, Any]) -> str:
         _table(["field", "value", "profiles", "reason"], summary["non_keys"], numeric={2})
         if summary["non_keys"]
         else "<p>None.</p>",
+        "<h2>Cookies and devices</h2>",
+        _table(["status", "devices"], summary["devices"], numeric={1})
+        if summary["devices"]
+        else "<p>No web events.</p>",
         "<h2>Id history</h2>",
         _table(["event", "ids"], summary["history"], numeric={1}),
     ]
