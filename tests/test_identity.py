@@ -117,6 +117,34 @@ def test_golden_record_recovers_the_true_details(resolved) -> None:
     assert (primary == 1).all()
 
 
+def test_explain_names_the_rule_or_the_weights_of_every_link(resolved) -> None:
+    project, _, _ = resolved
+    rows = query(
+        project,
+        "SELECT m.customer_id FROM identity.links l JOIN identity.customer_map m "
+        "ON m.source = l.source_l AND m.source_id = l.source_id_l "
+        "WHERE l.rule = 'probabilistic' ORDER BY l.match_weight LIMIT 1",
+    )
+    customer = rows[0][0]
+    result = CliRunner().invoke(
+        app, ["identity", "explain", customer, "--project", str(project), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert len(data["profiles"]) >= 2 and data["links"]
+    for link in data["links"]:
+        if link["rule"] == "probabilistic":
+            # The parts (prior and each field) add up to the match weight.
+            assert abs(sum(link["weights"].values()) - link["match_weight"]) < 0.05
+            assert set(link["weights"]) >= {"prior", "first_name", "birth_date"}
+        else:
+            assert link["rule"] in {"email", "phone_surname", "loyalty_id"}
+    missing = CliRunner().invoke(
+        app, ["identity", "explain", "CU99999999", "--project", str(project)]
+    )
+    assert missing.exit_code == 1 and "no customer 'CU99999999'" in missing.output
+
+
 def test_ids_persist_across_runs(resolved) -> None:
     project, _, _ = resolved
     before = _map(project)

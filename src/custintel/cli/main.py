@@ -427,3 +427,34 @@ def identity_resolve(project: Path = ProjectOpt, as_json: bool = JsonOpt) -> Non
             else ""
         )
     )
+
+
+@identity_app.command("explain")
+@guarded
+def identity_explain(
+    customer_id: str = typer.Argument(..., help="A customer id, e.g. CU00000123."),
+    project: Path = ProjectOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Why these profiles are one customer: the rule or each field's match weight."""
+    from rich.table import Table
+
+    with _open(project) as proj:
+        data = proj.identity_explain(customer_id)
+    if as_json:
+        _print_json(data)
+        return
+    profiles = Table(title=f"Profiles of {customer_id}")
+    for col in data["profile_columns"]:
+        profiles.add_column(col)
+    for row in data["profiles"]:
+        profiles.add_row(*row)
+    console.print(profiles)
+    links = Table(title="Links (rule, or match weight and each field's part of it)")
+    for col in ("left", "right", "linked by", "weight", "parts"):
+        links.add_column(col)
+    for link in data["links"]:
+        parts = ", ".join(f"{k} {v:+.1f}" for k, v in link["weights"].items())
+        weight = "" if link["match_weight"] is None else f"{link['match_weight']:.1f}"
+        links.add_row(link["left"], link["right"], link["rule"], weight, parts)
+    console.print(links if data["links"] else "A single profile: nothing links it.")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -50,6 +51,10 @@ def _spark_session(master: str, project_dir: Path) -> Any:
             "the Spark warehouse needs PySpark: pip install 'custintel[spark]'"
         ) from exc
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    # Python workers must run this interpreter (with pandas and pyarrow), not whatever
+    # `python3` comes first on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     spark_dir = (project_dir / "spark").resolve()
     builder = (
         SparkSession.builder.master(master)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 
 import duckdb
+import numpy as np
 import pandas as pd
 import splink.comparison_level_library as cll
 import splink.comparison_library as cl
@@ -30,6 +31,16 @@ NICKNAME_SQL = (
     "OR list_contains(string_split(name_group_l, ' '), first_name_r)"
 )
 SWAPPED_SQL = "first_name_l = last_name_r AND last_name_l = first_name_r"
+COMPARED = (
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "birth_date",
+    "postcode",
+    "address",
+)
+"""The comparisons, in the order of the settings (their output column names)."""
 COLUMNS = (
     "rid",
     "first_name",
@@ -118,4 +129,30 @@ def probabilistic_links(linker: Linker, cfg: IdentityConfig) -> pd.DataFrame:
             "match_probability": pairs["match_probability"].astype(float),
         }
     )
+    # Each comparison's part of the match weight (log2 of its level's m/u), and the prior
+    # as the rest: what `identity explain` and the report's waterfall show.
+    levels = level_weights(linker)
+    parts = {
+        c: pairs[f"gamma_{c}"].map(levels.get(c, {})).fillna(0.0).astype(float).to_numpy()
+        for c in COMPARED
+    }
+    for c, values in parts.items():
+        out[f"w_{c}"] = values
+    out["w_prior"] = out["match_weight"].to_numpy() - np.sum(list(parts.values()), axis=0)
     return out.reset_index(drop=True)
+
+
+def level_weights(linker: Linker) -> dict[str, dict[int, float]]:
+    """For each comparison, the match weight log2(m/u) of each level by its gamma value
+    (null levels weigh 0), read from the trained model."""
+    model = linker.misc.save_model_to_json()
+    out: dict[str, dict[int, float]] = {}
+    for comparison in model["comparisons"]:
+        levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
+        weights = {}
+        for i, level in enumerate(levels):
+            m, u = level.get("m_probability"), level.get("u_probability")
+            weights[len(levels) - 1 - i] = float(np.log2(m / u)) if m and u else 0.0
+        weights[-1] = 0.0
+        out[comparison["output_column_name"]] = weights
+    return out

@@ -28,6 +28,7 @@ from custintel.identity.golden import contact_points, golden_records
 from custintel.identity.stitch import devices
 
 SCHEMA = "identity"
+WEIGHT_COLUMNS = ("w_prior", *(f"w_{c}" for c in linkage.COMPARED))
 
 
 @dataclass
@@ -219,6 +220,8 @@ def _links_table(rec: pd.DataFrame, links: pd.DataFrame, run_id: str) -> pd.Data
             "run_id": run_id,
         }
     )
+    for col in WEIGHT_COLUMNS:
+        out[col] = links[col].astype(float).to_numpy() if col in links else float("nan")
     return out.astype(
         {
             c: "string"

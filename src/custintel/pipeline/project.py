@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import ibis
+import pandas as pd
 
 from custintel import __version__
 from custintel.core.config import (
@@ -60,6 +61,24 @@ def init_project(
     with Project.open(project_dir) as project:
         ensure_ops_tables(project.warehouse)
     return path
+
+
+def _weight_examples(links: Any) -> list[dict[str, Any]]:
+    """The weakest accepted probabilistic link and a typical one, with each part."""
+    prob = links.filter(links.rule == "probabilistic")
+    if "w_prior" not in links.columns or int(prob.count().execute()) == 0:
+        return []
+    frame = prob.order_by("match_weight").execute()
+    picks = {"weakest accepted link": frame.iloc[0], "typical link": frame.iloc[len(frame) // 2]}
+    parts = [c for c in frame.columns if c.startswith("w_")]
+    return [
+        {
+            "title": f"{title}: {row.source_l}:{row.source_id_l} and {row.source_r}:{row.source_id_r}",
+            "parts": [(c[2:], float(row[c])) for c in parts],
+            "match_weight": float(row.match_weight),
+        }
+        for title, row in picks.items()
+    ]
 
 
 class Project:
@@ -207,6 +226,73 @@ class Project:
         return {"run_id": run_id, "status": status, "stages": stages}
 
     # -- looking -----------------------------------------------------------------------------
+    def identity_explain(self, customer_id: str) -> dict[str, Any]:
+        """Why the profiles of ``customer_id`` are one customer: its profiles, and every
+        link among them with the rule or each field's part of the match weight."""
+        wh = self.warehouse
+        if not wh.exists("identity", "customer_map"):
+            raise StageError("identity: not resolved yet (run `custintel identity resolve`)")
+        cmap = wh.table("identity", "customer_map")
+        mine = cmap.filter(cmap.customer_id == customer_id).execute()
+        if mine.empty:
+            raise StageError(f"identity: no customer {customer_id!r}")
+        profiles = wh.table("clean", "customers")
+        cols = [
+            "source",
+            "source_id",
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "birth_date",
+            "postcode",
+        ]
+        found = profiles.filter(profiles.source_id.isin(list(mine.source_id))).execute()
+        found = found[
+            found.set_index(["source", "source_id"]).index.isin(
+                mine.set_index(["source", "source_id"]).index
+            )
+        ]
+        found = found.sort_values("updated_at", na_position="first").drop_duplicates(
+            ["source", "source_id"], keep="last"
+        )
+        links = wh.table("identity", "links")
+        ids = list(mine.source_id)
+        pairs = links.filter(links.source_id_l.isin(ids) & links.source_id_r.isin(ids)).execute()
+        keys = set(zip(mine.source, mine.source_id, strict=True))
+        inside = [
+            (a, b) in keys and (c, d) in keys
+            for a, b, c, d in zip(
+                pairs.source_l, pairs.source_id_l, pairs.source_r, pairs.source_id_r, strict=True
+            )
+        ]
+        pairs = pairs[inside]
+        weights = [c for c in pairs.columns if c.startswith("w_")]
+        return {
+            "customer_id": customer_id,
+            "profiles": [
+                ["" if pd.isna(v) else str(v) for v in row]
+                for row in found[[c for c in cols if c in found]].itertuples(index=False)
+            ],
+            "profile_columns": [c for c in cols if c in found],
+            "links": [
+                {
+                    "left": f"{r.source_l}:{r.source_id_l}",
+                    "right": f"{r.source_r}:{r.source_id_r}",
+                    "rule": r.rule,
+                    "match_weight": None
+                    if pd.isna(r.match_weight)
+                    else round(float(r.match_weight), 2),
+                    "weights": {
+                        w[2:]: round(float(getattr(r, w)), 2)
+                        for w in weights
+                        if not pd.isna(getattr(r, w))
+                    },
+                }
+                for r in pairs.itertuples()
+            ],
+        }
+
     def identity_summary(self) -> dict[str, Any] | None:
         """Sizes, links and set-aside values of the last identity resolve (None before one)."""
         wh = self.warehouse
@@ -238,6 +324,7 @@ class Project:
             .execute()
             .values.tolist(),
             "history": [] if history is None else history.values.tolist(),
+            "examples": _weight_examples(links),
             "devices": (
                 wh.table("identity", "devices").status.value_counts().execute().values.tolist()
                 if wh.exists("identity", "devices")

@@ -152,6 +152,22 @@ def quality_page(quality: dict[str, Any]) -> str:
     return _page("Data quality", "".join(parts), plotly=True)
 
 
+def _waterfall(example: dict[str, Any]) -> go.Figure:
+    """How a link's match weight adds up: the prior, then each field's part."""
+    names = [name for name, _ in example["parts"]] + ["match weight"]
+    values = [value for _, value in example["parts"]] + [example["match_weight"]]
+    fig = go.Figure(
+        go.Waterfall(
+            x=names,
+            y=values,
+            measure=["relative"] * len(example["parts"]) + ["total"],
+            text=[f"{v:+.1f}" for v in values],
+        )
+    )
+    fig.update_layout(title=example["title"], yaxis_title="match weight (log2 Bayes factor)")
+    return fig
+
+
 def identity_page(summary: dict[str, Any]) -> str:
     """Customers from profiles: sizes, systems, how records were linked, match weights."""
     sizes = go.Figure(
@@ -180,6 +196,7 @@ def identity_page(summary: dict[str, Any]) -> str:
         _figure(sizes),
         _figure(systems),
         _figure(weights),
+        *[_figure(_waterfall(example)) for example in summary.get("examples", [])],
         "<h2>Values set aside (placeholders and shared values)</h2>",
         _table(["field", "value", "profiles", "reason"], summary["non_keys"], numeric={2})
         if summary["non_keys"]
