@@ -56,6 +56,12 @@ def _spark_session(master: str, project_dir: Path) -> Any:
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
     spark_dir = (project_dir / "spark").resolve()
+    active = SparkSession.getActiveSession()
+    if active is not None and active.conf.get("spark.sql.warehouse.dir", "") != str(
+        spark_dir / "warehouse"
+    ):
+        # A session of another project lives in this process: its catalog is not ours.
+        active.stop()
     builder = (
         SparkSession.builder.master(master)
         .appName("custintel")
