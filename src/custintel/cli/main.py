@@ -458,3 +458,20 @@ def identity_explain(
         weight = "" if link["match_weight"] is None else f"{link['match_weight']:.1f}"
         links.add_row(link["left"], link["right"], link["rule"], weight, parts)
     console.print(links if data["links"] else "A single profile: nothing links it.")
+
+
+@identity_app.command("report")
+@guarded
+def identity_report(project: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
+    """Write the report; print the path of its identity page."""
+    from custintel.pipeline.report import write_reports
+
+    with _open(project) as proj:
+        if proj.identity_summary() is None:
+            raise ConfigError("identity: not resolved yet (run `custintel identity resolve`)")
+        index = write_reports(proj)
+    page = index.parent / "identity.html"
+    if as_json:
+        _print_json({"report": str(page)})
+    else:
+        console.print(f"Identity report: {page}")
