@@ -143,6 +143,11 @@ def test_explain_names_the_rule_or_the_weights_of_every_link(resolved) -> None:
         app, ["identity", "explain", "CU99999999", "--project", str(project)]
     )
     assert missing.exit_code == 1 and "no customer 'CU99999999'" in missing.output
+    report = CliRunner().invoke(app, ["identity", "report", "--project", str(project), "--json"])
+    assert report.exit_code == 0, report.output
+    page = Path(json.loads(report.stdout)["report"]).read_text()
+    assert "Identity resolution" in page and '"waterfall"' in page
+    assert "weakest accepted link" in page
 
 
 def test_ids_persist_across_runs(resolved) -> None:
