@@ -103,6 +103,12 @@ class QualityConfig(_Strict):
     )
 
 
+GoldenAttribute = Literal[
+    "first_name", "last_name", "email", "phone", "birth_date", "address", "postcode", "city"
+]
+"""The attributes of the golden record ``customer.profile``."""
+
+
 class MatchRule(_Strict):
     """A deterministic rule: records equal on every field (all present) are one customer."""
 
@@ -174,17 +180,7 @@ class IdentityConfig(_Strict):
         description="systems from most to least trusted, for the golden record",
     )
     survivorship: dict[
-        Literal[
-            "first_name",
-            "last_name",
-            "email",
-            "phone",
-            "birth_date",
-            "address",
-            "postcode",
-            "city",
-        ],
-        Literal["source_priority", "most_recent", "most_frequent"],
+        GoldenAttribute, Literal["source_priority", "most_recent", "most_frequent"]
     ] = Field(
         default_factory=lambda: {
             "first_name": "most_frequent",

@@ -14,18 +14,13 @@ and whether it is the one the golden record chose.
 
 from __future__ import annotations
 
+from typing import get_args
+
 import pandas as pd
 
-ATTRIBUTES = (
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "birth_date",
-    "address",
-    "postcode",
-    "city",
-)
+from custintel.core.config import GoldenAttribute
+
+ATTRIBUTES: tuple[str, ...] = get_args(GoldenAttribute)
 CONTACT_KINDS = ("email", "phone", "address")
 
 
