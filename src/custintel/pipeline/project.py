@@ -24,6 +24,7 @@ from custintel.core.config import (
 from custintel.core.errors import ConfigError, CustintelError, StageError
 from custintel.core.lineage import append_ops, ensure_ops_tables, new_run_id, now
 from custintel.core.warehouse import SCHEMAS, Warehouse
+from custintel.identity.records import latest_versions
 from custintel.identity.resolve import ResolveResult, resolve
 from custintel.ingest.loader import IngestSummary, Loader, Progress
 from custintel.ingest.quality import quality_summary
@@ -253,9 +254,7 @@ class Project:
                 mine.set_index(["source", "source_id"]).index
             )
         ]
-        found = found.sort_values("updated_at", na_position="first").drop_duplicates(
-            ["source", "source_id"], keep="last"
-        )
+        found = latest_versions(found)
         links = wh.table("identity", "links")
         ids = list(mine.source_id)
         pairs = links.filter(links.source_id_l.isin(ids) & links.source_id_r.isin(ids)).execute()
