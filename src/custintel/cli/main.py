@@ -407,17 +407,31 @@ app.add_typer(identity_app, name="identity")
 
 @identity_app.command("resolve")
 @guarded
-def identity_resolve(project: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
-    """Link every profile: rules, then Splink; ids carried over from the last run."""
+def identity_resolve(
+    project: Path = ProjectOpt,
+    full: bool = typer.Option(
+        False, "--full", help="Link every profile again (ids still kept by overlap)."
+    ),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Link the profiles: rules, then Splink; ids carried over from the last run.
+
+    The first run links everything; later runs link only new and changed profiles."""
     with _open(project) as proj, err_console.status("resolving identities"):
-        result = proj.identity_resolve()
+        result = proj.identity_resolve(full=full)
     data = result.as_dict()
     if as_json:
         _print_json(data)
         return
     links = ", ".join(f"{k}: {v:,}" for k, v in sorted(result.links.items()))
+    how = (
+        f"full ({result.mode_reason})"
+        if result.mode == "full"
+        else f"incremental: {result.delta_records:,} new or changed profiles, "
+        f"{result.reclustered_records:,} re-clustered"
+    )
     console.print(
-        f"{result.records:,} profiles -> {result.customers:,} customers "
+        f"{how}\n{result.records:,} profiles -> {result.customers:,} customers "
         f"({result.created:,} new ids, {result.merged:,} merged, {result.split:,} split) "
         f"in {result.seconds} s\nlinks: {links or 'none'}; {result.non_keys} placeholder or "
         f"shared values set aside; {result.empty_records} profiles with nothing to match on"

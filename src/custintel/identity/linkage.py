@@ -15,6 +15,7 @@ one household look like.
 
 from __future__ import annotations
 
+import json
 import logging
 
 import duckdb
@@ -117,7 +118,70 @@ def incompatible_household(pairs: pd.DataFrame) -> pd.Series:
 def probabilistic_links(linker: Linker, cfg: IdentityConfig) -> pd.DataFrame:
     """Pairs at or above the match-weight threshold that pass the household guard."""
     pred = linker.inference.predict(threshold_match_weight=cfg.threshold_match_weight)
-    pairs = pred.as_pandas_dataframe()
+    return _accepted(pred.as_pandas_dataframe(), linker)
+
+
+def model_json(linker: Linker) -> str:
+    """The trained model (settings with m and u), kept so later runs can score new
+    records and explain any pair without training again."""
+    return json.dumps(linker.misc.save_model_to_json())
+
+
+def scorer(records: pd.DataFrame, model: str) -> Linker:
+    """A linker over ``records`` with a saved model, ready to score (no training)."""
+    db = DuckDBAPI(duckdb.connect())
+    frame = records[list(COLUMNS)].copy()
+    return Linker(db.register(frame), json.loads(model), log_level=logging.ERROR)
+
+
+def links_to_new(
+    records: pd.DataFrame, new: pd.Series, model: str, cfg: IdentityConfig
+) -> pd.DataFrame:
+    """Probabilistic links of the ``new`` records (a mask over ``records``) with every
+    record, scored by the saved model: new against the rest, and new among themselves.
+    Only the new records' blocks are compared, so the cost follows their number."""
+    db = DuckDBAPI(duckdb.connect())
+    frame = records[list(COLUMNS)]
+    rest = db.register(frame[~new.to_numpy()].copy(), table_name="rest")
+    fresh = db.register(frame[new.to_numpy()].copy(), table_name="fresh")
+    settings = json.loads(model)
+    linker = Linker(fresh, settings, log_level=logging.ERROR)
+    # Term frequencies (how common each e-mail is) come from all records, as in a full
+    # run; Splink would otherwise need them precomputed.
+    for column in _tf_columns(settings):
+        share = frame[column].value_counts(normalize=True)
+        table = pd.DataFrame({column: share.index.astype(str), f"tf_{column}": share.to_numpy()})
+        linker.table_management.register_term_frequency_lookup(
+            db.register(table, table_name=f"tf_{column}"), column
+        )
+    found = [
+        linker.inference.predict_between(
+            rest, fresh, threshold_match_weight=cfg.threshold_match_weight, warning_mode="never"
+        ).as_pandas_dataframe(),
+        linker.inference.predict_within(
+            fresh, threshold_match_weight=cfg.threshold_match_weight, warning_mode="never"
+        ).as_pandas_dataframe(),
+    ]
+    pairs = pd.concat([f for f in found if len(f)] or found[:1], ignore_index=True)
+    # Splink's sides are roles (rest, new); links are kept with rid_l < rid_r.
+    swap = pairs["rid_l"].astype("int64") > pairs["rid_r"].astype("int64")
+    for a, b in (("rid_l", "rid_r"), ("birth_date_l", "birth_date_r")):
+        pairs.loc[swap, [a, b]] = pairs.loc[swap, [b, a]].to_numpy()
+    return _accepted(pairs, linker)
+
+
+def _tf_columns(settings: dict) -> set[str]:
+    """The columns whose comparison levels adjust for term frequency."""
+    return {
+        level["tf_adjustment_column"]
+        for comparison in settings["comparisons"]
+        for level in comparison["comparison_levels"]
+        if level.get("tf_adjustment_column")
+    }
+
+
+def _accepted(pairs: pd.DataFrame, linker: Linker) -> pd.DataFrame:
+    """Scored pairs past the household guard, with each comparison's part of the weight."""
     keep = ~incompatible_household(pairs)
     pairs = pairs[keep]
     out = pd.DataFrame(

@@ -96,3 +96,18 @@ def normalise(raw: pd.DataFrame, cfg: IdentityConfig) -> pd.DataFrame:
 def empty_records(rec: pd.DataFrame) -> pd.Series:
     """Records with nothing to match on: every key field missing."""
     return rec[list(KEY_FIELDS)].isna().all(axis=1)
+
+
+def fingerprints(latest: pd.DataFrame) -> pd.Series:
+    """A 64-bit hash of each profile's content (every column but the loader's own), so a
+    later run can tell new and changed profiles from the ones it has already linked."""
+    columns = sorted(c for c in latest.columns if not c.startswith("_"))
+    hashed = pd.util.hash_pandas_object(latest[columns], index=False).to_numpy()
+    return pd.Series(hashed.view("int64"), index=latest.index, name="fingerprint")
+
+
+def renumber(rec: pd.DataFrame) -> pd.DataFrame:
+    """Records in (source, source_id) order with ``rid`` 0..n-1, as ``normalise`` gives."""
+    out = rec.sort_values(["source", "source_id"], kind="stable").reset_index(drop=True)
+    out["rid"] = range(len(out))
+    return out

@@ -1,18 +1,23 @@
 """``custintel identity resolve``: source records -> persistent customer ids.
 
-Steps: the latest version of every profile in ``clean.customers``; normalisation;
+A full run: the latest version of every profile in ``clean.customers``; normalisation;
 placeholder and shared key values removed; deterministic rules; Splink on the same
 records; one clustering of both kinds of links with a guard against chains; ids carried
-over from the previous run by overlap. The linking runs in a private DuckDB whatever the
-warehouse is (DuckDB or Spark), so both give the same customers.
+over from the previous run by overlap. Later runs are incremental (``incremental.py``):
+only new and changed profiles are linked, against everything, with the saved model, and
+only the customers they touch are re-clustered. A full run happens on the first run, on
+``--full``, and when the identity settings changed. The linking runs in a private DuckDB
+whatever the warehouse is (DuckDB or Spark), so both give the same customers.
 
 Writes ``identity.customer_map``, ``identity.links``, ``identity.id_history``,
 ``identity.non_keys``, ``identity.contact_points``, ``identity.devices`` (cookies tied
-to customers) and the golden record ``customer.profile``, and a lineage row.
+to customers), the golden record ``customer.profile``, the state a later run builds on
+(``identity.records``, ``identity.model``) and a lineage row.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
@@ -20,10 +25,10 @@ import duckdb
 import pandas as pd
 from splink.internals.exceptions import SplinkException
 
-from custintel.core.config import ProjectConfig
+from custintel.core.config import IdentityConfig, ProjectConfig
 from custintel.core.lineage import now, record_lineage
 from custintel.core.warehouse import Warehouse
-from custintel.identity import clusters, ids, keys, linkage, records, rules
+from custintel.identity import clusters, ids, incremental, keys, linkage, records, rules
 from custintel.identity.golden import contact_points, golden_records
 from custintel.identity.stitch import devices
 
@@ -35,7 +40,11 @@ WEIGHT_COLUMNS = ("w_prior", *(f"w_{c}" for c in linkage.COMPARED))
 class ResolveResult:
     """What a resolve did, for the CLI, the run log and the report."""
 
+    mode: str = "full"
+    mode_reason: str = ""
     records: int = 0
+    delta_records: int = 0
+    reclustered_records: int = 0
     customers: int = 0
     empty_records: int = 0
     links: dict[str, int] = field(default_factory=dict)
@@ -50,6 +59,28 @@ class ResolveResult:
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+@dataclass
+class Linked:
+    """The links and clusters of a set of records (all of them, or the touched ones)."""
+
+    rec: pd.DataFrame
+    non_keys: pd.DataFrame
+    links: pd.DataFrame
+    """Every link of the project after this run (rids of ``rec``)."""
+    scope: pd.Series
+    """Mask over ``rec``: the records whose customer was worked out again this run."""
+    label: pd.Series
+    """Cluster label of each record in scope, by rid."""
+    status: str
+    model: str | None
+    touched_ids: set[str] = field(default_factory=set)
+
+
+def settings_hash(cfg: IdentityConfig) -> str:
+    """Identity settings fingerprint: a later run may reuse links only under the same."""
+    return hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:16]
 
 
 def _previous(wh: Warehouse) -> tuple[pd.DataFrame, int]:
@@ -70,7 +101,11 @@ def link_all(
     """Non-keys, links, cluster labels of normalised records, and what the probabilistic
     step did (pure: no warehouse). Splink is skipped, and the reason given, when it is
     turned off or the profiles are too few to train it."""
-    icfg = cfg.identity
+    linked = _link_full(rec, cfg.identity)
+    return linked.non_keys, linked.links, linked.label, linked.status
+
+
+def _link_full(rec: pd.DataFrame, icfg: IdentityConfig) -> Linked:
     non_keys = keys.placeholders(rec, icfg)
     usable = keys.blank_non_keys(rec, non_keys)
     con = duckdb.connect()
@@ -78,75 +113,123 @@ def link_all(
     links = rules.deterministic_links(con, "records", icfg.rules)
     links["match_weight"] = float("nan")
     links["match_probability"] = 1.0
-    db = linkage.DuckDBAPI(duckdb.connect())
+    model = None
     if not icfg.probabilistic:
         status = "off in the configuration"
     elif len(usable) < icfg.min_records_probabilistic:
         status = f"skipped: {len(usable)} profiles, fewer than {icfg.min_records_probabilistic}"
     else:
         try:
-            linker, db = linkage.train(usable, icfg)
+            linker, _ = linkage.train(usable, icfg)
         except SplinkException as exc:  # e.g. a training rule finds no pairs
             status = f"skipped: Splink could not be trained ({str(exc).split('.')[0]})"
         else:
-            scored = linkage.probabilistic_links(linker, icfg)
-            known = pd.MultiIndex.from_frame(links[["rid_l", "rid_r"]])
-            fresh = ~pd.MultiIndex.from_frame(scored[["rid_l", "rid_r"]]).isin(known)
-            links = pd.concat([links, scored[fresh]], ignore_index=True)
-            status = f"{int(fresh.sum())} links above match weight {icfg.threshold_match_weight}"
-    label = clusters.cluster(rec["rid"], links, icfg, db)
-    return non_keys, links, label, status
+            links, added = _add(links, linkage.probabilistic_links(linker, icfg))
+            model = linkage.model_json(linker)
+            status = f"{added} links above match weight {icfg.threshold_match_weight}"
+    label = clusters.cluster(rec["rid"], links, icfg, linkage.DuckDBAPI(duckdb.connect()))
+    scope = pd.Series(True, index=rec.index)
+    return Linked(rec, non_keys, links, scope, label, status, model)
 
 
-def resolve(wh: Warehouse, cfg: ProjectConfig, run_id: str) -> ResolveResult:
+def _link_delta(
+    rec: pd.DataFrame,
+    is_new: pd.Series,
+    state: dict[str, object],
+    previous: pd.DataFrame,
+    icfg: IdentityConfig,
+) -> Linked:
+    """Link the new and changed records against all (see ``incremental``)."""
+    non_keys = keys.placeholders(rec, icfg)
+    old_non_keys = state["non_keys"]
+    fresh_values = non_keys.merge(old_non_keys[["field", "value"]], how="left", indicator=True)
+    fresh_values = fresh_values[fresh_values["_merge"] == "left_only"]
+    is_new = is_new | incremental.holding(rec, fresh_values)
+    usable = keys.blank_non_keys(rec, non_keys).assign(is_new=is_new.to_numpy())
+    con = duckdb.connect()
+    con.register("records", usable)
+    new_links = rules.deterministic_links(con, "records", icfg.rules, new_only=True)
+    new_links["match_weight"] = float("nan")
+    new_links["match_probability"] = 1.0
+    model = state["model"]
+    status = "no saved model: rules only"
+    if model and is_new.any():
+        scored = linkage.links_to_new(usable, is_new, model, icfg)
+        new_links, added = _add(new_links, scored)
+        status = f"{added} links of new records above match weight {icfg.threshold_match_weight}"
+    elif model:
+        status = "nothing new to score"
+    kept = incremental.kept_links(state["links"], rec, is_new)
+    scope, touched_ids = incremental.touched(rec, is_new, new_links, previous)
+    links = pd.concat([kept, new_links], ignore_index=True)
+    inside = links.rid_l.isin(rec.rid[scope]) & links.rid_r.isin(rec.rid[scope])
+    label = clusters.cluster(
+        rec.rid[scope], links[inside], icfg, linkage.DuckDBAPI(duckdb.connect())
+    )
+    linked = Linked(rec, non_keys, links, scope, label, status, model, touched_ids)
+    linked.status += f"; {int(is_new.sum())} new or changed records linked"
+    return linked
+
+
+def _add(links: pd.DataFrame, scored: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """Rule links plus the probabilistic pairs the rules did not already find."""
+    known = pd.MultiIndex.from_frame(links[["rid_l", "rid_r"]])
+    fresh = ~pd.MultiIndex.from_frame(scored[["rid_l", "rid_r"]]).isin(known)
+    return pd.concat([links, scored[fresh]], ignore_index=True), int(fresh.sum())
+
+
+def _state(wh: Warehouse, icfg: IdentityConfig) -> tuple[dict[str, object] | None, str]:
+    """What the last run left to build on, or None and why a full run is needed."""
+    needed = ("records", "model", "links", "non_keys", "customer_map")
+    if not wh.exists(SCHEMA, "customer_map"):
+        return None, "first run"
+    if not all(wh.exists(SCHEMA, t) for t in needed):
+        return None, "no saved state from the last run"
+    model = wh.table(SCHEMA, "model").execute()
+    if model.settings_hash.iloc[-1] != settings_hash(icfg):
+        return None, "identity settings changed"
+    saved = model.model.iloc[-1]
+    return {
+        "model": None if pd.isna(saved) else str(saved),
+        "model_records": int(model.records.iloc[-1]),
+        "records": wh.table(SCHEMA, "records").execute(),
+        "links": wh.table(SCHEMA, "links").execute(),
+        "non_keys": wh.table(SCHEMA, "non_keys").execute(),
+    }, ""
+
+
+def resolve(wh: Warehouse, cfg: ProjectConfig, run_id: str, *, full: bool = False) -> ResolveResult:
     started = now()
     result = ResolveResult()
+    icfg = cfg.identity
     raw = wh.table("clean", "customers").execute()
     records.check_sources(raw)
-    rec = records.normalise(records.latest_versions(raw), cfg.identity)
-    result.records = len(rec)
-    result.empty_records = int(records.empty_records(rec).sum())
-    non_keys, links, label, result.probabilistic = link_all(rec, cfg)
-    result.non_keys = len(non_keys)
-    result.links = links.rule.value_counts().to_dict()
-
+    latest = records.latest_versions(raw)
+    state, reason = (None, "--full") if full else _state(wh, icfg)
+    if (
+        state is not None
+        and icfg.probabilistic
+        and state["model_records"] < icfg.min_records_probabilistic <= len(latest)
+    ):
+        state, reason = None, "enough profiles now to train the probabilistic model"
     previous, next_number = _previous(wh)
-    customer, history, _ = ids.assign(rec, label, previous, next_number, cfg.identity.id_prefix)
-    result.customers = int(customer.nunique())
-    counts = history.event.value_counts()
-    result.created = int(counts.get("created", 0))
-    result.merged = int(counts.get("merged", 0))
-    result.split = int(counts.get("split", 0))
-
-    stamp = now()
-    cmap = _customer_map(rec, customer, links, previous, stamp)
-    result.changed_records = int((cmap.last_changed == stamp).sum()) if len(previous) else 0
-    wh.ensure_schema(SCHEMA)
-    wh.put(SCHEMA, "customer_map", cmap)
-    wh.put(SCHEMA, "links", _links_table(rec, links, run_id))
-    with_ids = rec.assign(customer_id=customer.reindex(rec.rid).to_numpy())
-    golden = golden_records(with_ids, cfg.identity.survivorship, cfg.identity.source_priority)
-    wh.ensure_schema("customer")
-    wh.put("customer", "profile", golden)
-    wh.put(SCHEMA, "contact_points", contact_points(with_ids, golden))
-    wh.put(
-        SCHEMA,
-        "non_keys",
-        non_keys.astype(
-            {"field": "string", "value": "string", "records": "int64", "reason": "string"}
-        ),
-    )
-    if len(history):
-        events = history.assign(run_id=run_id, at=stamp).astype({"related_id": "string"})
-        wh.put(SCHEMA, "id_history", events, append=True)
-    if wh.exists("clean", "web_events"):
-        wh.replace(
-            SCHEMA,
-            "devices",
-            devices(wh.table("clean", "web_events"), wh.table(SCHEMA, "customer_map")),
-        )
-        status = wh.table(SCHEMA, "devices").status.value_counts().execute()
-        result.devices = dict(zip(status.iloc[:, 0], status.iloc[:, 1].astype(int), strict=True))
+    if state is None:
+        rec = records.normalise(latest, icfg)
+        rec["fingerprint"] = records.fingerprints(latest).to_numpy()
+        linked = _link_full(rec, icfg)
+        result.mode, result.mode_reason = "full", reason
+    else:
+        rec, is_new = incremental.merge_records(latest, state["records"], icfg)
+        linked = _link_delta(rec, is_new, state, previous, icfg)
+        result.mode = "incremental"
+        result.delta_records = int(is_new.sum())
+    result.records = len(rec)
+    result.reclustered_records = int(linked.scope.sum())
+    result.empty_records = int(records.empty_records(rec).sum())
+    result.probabilistic = linked.status
+    result.non_keys = len(linked.non_keys)
+    result.links = linked.links.rule.value_counts().to_dict()
+    _write(wh, cfg, run_id, linked, previous, next_number, result)
     result.seconds = round((now() - started).total_seconds(), 2)
     record_lineage(
         wh,
@@ -158,9 +241,88 @@ def resolve(wh: Warehouse, cfg: ProjectConfig, run_id: str) -> ResolveResult:
         config_hash=cfg.config_hash(),
         started_at=started,
         rows_in=len(raw),
-        rows_out=len(cmap),
+        rows_out=result.records,
     )
     return result
+
+
+def _write(
+    wh: Warehouse,
+    cfg: ProjectConfig,
+    run_id: str,
+    linked: Linked,
+    previous: pd.DataFrame,
+    next_number: int,
+    result: ResolveResult,
+) -> None:
+    """Ids for the records in scope, and every table patched where they changed."""
+    icfg = cfg.identity
+    rec, scope = linked.rec, linked.scope
+    part = rec[scope.to_numpy()]
+    key = ["source", "source_id"]
+    in_scope = pd.MultiIndex.from_frame(previous[key]).isin(pd.MultiIndex.from_frame(part[key]))
+    out_of_scope = previous[~in_scope & ~previous.customer_id.isin(linked.touched_ids)]
+    customer, history, _ = ids.assign(
+        part, linked.label, previous[in_scope], next_number, icfg.id_prefix
+    )
+    counts = history.event.value_counts()
+    result.created = int(counts.get("created", 0))
+    result.merged = int(counts.get("merged", 0))
+    result.split = int(counts.get("split", 0))
+
+    stamp = now()
+    links = linked.links
+    near = links[links.rid_l.isin(part.rid) | links.rid_r.isin(part.rid)]
+    cmap = _customer_map(part, customer, near, previous[in_scope], stamp)
+    result.changed_records = int((cmap.last_changed == stamp).sum()) if len(previous) else 0
+    if len(out_of_scope):
+        cmap = pd.concat([out_of_scope[cmap.columns], cmap], ignore_index=True)
+    result.customers = int(cmap.customer_id.nunique())
+    wh.ensure_schema(SCHEMA)
+    wh.put(SCHEMA, "customer_map", cmap)
+    wh.put(SCHEMA, "links", _links_table(rec, linked.links, run_id))
+    with_ids = part.assign(customer_id=customer.reindex(part.rid).to_numpy())
+    golden = golden_records(with_ids, icfg.survivorship, icfg.source_priority)
+    points = contact_points(with_ids, golden)
+    if not scope.all() and wh.exists("customer", "profile"):
+        redone = linked.touched_ids | set(golden.customer_id)
+        old = wh.table("customer", "profile").execute()
+        golden = pd.concat([old[~old.customer_id.isin(redone)], golden], ignore_index=True)
+        old = wh.table(SCHEMA, "contact_points").execute()
+        points = pd.concat([old[~old.customer_id.isin(redone)], points], ignore_index=True)
+    wh.ensure_schema("customer")
+    wh.put("customer", "profile", golden)
+    wh.put(SCHEMA, "contact_points", points)
+    wh.put(
+        SCHEMA,
+        "non_keys",
+        linked.non_keys.astype(
+            {"field": "string", "value": "string", "records": "int64", "reason": "string"}
+        ),
+    )
+    wh.put(SCHEMA, "records", rec.drop(columns="rid"))
+    if scope.all():
+        model = pd.DataFrame(
+            {
+                "run_id": [run_id],
+                "trained_at": [stamp],
+                "records": [len(rec)],
+                "settings_hash": [settings_hash(icfg)],
+                "model": pd.Series([linked.model], dtype="string"),
+            }
+        )
+        wh.put(SCHEMA, "model", model)
+    if len(history):
+        events = history.assign(run_id=run_id, at=stamp).astype({"related_id": "string"})
+        wh.put(SCHEMA, "id_history", events, append=True)
+    if wh.exists("clean", "web_events"):
+        wh.replace(
+            SCHEMA,
+            "devices",
+            devices(wh.table("clean", "web_events"), wh.table(SCHEMA, "customer_map")),
+        )
+        status = wh.table(SCHEMA, "devices").status.value_counts().execute()
+        result.devices = dict(zip(status.iloc[:, 0], status.iloc[:, 1].astype(int), strict=True))
 
 
 def _customer_map(

@@ -22,26 +22,37 @@ COMPATIBLE_FIRST_NAME = """(
 )"""
 
 
-def rule_links(con: duckdb.DuckDBPyConnection, table: str, rule: MatchRule) -> pd.DataFrame:
-    """Pairs (rid_l < rid_r) linked by ``rule`` over the records in ``table``."""
+def rule_links(
+    con: duckdb.DuckDBPyConnection, table: str, rule: MatchRule, *, new_only: bool = False
+) -> pd.DataFrame:
+    """Pairs (rid_l < rid_r) linked by ``rule`` over the records in ``table``; with
+    ``new_only``, only the pairs touching a record whose ``is_new`` is true (an
+    incremental run joins the new records to all, not all to all)."""
     present = " AND ".join(f"{f} IS NOT NULL" for f in rule.fields)
     same = " AND ".join(f"a.{f} = b.{f}" for f in rule.fields)
     extra = f" AND {COMPATIBLE_FIRST_NAME}" if rule.compatible_first_name else ""
-    sql = f"""
-        WITH k AS (SELECT * FROM {table} WHERE {present})
-        SELECT a.rid AS rid_l, b.rid AS rid_r
-        FROM k a JOIN k b ON {same} AND a.rid < b.rid{extra}
-    """
+    if new_only:
+        sql = f"""
+            WITH k AS (SELECT * FROM {table} WHERE {present})
+            SELECT DISTINCT least(a.rid, b.rid) AS rid_l, greatest(a.rid, b.rid) AS rid_r
+            FROM (SELECT * FROM k WHERE is_new) a JOIN k b ON {same} AND a.rid <> b.rid{extra}
+        """
+    else:
+        sql = f"""
+            WITH k AS (SELECT * FROM {table} WHERE {present})
+            SELECT a.rid AS rid_l, b.rid AS rid_r
+            FROM k a JOIN k b ON {same} AND a.rid < b.rid{extra}
+        """
     pairs = con.execute(sql).df()
     pairs["rule"] = rule.name
     return pairs
 
 
 def deterministic_links(
-    con: duckdb.DuckDBPyConnection, table: str, rules: list[MatchRule]
+    con: duckdb.DuckDBPyConnection, table: str, rules: list[MatchRule], *, new_only: bool = False
 ) -> pd.DataFrame:
     """Every rule's pairs; a pair found by several rules keeps the first rule's name."""
-    frames = [rule_links(con, table, rule) for rule in rules]
+    frames = [rule_links(con, table, rule, new_only=new_only) for rule in rules]
     links = (
         pd.concat(frames, ignore_index=True)
         if frames

@@ -132,13 +132,14 @@ class Project:
         )
         return loader.run(sources)
 
-    def identity_resolve(self, *, run_id: str | None = None) -> ResolveResult:
-        """Link the customer profiles into customers with persistent ids."""
+    def identity_resolve(self, *, run_id: str | None = None, full: bool = False) -> ResolveResult:
+        """Link the customer profiles into customers with persistent ids: incrementally
+        after the first run, everything again with ``full``."""
         if not self.warehouse.exists("clean", "customers"):
             raise StageError(
                 "identity: no customer profiles yet (map a `customers` source and ingest)"
             )
-        return resolve(self.warehouse, self.config, run_id or new_run_id())
+        return resolve(self.warehouse, self.config, run_id or new_run_id(), full=full)
 
     def _stage_functions(
         self, progress: Progress | None
@@ -161,6 +162,7 @@ class Project:
             r = self.identity_resolve(run_id=run_id)
             links = ", ".join(f"{k} {v}" for k, v in sorted(r.links.items()))
             message = (
+                f"{r.mode} ({r.delta_records} new or changed); "
                 f"{r.records} records -> {r.customers} customers ({r.created} new, "
                 f"{r.merged} merged, {r.split} split); links: {links or 'none'}; "
                 f"{r.non_keys} placeholder or shared values set aside"
