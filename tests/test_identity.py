@@ -157,10 +157,86 @@ def test_ids_persist_across_runs(resolved) -> None:
     assert again.exit_code == 0, again.output
     summary = json.loads(again.stdout)
     assert summary["created"] == summary["merged"] == summary["split"] == 0
+    # Nothing changed, so the incremental run had nothing to link or re-cluster.
+    assert summary["mode"] == "incremental"
+    assert summary["delta_records"] == summary["reclustered_records"] == 0
+    assert summary["links"] == json.loads(json.dumps(resolved[2]["links"]))
     after = _map(project)
     both = before.merge(after, on=["source", "source_id"], suffixes=("_before", "_after"))
     assert len(both) == len(before) == len(after)
     assert (both.customer_id_before == both.customer_id_after).all()
+    # A full rebuild links everything again and keeps every id by overlap.
+    rebuilt = CliRunner().invoke(
+        app, ["identity", "resolve", "--project", str(project), "--full", "--json"]
+    )
+    assert rebuilt.exit_code == 0, rebuilt.output
+    summary = json.loads(rebuilt.stdout)
+    assert summary["mode"] == "full" and summary["mode_reason"] == "--full"
+    assert summary["created"] == summary["merged"] == summary["split"] == 0
+    assert (
+        _map(project).set_index(["source", "source_id"]).customer_id.sort_index()
+        == after.set_index(["source", "source_id"]).customer_id.sort_index()
+    ).all()
+
+
+def _explain_pair(project: Path, left: str, right: str) -> dict:
+    result = CliRunner().invoke(
+        app, ["identity", "explain", left, right, "--project", str(project), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_explain_a_pair_replays_the_rules_and_the_model(resolved) -> None:
+    """Any two profiles: explain gives the rules, each comparison's weight and the
+    decision; for linked pairs the weight equals what the resolve stored."""
+    project, data, _ = resolved
+    links = pd.DataFrame(
+        query(
+            project,
+            "SELECT source_l || ':' || source_id_l, source_r || ':' || source_id_r, rule, "
+            "match_weight, w_first_name, w_birth_date, w_email FROM identity.links "
+            "QUALIFY row_number() OVER (PARTITION BY rule ORDER BY match_weight, source_id_l) <= 5",
+        ),
+        columns=["left", "right", "rule", "match_weight", "first_name", "birth_date", "email"],
+    )
+    weighted = links[links.rule == "probabilistic"].head(5)
+    assert len(weighted) == 5
+    for row in weighted.itertuples():
+        out = _explain_pair(project, row.left, row.right)
+        scored = out["probabilistic"]
+        assert abs(scored["match_weight"] - row.match_weight) < 0.01, (row, scored)
+        # Each comparison's part is the one the resolve stored for this link.
+        part = {p["comparison"]: p["match_weight"] for p in scored["comparisons"]}
+        for c in ("first_name", "birth_date", "email"):
+            assert abs((part[c] or 0.0) - getattr(row, c)) < 0.05, (c, part, row)
+        assert any(abs(w or 0.0) > 0.5 for w in part.values())
+        assert out["decision"].startswith("linked") and out["same_customer"]
+        assert scored["compared"] and not scored["household_guard"]
+    ruled = links[links.rule == "email"].iloc[0]
+    out = _explain_pair(project, ruled.left, ruled.right)
+    assert out["rules"][0] == "email" and out["decision"] == "linked by rule email"
+
+    # Two members of one household (same address and surname, different people) are
+    # explained as not linked, and why.
+    truth = pd.read_parquet(data / "truth" / "records.parquet")
+    truth["ref"] = truth.system + ":" + truth.source_id
+    groups = truth.groupby("household_id").person_id.nunique()
+    house = truth[truth.household_id.isin(groups[groups > 1].index)]
+    house = house.sort_values(["household_id", "person_id"])
+    first = house.groupby("household_id").first()
+    last = house.groupby("household_id").last()
+    decisions = [
+        _explain_pair(project, a, b)
+        for a, b in zip(first.ref.head(5), last.ref.head(5), strict=True)
+    ]
+    assert all(not d["same_customer"] for d in decisions)
+    assert all(d["decision"].startswith("not") for d in decisions)
+
+    bad = CliRunner().invoke(
+        app, ["identity", "explain", "crm", "nope:1", "--project", str(project)]
+    )
+    assert bad.exit_code == 1 and "source:source_id" in bad.output
 
 
 def test_new_and_changed_records_keep_existing_ids(tmp_path: Path) -> None:
@@ -193,6 +269,17 @@ def test_new_and_changed_records_keep_existing_ids(tmp_path: Path) -> None:
     summary = _resolve(project)
     after = _map(project)
     assert len(after) == sum(len(f) for f in full.values())
+    # Only the new and changed profiles were linked (plus any holding a value that has
+    # only now become too common to be a key).
+    fresh = sum(int(h.sum()) for h in held.values()) + len(changed)
+    assert summary["mode"] == "incremental"
+    assert fresh <= summary["delta_records"] <= fresh * 1.05
+    assert summary["reclustered_records"] < 0.3 * len(after)
+    quality = _with_truth(after, data)
+    both_ids = _pairs(quality.groupby(["customer_id", "person_id"]).ngroup())
+    precision = both_ids / _pairs(quality.customer_id)
+    recall = both_ids / _pairs(quality.person_id)
+    assert precision >= 0.99 and recall >= 0.97, (precision, recall)
     both = before.merge(after, on=["source", "source_id"], suffixes=("_before", "_after"))
     moved = both[both.customer_id_before != both.customer_id_after]
     history = pd.DataFrame(

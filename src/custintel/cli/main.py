@@ -446,18 +446,30 @@ def identity_resolve(
 @identity_app.command("explain")
 @guarded
 def identity_explain(
-    customer_id: str = typer.Argument(..., help="A customer id, e.g. CU00000123."),
+    what: list[str] = typer.Argument(
+        ...,
+        help="A customer id (CU00000123), or two profiles as source:source_id "
+        "(crm:C000001 webshop:W000002).",
+    ),
     project: Path = ProjectOpt,
     as_json: bool = JsonOpt,
 ) -> None:
-    """Why these profiles are one customer: the rule or each field's match weight."""
+    """Why profiles are one customer (a customer id) or why two profiles are or are not
+    linked (a pair): the rule, or each field's part of the match weight."""
     from rich.table import Table
 
+    if len(what) not in (1, 2):
+        raise ConfigError("identity explain: give one customer id or two source:source_id")
     with _open(project) as proj:
-        data = proj.identity_explain(customer_id)
+        data = proj.identity_explain(what[0]) if len(what) == 1 else None
+        pair = proj.identity_explain_pair(*what) if len(what) == 2 else None
     if as_json:
-        _print_json(data)
+        _print_json(data or pair)
         return
+    if pair is not None:
+        _print_pair(pair)
+        return
+    customer_id = what[0]
     profiles = Table(title=f"Profiles of {customer_id}")
     for col in data["profile_columns"]:
         profiles.add_column(col)
@@ -472,6 +484,41 @@ def identity_explain(
         weight = "" if link["match_weight"] is None else f"{link['match_weight']:.1f}"
         links.add_row(link["left"], link["right"], link["rule"], weight, parts)
     console.print(links if data["links"] else "A single profile: nothing links it.")
+
+
+def _print_pair(pair: dict) -> None:
+    from rich.table import Table
+
+    same = "the same customer" if pair["same_customer"] else "different customers"
+    console.print(
+        f"{pair['left']} ({pair['customer_ids'][0]}) and {pair['right']} "
+        f"({pair['customer_ids'][1]}): {same}\ndecision for this pair: {pair['decision']}"
+    )
+    console.print(f"rules that hold: {', '.join(pair['rules']) or 'none'}")
+    if pair["set_aside"]:
+        values = ", ".join(f"{v['field']} {v['value']}" for v in pair["set_aside"])
+        console.print(f"not used as keys (placeholder or shared): {values}")
+    scored = pair["probabilistic"]
+    if scored is None:
+        console.print("no probabilistic model (too few profiles, or switched off)")
+        return
+    table = Table(
+        title=f"Match weight {scored['match_weight']:+.2f} "
+        f"(probability {scored['match_probability']:.4f})"
+    )
+    for col in ("comparison", pair["left"], pair["right"], "level", "weight"):
+        table.add_column(col)
+    table.add_row("prior", "", "", "two random profiles", f"{scored['prior']:+.2f}")
+    for part in scored["comparisons"]:
+        weight = "" if part["match_weight"] is None else f"{part['match_weight']:+.2f}"
+        table.add_row(
+            part["comparison"],
+            str(part["left"] or ""),
+            str(part["right"] or ""),
+            part["level"],
+            weight,
+        )
+    console.print(table)
 
 
 @identity_app.command("report")

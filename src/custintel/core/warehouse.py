@@ -239,6 +239,9 @@ class Warehouse:
 
     def put(self, schema: str, name: str, frame: pd.DataFrame, *, append: bool = False) -> None:
         """Write a pandas frame: replace ``schema.name`` with it, or add its rows."""
+        if self.kind == "spark":
+            # Types from the frame as it is, values with None for missing text.
+            frame = ibis.memtable(_spark_ready(frame), schema=ibis.memtable(frame).schema())
         with self._lock:
             if append and self.exists(schema, name):
                 self.con.insert(name, frame, database=schema)
@@ -274,3 +277,17 @@ class Warehouse:
 
     def drop(self, schema: str, name: str) -> None:
         self.sql(f"DROP TABLE IF EXISTS {self.qualified(schema, name)}")
+
+
+def _spark_ready(frame: pd.DataFrame) -> pd.DataFrame:
+    """Missing text as None: PySpark pickles pandas' ``NA`` object into the table as a
+    string naming its Java class instead of writing a NULL."""
+    out = frame.copy()
+    for col in out.columns:
+        if not (
+            pd.api.types.is_numeric_dtype(out[col])
+            or pd.api.types.is_datetime64_any_dtype(out[col])
+        ):
+            values = out[col].astype(object)
+            out[col] = values.where(values.notna(), None)
+    return out

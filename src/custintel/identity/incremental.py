@@ -35,23 +35,26 @@ def merge_records(
 
     ``latest``: the latest raw version of every profile; ``stored``: the normalised
     records of the last run with their ``fingerprint``."""
-    fingerprint = records.fingerprints(latest)
-    old = stored.set_index(KEY).fingerprint
-    key = pd.MultiIndex.from_frame(latest[KEY].astype("string"))
-    changed = old.reindex(key).to_numpy() != fingerprint.to_numpy()
-    kept = stored.set_index(KEY).reindex(key[~changed]).reset_index()
+    fingerprint = records.fingerprints(latest).to_numpy()
+    key = _key(latest)
+    old = pd.Series(stored.fingerprint.to_numpy(), index=_key(stored))
+    changed = old.reindex(key).to_numpy() != fingerprint
+    kept = stored[old.index.isin(key[~changed])]
     parts = [kept]
     if changed.any():
         fresh = records.normalise(latest[changed], cfg).drop(columns="rid")
-        by_key = fingerprint[changed].set_axis(key[changed])
-        fresh["fingerprint"] = by_key.reindex(pd.MultiIndex.from_frame(fresh[KEY])).to_numpy()
+        by_key = pd.Series(fingerprint[changed], index=key[changed])
+        fresh["fingerprint"] = by_key.reindex(_key(fresh)).to_numpy()
         parts.append(fresh)
     merged = records.renumber(pd.concat(parts, ignore_index=True))
     for col in (*KEY, *records.KEY_FIELDS, "name_group", "city"):
         merged[col] = merged[col].astype("string")
-    changed_keys = key[changed]
-    is_new = pd.Series(pd.MultiIndex.from_frame(merged[KEY]).isin(changed_keys), index=merged.index)
+    is_new = pd.Series(_key(merged).isin(key[changed]), index=merged.index)
     return merged, is_new
+
+
+def _key(frame: pd.DataFrame, suffix: str = "") -> pd.Index:
+    return records.record_key(frame[f"source{suffix}"], frame[f"source_id{suffix}"])
 
 
 def holding(rec: pd.DataFrame, values: pd.DataFrame) -> pd.Series:
@@ -66,12 +69,12 @@ def holding(rec: pd.DataFrame, values: pd.DataFrame) -> pd.Series:
 def kept_links(stored: pd.DataFrame, rec: pd.DataFrame, is_new: pd.Series) -> pd.DataFrame:
     """The stored links between two records that still exist and are not being relinked,
     by their current ``rid``."""
-    rid = pd.Series(rec.rid.to_numpy(), index=pd.MultiIndex.from_frame(rec[KEY]))
-    left = rid.reindex(pd.MultiIndex.from_arrays([stored.source_l, stored.source_id_l]))
-    right = rid.reindex(pd.MultiIndex.from_arrays([stored.source_r, stored.source_id_r]))
+    rid = pd.Series(rec.rid.to_numpy(), index=_key(rec))
+    left = rid.reindex(_key(stored, "_l")).to_numpy()
+    right = rid.reindex(_key(stored, "_r")).to_numpy()
     out = stored.drop(
         columns=["source_l", "source_id_l", "source_r", "source_id_r", "run_id"]
-    ).assign(rid_l=left.to_numpy(), rid_r=right.to_numpy())
+    ).assign(rid_l=left, rid_r=right)
     out = out.dropna(subset=["rid_l", "rid_r"])
     new_rids = rec.rid[is_new.to_numpy()]
     out = out[~out.rid_l.isin(new_rids) & ~out.rid_r.isin(new_rids)]
@@ -85,13 +88,11 @@ def touched(
 
     A customer is touched when one of its records changed, disappeared, or is reached by
     a new link; all of its records are re-clustered together with the delta."""
-    before = previous.set_index(KEY).customer_id
-    old_id = pd.Series(
-        before.reindex(pd.MultiIndex.from_frame(rec[KEY])).to_numpy(), index=rec.rid.to_numpy()
-    )
+    before = pd.Series(previous.customer_id.to_numpy(), index=_key(previous))
+    old_id = pd.Series(before.reindex(_key(rec)).to_numpy(), index=rec.rid.to_numpy())
     ends = pd.concat([new_links.rid_l, new_links.rid_r]).unique()
     ids = set(old_id[is_new.to_numpy()].dropna()) | set(old_id.reindex(ends).dropna())
-    gone = ~pd.MultiIndex.from_frame(previous[KEY]).isin(pd.MultiIndex.from_frame(rec[KEY]))
+    gone = ~before.index.isin(_key(rec))
     ids |= set(previous.customer_id[gone])
     mask = is_new | pd.Series(old_id.isin(ids).to_numpy(), index=rec.index)
     return mask, ids

@@ -24,6 +24,7 @@ import pandas as pd
 import splink.comparison_level_library as cll
 import splink.comparison_library as cl
 from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+from splink.internals.splink_dataframe import SplinkDataFrame
 
 from custintel.core.config import IdentityConfig
 
@@ -118,7 +119,22 @@ def incompatible_household(pairs: pd.DataFrame) -> pd.Series:
 def probabilistic_links(linker: Linker, cfg: IdentityConfig) -> pd.DataFrame:
     """Pairs at or above the match-weight threshold that pass the household guard."""
     pred = linker.inference.predict(threshold_match_weight=cfg.threshold_match_weight)
-    return _accepted(pred.as_pandas_dataframe(), linker)
+    return _accepted(_needed(pred), linker)
+
+
+def _needed(pred: SplinkDataFrame) -> pd.DataFrame:
+    """Only the prediction columns used here: Splink keeps every intermediate column, and
+    all of them for a million pairs would double the resolve's peak memory."""
+    wanted = [
+        "rid_l",
+        "rid_r",
+        "match_weight",
+        "match_probability",
+        "birth_date_l",
+        "birth_date_r",
+        *(f"gamma_{c}" for c in COMPARED),
+    ]
+    return pred.as_duckdbpyrelation().select(*wanted).df()
 
 
 def model_json(linker: Linker) -> str:
@@ -148,19 +164,23 @@ def links_to_new(
     linker = Linker(fresh, settings, log_level=logging.ERROR)
     # Term frequencies (how common each e-mail is) come from all records, as in a full
     # run; Splink would otherwise need them precomputed.
-    for column in _tf_columns(settings):
+    for column in tf_columns(settings):
         share = frame[column].value_counts(normalize=True)
         table = pd.DataFrame({column: share.index.astype(str), f"tf_{column}": share.to_numpy()})
         linker.table_management.register_term_frequency_lookup(
             db.register(table, table_name=f"tf_{column}"), column
         )
     found = [
-        linker.inference.predict_between(
-            rest, fresh, threshold_match_weight=cfg.threshold_match_weight, warning_mode="never"
-        ).as_pandas_dataframe(),
-        linker.inference.predict_within(
-            fresh, threshold_match_weight=cfg.threshold_match_weight, warning_mode="never"
-        ).as_pandas_dataframe(),
+        _needed(
+            linker.inference.predict_between(
+                rest, fresh, threshold_match_weight=cfg.threshold_match_weight, warning_mode="never"
+            )
+        ),
+        _needed(
+            linker.inference.predict_within(
+                fresh, threshold_match_weight=cfg.threshold_match_weight, warning_mode="never"
+            )
+        ),
     ]
     pairs = pd.concat([f for f in found if len(f)] or found[:1], ignore_index=True)
     # Splink's sides are roles (rest, new); links are kept with rid_l < rid_r.
@@ -170,7 +190,7 @@ def links_to_new(
     return _accepted(pairs, linker)
 
 
-def _tf_columns(settings: dict) -> set[str]:
+def tf_columns(settings: dict) -> set[str]:
     """The columns whose comparison levels adjust for term frequency."""
     return {
         level["tf_adjustment_column"]

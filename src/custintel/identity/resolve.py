@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 import duckdb
+import numpy as np
 import pandas as pd
 from splink.internals.exceptions import SplinkException
 
@@ -76,6 +77,11 @@ class Linked:
     status: str
     model: str | None
     touched_ids: set[str] = field(default_factory=set)
+    relinked: pd.Series | None = None
+    """Incremental runs: mask over ``rec`` of the records linked again this run."""
+    new_links: pd.DataFrame | None = None
+    gone: list[str] = field(default_factory=list)
+    """Incremental runs: ``source:source_id`` of stored records no longer in the source."""
 
 
 def settings_hash(cfg: IdentityConfig) -> str:
@@ -88,10 +94,12 @@ def _previous(wh: Warehouse) -> tuple[pd.DataFrame, int]:
     if not wh.exists(SCHEMA, "customer_map"):
         return pd.DataFrame(columns=["source", "source_id", "customer_id", "first_seen"]), 1
     previous = wh.table(SCHEMA, "customer_map").execute()
-    used = list(previous.customer_id)
+    used = [previous.customer_id]
     if wh.exists(SCHEMA, "id_history"):
-        used += list(wh.table(SCHEMA, "id_history").customer_id.execute())
-    next_number = max((ids.id_number(i) for i in used), default=0) + 1
+        used.append(wh.table(SCHEMA, "id_history").customer_id.execute())
+    numbers = pd.concat(used).astype("string").str.replace(r"\D", "", regex=True)
+    highest = pd.to_numeric(numbers, errors="coerce").max(skipna=True)
+    next_number = int(highest) + 1 if pd.notna(highest) else 1
     return previous, next_number
 
 
@@ -108,9 +116,7 @@ def link_all(
 def _link_full(rec: pd.DataFrame, icfg: IdentityConfig) -> Linked:
     non_keys = keys.placeholders(rec, icfg)
     usable = keys.blank_non_keys(rec, non_keys)
-    con = duckdb.connect()
-    con.register("records", usable)
-    links = rules.deterministic_links(con, "records", icfg.rules)
+    links = rules.deterministic_links(_loaded(usable), "records", icfg.rules)
     links["match_weight"] = float("nan")
     links["match_probability"] = 1.0
     model = None
@@ -146,9 +152,7 @@ def _link_delta(
     fresh_values = fresh_values[fresh_values["_merge"] == "left_only"]
     is_new = is_new | incremental.holding(rec, fresh_values)
     usable = keys.blank_non_keys(rec, non_keys).assign(is_new=is_new.to_numpy())
-    con = duckdb.connect()
-    con.register("records", usable)
-    new_links = rules.deterministic_links(con, "records", icfg.rules, new_only=True)
+    new_links = rules.deterministic_links(_loaded(usable), "records", icfg.rules, new_only=True)
     new_links["match_weight"] = float("nan")
     new_links["match_probability"] = 1.0
     model = state["model"]
@@ -166,9 +170,36 @@ def _link_delta(
     label = clusters.cluster(
         rec.rid[scope], links[inside], icfg, linkage.DuckDBAPI(duckdb.connect())
     )
-    linked = Linked(rec, non_keys, links, scope, label, status, model, touched_ids)
+    stored = state["records"]
+    gone = ~records.record_key(stored.source, stored.source_id).isin(
+        records.record_key(rec.source, rec.source_id)
+    )
+    linked = Linked(
+        rec,
+        non_keys,
+        links,
+        scope,
+        label,
+        status,
+        model,
+        touched_ids,
+        relinked=is_new,
+        new_links=new_links,
+        gone=list(stored.source[gone] + ":" + stored.source_id[gone]),
+    )
     linked.status += f"; {int(is_new.sum())} new or changed records linked"
     return linked
+
+
+def _loaded(usable: pd.DataFrame) -> duckdb.DuckDBPyConnection:
+    """A private DuckDB holding the records as a table ``records`` (copied once: each
+    rule would otherwise scan the pandas frame again)."""
+    con = duckdb.connect()
+    needed = ["rid", "first_name", "last_name", "name_group", *records.KEY_FIELDS]
+    con.register("usable", usable[[c for c in usable.columns if c in needed or c == "is_new"]])
+    con.execute("CREATE TABLE records AS SELECT * FROM usable")
+    con.unregister("usable")
+    return con
 
 
 def _add(links: pd.DataFrame, scored: pd.DataFrame) -> tuple[pd.DataFrame, int]:
@@ -202,7 +233,9 @@ def resolve(wh: Warehouse, cfg: ProjectConfig, run_id: str, *, full: bool = Fals
     started = now()
     result = ResolveResult()
     icfg = cfg.identity
-    raw = wh.table("clean", "customers").execute()
+    table = wh.table("clean", "customers")
+    # The loader's own columns (file, line, flags, extras) play no part in linking.
+    raw = table.select([c for c in table.columns if not c.startswith("_")]).execute()
     records.check_sources(raw)
     latest = records.latest_versions(raw)
     state, reason = (None, "--full") if full else _state(wh, icfg)
@@ -259,8 +292,9 @@ def _write(
     icfg = cfg.identity
     rec, scope = linked.rec, linked.scope
     part = rec[scope.to_numpy()]
-    key = ["source", "source_id"]
-    in_scope = pd.MultiIndex.from_frame(previous[key]).isin(pd.MultiIndex.from_frame(part[key]))
+    in_scope = records.record_key(previous.source, previous.source_id).isin(
+        records.record_key(part.source, part.source_id)
+    )
     out_of_scope = previous[~in_scope & ~previous.customer_id.isin(linked.touched_ids)]
     customer, history, _ = ids.assign(
         part, linked.label, previous[in_scope], next_number, icfg.id_prefix
@@ -278,29 +312,23 @@ def _write(
     if len(out_of_scope):
         cmap = pd.concat([out_of_scope[cmap.columns], cmap], ignore_index=True)
     result.customers = int(cmap.customer_id.nunique())
-    wh.ensure_schema(SCHEMA)
-    wh.put(SCHEMA, "customer_map", cmap)
-    wh.put(SCHEMA, "links", _links_table(rec, linked.links, run_id))
     with_ids = part.assign(customer_id=customer.reindex(part.rid).to_numpy())
     golden = golden_records(with_ids, icfg.survivorship, icfg.source_priority)
     points = contact_points(with_ids, golden)
-    if not scope.all() and wh.exists("customer", "profile"):
-        redone = linked.touched_ids | set(golden.customer_id)
-        old = wh.table("customer", "profile").execute()
-        golden = pd.concat([old[~old.customer_id.isin(redone)], golden], ignore_index=True)
-        old = wh.table(SCHEMA, "contact_points").execute()
-        points = pd.concat([old[~old.customer_id.isin(redone)], points], ignore_index=True)
-    wh.ensure_schema("customer")
-    wh.put("customer", "profile", golden)
-    wh.put(SCHEMA, "contact_points", points)
-    wh.put(
-        SCHEMA,
-        "non_keys",
-        linked.non_keys.astype(
-            {"field": "string", "value": "string", "records": "int64", "reason": "string"}
-        ),
+    non_keys = linked.non_keys.astype(
+        {"field": "string", "value": "string", "records": "int64", "reason": "string"}
     )
-    wh.put(SCHEMA, "records", rec.drop(columns="rid"))
+    wh.ensure_schema(SCHEMA)
+    wh.ensure_schema("customer")
+    wh.put(SCHEMA, "non_keys", non_keys)
+    if linked.relinked is None:
+        wh.put(SCHEMA, "customer_map", cmap)
+        wh.put(SCHEMA, "links", _links_table(rec, linked.links, run_id))
+        wh.put("customer", "profile", golden)
+        wh.put(SCHEMA, "contact_points", points)
+        wh.put(SCHEMA, "records", rec.drop(columns="rid"))
+    else:
+        _patch(wh, linked, cmap.iloc[len(out_of_scope) :], golden, points, run_id)
     if scope.all():
         model = pd.DataFrame(
             {
@@ -325,6 +353,47 @@ def _write(
         result.devices = dict(zip(status.iloc[:, 0], status.iloc[:, 1].astype(int), strict=True))
 
 
+def _patch(
+    wh: Warehouse,
+    linked: Linked,
+    cmap: pd.DataFrame,
+    golden: pd.DataFrame,
+    points: pd.DataFrame,
+    run_id: str,
+) -> None:
+    """Incremental runs: replace only the rows of the touched customers and relinked
+    records, instead of rewriting million-row tables."""
+    rec, relinked = linked.rec, linked.relinked
+    touched = pd.DataFrame({"customer_id": sorted(linked.touched_ids)}, dtype="string")
+    again = rec[relinked.to_numpy()]
+    keys = pd.DataFrame({"k": list(again.source + ":" + again.source_id) + linked.gone})
+    wh.put(SCHEMA, "_touched", touched)
+    wh.put(SCHEMA, "_relinked", keys.astype("string"))
+    by_customer = f"customer_id IN (SELECT customer_id FROM {wh.qualified(SCHEMA, '_touched')})"
+    relinked_keys = f"(SELECT k FROM {wh.qualified(SCHEMA, '_relinked')})"
+
+    def key(suffix: str = "") -> str:
+        return f"source{suffix} || ':' || source_id{suffix} IN {relinked_keys}"
+
+    for schema, name, rows, where in (
+        (SCHEMA, "customer_map", cmap, by_customer),
+        ("customer", "profile", golden, by_customer),
+        (SCHEMA, "contact_points", points, by_customer),
+        (SCHEMA, "records", again.drop(columns="rid"), key()),
+        (
+            SCHEMA,
+            "links",
+            _links_table(rec, linked.new_links, run_id),
+            f"{key('_l')} OR {key('_r')}",
+        ),
+    ):
+        wh.delete_where(schema, name, where)
+        if len(rows):
+            wh.put(schema, name, rows[list(wh.table(schema, name).columns)], append=True)
+    wh.drop(SCHEMA, "_touched")
+    wh.drop(SCHEMA, "_relinked")
+
+
 def _customer_map(
     rec: pd.DataFrame,
     customer: pd.Series,
@@ -333,35 +402,42 @@ def _customer_map(
     stamp: datetime,
 ) -> pd.DataFrame:
     """One row per source record with its customer id and how it was linked."""
-    ends = pd.concat(
-        [
-            links[["rid_l", "rule", "match_probability"]].rename(columns={"rid_l": "rid"}),
-            links[["rid_r", "rule", "match_probability"]].rename(columns={"rid_r": "rid"}),
-        ]
+    # How a record joined its customer: its strongest link (rules count as certain; among
+    # equals the first found). Sorted with numpy: a pandas sort of every link end is slow.
+    rid = np.concatenate([links.rid_l.to_numpy("int64"), links.rid_r.to_numpy("int64")])
+    prob = np.tile(links.match_probability.to_numpy("float64"), 2)
+    rule = np.tile(links.rule.astype(str).to_numpy(), 2)
+    order = np.lexsort((-prob, rid))
+    first = np.r_[True, rid[order][1:] != rid[order][:-1]] if len(rid) else np.array([], bool)
+    best = pd.DataFrame(
+        {"rule": rule[order][first], "p": prob[order][first]}, index=rid[order][first]
     )
-    # How a record joined its customer: its strongest link (rules count as certain).
-    ends = ends.sort_values(["rid", "match_probability"], ascending=[True, False])
-    best = ends.drop_duplicates("rid").set_index("rid")
     out = pd.DataFrame(
         {
             "source": rec.source.to_numpy(),
             "source_id": rec.source_id.to_numpy(),
             "customer_id": customer.reindex(rec.rid).to_numpy(),
             "linked_by": best.rule.reindex(rec.rid).fillna("alone").to_numpy(),
-            "match_probability": best.match_probability.reindex(rec.rid).to_numpy(),
+            "match_probability": best.p.reindex(rec.rid).to_numpy(),
         }
     )
-    before = previous.set_index(["source", "source_id"])
-    key = pd.MultiIndex.from_frame(out[["source", "source_id"]])
-    old_id = before.customer_id.reindex(key).to_numpy() if len(before) else [None] * len(out)
-    first_seen = before.first_seen.reindex(key).to_numpy() if len(before) else [pd.NaT] * len(out)
-    old_changed = (
-        before.last_changed.reindex(key).to_numpy() if "last_changed" in before else first_seen
+    before = previous.reindex(columns=["source", "source_id", "customer_id", "first_seen"])
+    before["last_changed"] = (
+        previous["last_changed"] if "last_changed" in previous else before["first_seen"]
     )
-    unchanged = pd.Series(old_id).to_numpy() == out.customer_id.to_numpy()
-    out["first_seen"] = pd.Series(first_seen, dtype="datetime64[us, UTC]").fillna(stamp).to_numpy()
+    old = out[["source", "source_id"]].merge(
+        before.astype({"source": "string", "source_id": "string"}),
+        on=["source", "source_id"],
+        how="left",
+    )
+    unchanged = old.customer_id.to_numpy() == out.customer_id.to_numpy()
+    out["first_seen"] = (
+        pd.Series(old.first_seen.to_numpy(), dtype="datetime64[us, UTC]").fillna(stamp).to_numpy()
+    )
     out["last_changed"] = (
-        pd.Series(old_changed, dtype="datetime64[us, UTC]").where(unchanged, stamp).to_numpy()
+        pd.Series(old.last_changed.to_numpy(), dtype="datetime64[us, UTC]")
+        .where(unchanged, stamp)
+        .to_numpy()
     )
     return out
 

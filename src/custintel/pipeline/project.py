@@ -6,6 +6,7 @@ the result, so every interface behaves the same.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,8 @@ from custintel.core.config import (
 from custintel.core.errors import ConfigError, CustintelError, StageError
 from custintel.core.lineage import append_ops, ensure_ops_tables, new_run_id, now
 from custintel.core.warehouse import SCHEMAS, Warehouse
+from custintel.identity.explain import explain_pair
+from custintel.identity.linkage import tf_columns
 from custintel.identity.records import latest_versions
 from custintel.identity.resolve import ResolveResult, resolve
 from custintel.ingest.loader import IngestSummary, Loader, Progress
@@ -292,6 +295,65 @@ class Project:
                 }
                 for r in pairs.itertuples()
             ],
+        }
+
+    def identity_explain_pair(self, left: str, right: str) -> dict[str, Any]:
+        """Why two profiles (``source:source_id`` each) are or are not one customer: the
+        rules that hold, the model's score with every comparison's part, the guard."""
+        wh = self.warehouse
+        if not wh.exists("identity", "records"):
+            raise StageError("identity: not resolved yet (run `custintel identity resolve`)")
+        keys = []
+        for ref in (left, right):
+            source, sep, source_id = ref.partition(":")
+            if not sep or not source or not source_id:
+                raise StageError(f"identity: {ref!r} is not a profile (write source:source_id)")
+            keys.append((source, source_id))
+        stored = wh.table("identity", "records")
+        found = []
+        for source, source_id in keys:
+            row = stored.filter(
+                (stored.source == source) & (stored.source_id == source_id)
+            ).execute()
+            if row.empty:
+                raise StageError(f"identity: no profile {source}:{source_id}")
+            found.append(row)
+        pair = pd.concat(found, ignore_index=True)
+        model_table = wh.table("identity", "model").execute()
+        model = model_table.model.iloc[-1]
+        model = None if pd.isna(model) else str(model)
+        frequency: dict[str, dict[str, float]] = {}
+        if model:
+            for column in tf_columns(json.loads(model)):
+                values = list(pair[column].dropna().astype(str))
+                col = stored[column]
+                total = stored.filter(col.notnull()).count().execute()
+                hits = stored.filter(col.isin(values))
+                counts = hits.group_by(column).aggregate(n=hits.count()).execute()
+                frequency[column] = {
+                    str(v): n / total for v, n in zip(counts[column], counts.n, strict=True)
+                }
+        non_keys = wh.table("identity", "non_keys").execute()
+        out = explain_pair(pair, non_keys, model, self.config.identity, frequency)
+        cmap = wh.table("identity", "customer_map")
+        ids = []
+        for source, source_id in keys:
+            hit = cmap.filter((cmap.source == source) & (cmap.source_id == source_id))
+            ids.append(hit.customer_id.execute().iloc[0])
+        profile_cols = ["first_name", "last_name", "email", "phone", "birth_date", "postcode"]
+        return {
+            "left": left,
+            "right": right,
+            "customer_ids": ids,
+            "same_customer": ids[0] == ids[1],
+            "profiles": {
+                ref: {
+                    c: None if pd.isna(pair[c].iloc[i]) else str(pair[c].iloc[i])
+                    for c in profile_cols
+                }
+                for i, ref in enumerate((left, right))
+            },
+            **out,
         }
 
     def identity_summary(self) -> dict[str, Any] | None:
