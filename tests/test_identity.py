@@ -148,6 +148,7 @@ def test_explain_names_the_rule_or_the_weights_of_every_link(resolved) -> None:
     page = Path(json.loads(report.stdout)["report"]).read_text()
     assert "Identity resolution" in page and '"waterfall"' in page
     assert "weakest accepted link" in page
+    assert "Last full run" in page and "model was trained on its" in page
 
 
 def test_ids_persist_across_runs(resolved) -> None:

@@ -119,7 +119,7 @@ def incompatible_household(pairs: pd.DataFrame) -> pd.Series:
 def probabilistic_links(linker: Linker, cfg: IdentityConfig) -> pd.DataFrame:
     """Pairs at or above the match-weight threshold that pass the household guard."""
     pred = linker.inference.predict(threshold_match_weight=cfg.threshold_match_weight)
-    return _accepted(_needed(pred), linker)
+    return _accepted(_needed(pred))
 
 
 def _needed(pred: SplinkDataFrame) -> pd.DataFrame:
@@ -133,8 +133,11 @@ def _needed(pred: SplinkDataFrame) -> pd.DataFrame:
         "birth_date_l",
         "birth_date_r",
         *(f"gamma_{c}" for c in COMPARED),
+        *(f"mw_{c}" for c in COMPARED),
     ]
-    return pred.as_duckdbpyrelation().select(*wanted).df()
+    relation = pred.as_duckdbpyrelation()
+    wanted += [c for c in relation.columns if c.startswith("mw_tf_adj_")]
+    return relation.select(*wanted).df()
 
 
 def model_json(linker: Linker) -> str:
@@ -187,7 +190,7 @@ def links_to_new(
     swap = pairs["rid_l"].astype("int64") > pairs["rid_r"].astype("int64")
     for a, b in (("rid_l", "rid_r"), ("birth_date_l", "birth_date_r")):
         pairs.loc[swap, [a, b]] = pairs.loc[swap, [b, a]].to_numpy()
-    return _accepted(pairs, linker)
+    return _accepted(pairs)
 
 
 def tf_columns(settings: dict) -> set[str]:
@@ -200,7 +203,7 @@ def tf_columns(settings: dict) -> set[str]:
     }
 
 
-def _accepted(pairs: pd.DataFrame, linker: Linker) -> pd.DataFrame:
+def _accepted(pairs: pd.DataFrame) -> pd.DataFrame:
     """Scored pairs past the household guard, with each comparison's part of the weight."""
     keep = ~incompatible_household(pairs)
     pairs = pairs[keep]
@@ -213,30 +216,15 @@ def _accepted(pairs: pd.DataFrame, linker: Linker) -> pd.DataFrame:
             "match_probability": pairs["match_probability"].astype(float),
         }
     )
-    # Each comparison's part of the match weight (log2 of its level's m/u), and the prior
-    # as the rest: what `identity explain` and the report's waterfall show.
-    levels = level_weights(linker)
-    parts = {
-        c: pairs[f"gamma_{c}"].map(levels.get(c, {})).fillna(0.0).astype(float).to_numpy()
-        for c in COMPARED
-    }
-    for c, values in parts.items():
-        out[f"w_{c}"] = values
+    # Each comparison's part of the match weight as Splink computed it (its level's
+    # log2(m/u), plus the term-frequency adjustment for e-mails), and the prior as the
+    # rest: what `identity explain` and the report's waterfall show.
+    parts = {}
+    for c in COMPARED:
+        weight = pairs[f"mw_{c}"].astype(float).fillna(0.0).to_numpy()
+        if f"mw_tf_adj_{c}" in pairs:
+            weight = weight + pairs[f"mw_tf_adj_{c}"].astype(float).fillna(0.0).to_numpy()
+        parts[c] = weight
+        out[f"w_{c}"] = weight
     out["w_prior"] = out["match_weight"].to_numpy() - np.sum(list(parts.values()), axis=0)
     return out.reset_index(drop=True)
-
-
-def level_weights(linker: Linker) -> dict[str, dict[int, float]]:
-    """For each comparison, the match weight log2(m/u) of each level by its gamma value
-    (null levels weigh 0), read from the trained model."""
-    model = linker.misc.save_model_to_json()
-    out: dict[str, dict[int, float]] = {}
-    for comparison in model["comparisons"]:
-        levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
-        weights = {}
-        for i, level in enumerate(levels):
-            m, u = level.get("m_probability"), level.get("u_probability")
-            weights[len(levels) - 1 - i] = float(np.log2(m / u)) if m and u else 0.0
-        weights[-1] = 0.0
-        out[comparison["output_column_name"]] = weights
-    return out

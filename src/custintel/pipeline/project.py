@@ -374,9 +374,21 @@ class Project:
             if wh.exists("identity", "id_history")
             else None
         )
+        model = (
+            wh.table("identity", "model").execute().iloc[-1]
+            if wh.exists("identity", "model")
+            else None
+        )
         return {
             "records": int(cmap.count().execute()),
             "customers": int(cmap.customer_id.nunique().execute()),
+            "last_full_run": None
+            if model is None
+            else {
+                "at": str(model.trained_at)[:19],
+                "records": int(model.records),
+                "model": not pd.isna(model.model),
+            },
             "linked_by": cmap.linked_by.value_counts().execute().values.tolist(),
             "sizes": sizes.execute().values.tolist(),
             "systems": systems.execute().values.tolist(),

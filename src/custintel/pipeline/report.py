@@ -191,6 +191,7 @@ def identity_page(summary: dict[str, Any]) -> str:
     parts = [
         f"<p>{summary['records']:,} source profiles resolved into "
         f"{summary['customers']:,} customers.</p>",
+        _last_full_run(summary.get("last_full_run")),
         "<h2>How each profile joined its customer</h2>",
         _table(["linked by", "profiles"], summary["linked_by"], numeric={1}),
         _figure(sizes),
@@ -263,3 +264,19 @@ def write_reports(project: Any) -> Path:
     index = out / "index.html"
     index.write_text(_page("custintel report", body), encoding="utf-8")
     return index
+
+
+def _last_full_run(full: dict | None) -> str:
+    """Where the ids and links come from: the last full run, and incremental runs since."""
+    if not full:
+        return ""
+    model = (
+        f"the probabilistic model was trained on its {full['records']:,} profiles"
+        if full["model"]
+        else "no probabilistic model was trained (rules only)"
+    )
+    return (
+        f"<p>Last full run {html.escape(full['at'])} UTC: {model}. Later runs link only new "
+        "and changed profiles with it and re-cluster only the customers they touch; "
+        "<code>custintel identity resolve --full</code> links everything again.</p>"
+    )
