@@ -18,6 +18,7 @@ from typing import get_args
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from custintel.core.config import GoldenAttribute
 
@@ -56,6 +57,20 @@ def _pick(frame: pd.DataFrame, attribute: str, rule: str) -> pd.Series:
     return part.drop_duplicates("customer_id").set_index("customer_id")[attribute]
 
 
+def _sources_sql(records: pd.DataFrame) -> str:
+    """The sorted, comma-separated sources of a group, as one flag per source: the few
+    source names are known, and flags aggregate in constant memory where collecting a
+    list per group of a million does not."""
+    names = sorted(records["source"].dropna().unique())
+    if not names:
+        return "NULL"
+    flags = ", ".join(
+        f"CASE WHEN bool_or(source = '{n.replace(chr(39), chr(39) * 2)}') THEN '{n.replace(chr(39), chr(39) * 2)}' END"
+        for n in names
+    )
+    return f"concat_ws(',', {flags})"
+
+
 def golden_records(
     records: pd.DataFrame, rules: dict[str, str], priority: list[str]
 ) -> pd.DataFrame:
@@ -65,11 +80,11 @@ def golden_records(
     con.register("records", records[["customer_id", "source", "created_at"]])
     # Grouped in DuckDB: a per-group Python join of the sources takes seconds per
     # hundred thousand customers.
-    out = con.execute(
-        "SELECT customer_id, count(*) AS profiles, "
-        "array_to_string(list_sort(list_distinct(list(source))), ',') AS sources, "
-        "min(created_at) AS first_seen FROM records GROUP BY customer_id"
-    ).df()
+    out = _arrow_frame(
+        con,
+        f"SELECT customer_id, count(*) AS profiles, {_sources_sql(records)} AS sources, "
+        "min(created_at) AS first_seen FROM records GROUP BY customer_id",
+    )
     out = out.set_index("customer_id")
     out["first_seen"] = pd.to_datetime(out["first_seen"], utc=True)
     for attribute in ATTRIBUTES:
@@ -87,28 +102,36 @@ def contact_points(records: pd.DataFrame, golden: pd.DataFrame) -> pd.DataFrame:
     con = duckdb.connect()
     con.register("records", records[["customer_id", "source", "created_at", *CONTACT_KINDS]])
     con.register("golden", golden[["customer_id", *CONTACT_KINDS]])
-    values = " UNION ALL ".join(
-        f"SELECT customer_id, '{k}' AS kind, {k} AS value, source, created_at "
-        f"FROM records WHERE {k} IS NOT NULL"
-        for k in CONTACT_KINDS
-    )
-    chosen = " ".join(f"WHEN '{k}' THEN g.{k}" for k in CONTACT_KINDS)
-    out = con.execute(
-        f"""
-        WITH v AS ({values}),
-        agg AS (
-            SELECT customer_id, kind, value,
-                array_to_string(list_sort(list_distinct(list(source))), ',') AS sources,
-                count(*) AS profiles, min(created_at) AS first_seen
-            FROM v GROUP BY customer_id, kind, value
+    frames = []
+    for kind in CONTACT_KINDS:  # one kind at a time keeps the grouping's memory small
+        frames.append(
+            _arrow_frame(
+                con,
+                f"""
+                WITH agg AS (
+                    SELECT customer_id, {kind} AS value, {_sources_sql(records)} AS sources,
+                        count(*) AS profiles, min(created_at) AS first_seen
+                    FROM records WHERE {kind} IS NOT NULL GROUP BY customer_id, {kind}
+                )
+                SELECT a.customer_id, '{kind}' AS kind, a.value, a.sources, a.profiles,
+                    coalesce(a.value = g.{kind}, false) AS is_primary, a.first_seen
+                FROM agg a LEFT JOIN golden g ON g.customer_id = a.customer_id
+                """,
+            )
         )
-        SELECT a.customer_id, a.kind, a.value, a.sources, a.profiles,
-            coalesce(a.value = CASE a.kind {chosen} END, false) AS is_primary, a.first_seen
-        FROM agg a LEFT JOIN golden g ON g.customer_id = a.customer_id
-        ORDER BY a.customer_id, a.kind, a.value
-        """
-    ).df()
+    out = pd.concat(frames, ignore_index=True)
     out["first_seen"] = pd.to_datetime(out["first_seen"], utc=True)
-    return out.astype(
-        {"value": "string", "kind": "string", "sources": "string", "profiles": "int64"}
-    )
+    return out.astype({"profiles": "int64"})
+
+
+def _arrow_frame(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
+    """A query's result with Arrow-backed text columns: DuckDB's ``df()`` makes a Python
+    object of every string, several hundred megabytes for a million rows."""
+    table = con.execute(sql).fetch_arrow_table()
+    return table.to_pandas(types_mapper=_text_as_string)
+
+
+def _text_as_string(dtype: pa.DataType) -> pd.StringDtype | None:
+    if pa.types.is_string(dtype) or pa.types.is_large_string(dtype):
+        return pd.StringDtype("pyarrow")
+    return None

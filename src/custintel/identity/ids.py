@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from custintel.identity.records import record_key
+
 
 def format_id(prefix: str, number: int) -> str:
     return f"{prefix}{number:08d}"
@@ -35,18 +37,21 @@ def assign(
     """
     frame = records[["rid", "source", "source_id"]].copy()
     frame["cluster"] = label.reindex(frame.rid).to_numpy()
-    frame = frame.merge(
-        previous[["source", "source_id", "customer_id"]], on=["source", "source_id"], how="left"
+    before = pd.Series(
+        previous.customer_id.to_numpy(), index=record_key(previous.source, previous.source_id)
     )
+    frame["customer_id"] = before.reindex(record_key(frame.source, frame.source_id)).to_numpy()
     old = frame.dropna(subset=["customer_id"])
     overlap = old.groupby(["customer_id", "cluster"]).size().rename("n").reset_index()
     # Each old id goes home to the cluster with most of its records (ties: smaller label).
     overlap = overlap.sort_values(["customer_id", "n", "cluster"], ascending=[True, False, True])
     home = overlap.drop_duplicates("customer_id")
-    home = home.assign(number=home.customer_id.map(id_number))
+    numbers = home.customer_id.astype("str").str.replace(r"\D", "", regex=True)
+    home = home.assign(number=pd.to_numeric(numbers))
     keeper = home.sort_values("number").drop_duplicates("cluster")
     events = []
-    merged = home[~home.customer_id.isin(keeper.customer_id)]
+    # Compared as Python objects: isin between two large Arrow string columns is slow.
+    merged = home[~home.customer_id.astype(object).isin(keeper.customer_id.astype(object))]
     kept_in = keeper.set_index("cluster").customer_id
     for row in merged.itertuples():
         events.append(

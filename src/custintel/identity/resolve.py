@@ -238,6 +238,8 @@ def resolve(wh: Warehouse, cfg: ProjectConfig, run_id: str, *, full: bool = Fals
     raw = table.select([c for c in table.columns if not c.startswith("_")]).execute()
     records.check_sources(raw)
     latest = records.latest_versions(raw)
+    rows_in = len(raw)
+    del raw  # a million raw rows need not stay in memory through the linking
     state, reason = (None, "--full") if full else _state(wh, icfg)
     if (
         state is not None
@@ -249,6 +251,7 @@ def resolve(wh: Warehouse, cfg: ProjectConfig, run_id: str, *, full: bool = Fals
     if state is None:
         rec = records.normalise(latest, icfg)
         rec["fingerprint"] = records.fingerprints(latest).to_numpy()
+        del latest
         linked = _link_full(rec, icfg)
         result.mode, result.mode_reason = "full", reason
     else:
@@ -273,7 +276,7 @@ def resolve(wh: Warehouse, cfg: ProjectConfig, run_id: str, *, full: bool = Fals
         output="identity.customer_map",
         config_hash=cfg.config_hash(),
         started_at=started,
-        rows_in=len(raw),
+        rows_in=rows_in,
         rows_out=result.records,
     )
     return result
@@ -421,24 +424,22 @@ def _customer_map(
             "match_probability": best.p.reindex(rec.rid).to_numpy(),
         }
     )
-    before = previous.reindex(columns=["source", "source_id", "customer_id", "first_seen"])
+    before = previous.reindex(columns=["customer_id", "first_seen"])
     before["last_changed"] = (
         previous["last_changed"] if "last_changed" in previous else before["first_seen"]
     )
-    old = out[["source", "source_id"]].merge(
-        before.astype({"source": "string", "source_id": "string"}),
-        on=["source", "source_id"],
-        how="left",
-    )
+    before.index = records.record_key(previous.source, previous.source_id)
+    old = before.reindex(records.record_key(out.source, out.source_id))
     unchanged = old.customer_id.to_numpy() == out.customer_id.to_numpy()
-    out["first_seen"] = (
-        pd.Series(old.first_seen.to_numpy(), dtype="datetime64[us, UTC]").fillna(stamp).to_numpy()
-    )
-    out["last_changed"] = (
-        pd.Series(old.last_changed.to_numpy(), dtype="datetime64[us, UTC]")
-        .where(unchanged, stamp)
-        .to_numpy()
-    )
+    # Kept as datetime Series throughout: a tz-aware column through numpy becomes a
+    # million Timestamp objects.
+    # (A Spark warehouse gives the times back without a zone; they are UTC.)
+    first_seen = pd.to_datetime(old.first_seen, utc=True).astype("datetime64[us, UTC]")
+    last_changed = pd.to_datetime(old.last_changed, utc=True).astype("datetime64[us, UTC]")
+    first_seen = first_seen.fillna(stamp)
+    last_changed = last_changed.where(unchanged, stamp)
+    out["first_seen"] = first_seen.set_axis(out.index)
+    out["last_changed"] = last_changed.set_axis(out.index)
     return out
 
 
