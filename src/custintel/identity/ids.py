@@ -18,10 +18,6 @@ def format_id(prefix: str, number: int) -> str:
     return f"{prefix}{number:08d}"
 
 
-def id_number(customer_id: str) -> int:
-    return int("".join(ch for ch in customer_id if ch.isdigit()))
-
-
 def assign(
     records: pd.DataFrame,
     label: pd.Series,

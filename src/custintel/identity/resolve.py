@@ -103,16 +103,6 @@ def _previous(wh: Warehouse) -> tuple[pd.DataFrame, int]:
     return previous, next_number
 
 
-def link_all(
-    rec: pd.DataFrame, cfg: ProjectConfig
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, str]:
-    """Non-keys, links, cluster labels of normalised records, and what the probabilistic
-    step did (pure: no warehouse). Splink is skipped, and the reason given, when it is
-    turned off or the profiles are too few to train it."""
-    linked = _link_full(rec, cfg.identity)
-    return linked.non_keys, linked.links, linked.label, linked.status
-
-
 def _link_full(rec: pd.DataFrame, icfg: IdentityConfig) -> Linked:
     non_keys = keys.placeholders(rec, icfg)
     usable = keys.blank_non_keys(rec, non_keys)
