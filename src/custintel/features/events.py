@@ -1,0 +1,202 @@
+"""The customer's events: the clean tables with each row's resolved ``customer_id``.
+
+Features never read source ids. Every event table is joined to ``identity.customer_map``
+on the source system and the row's ``customer_ref``; web events without a logged-in
+customer belong to the customer their device is stitched to (``identity.devices``).
+Guest orders and events of unknown people have no customer and are left out.
+
+Each table carries ``ts`` (the event time, UTC) and ``day``: whole days since 1970-01-01
+in UTC. Features compare days, so "as of D" means "before day D" on every backend, and
+"days since" is a difference of day numbers (an order yesterday is 1 day ago).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, replace
+
+import ibis
+import ibis.expr.types as ir
+
+SECONDS_PER_DAY = 86_400
+
+SCHEMAS: dict[str, dict[str, str]] = {
+    "orders": {
+        "customer_id": "string",
+        "ts": "timestamp('UTC')",
+        "amount": "decimal(18, 4)",
+        "quantity": "int64",
+        "discount": "decimal(18, 4)",
+        "is_return": "boolean",
+        "channel": "string",
+        "category": "string",
+    },
+    "emails": {
+        "customer_id": "string",
+        "ts": "timestamp('UTC')",
+        "event_type": "string",
+        "campaign_id": "string",
+    },
+    "web": {
+        "customer_id": "string",
+        "ts": "timestamp('UTC')",
+        "event_type": "string",
+        "session_id": "string",
+    },
+    "tickets": {"customer_id": "string", "ts": "timestamp('UTC')", "satisfaction": "int64"},
+    "contacts": {
+        "customer_id": "string",
+        "ts": "timestamp('UTC')",
+        "campaign_id": "string",
+        "variant": "string",
+    },
+    "consents": {
+        "customer_id": "string",
+        "ts": "timestamp('UTC')",
+        "channel": "string",
+        "purpose": "string",
+        "status": "string",
+    },
+    "profiles": {"customer_id": "string", "first_seen": "timestamp('UTC')"},
+}
+"""The columns every backend hands the feature definitions, whatever the sources were."""
+
+
+def day_number(ts: ir.TimestampValue) -> ir.IntegerValue:
+    """Whole UTC days since the epoch."""
+    return (ts.epoch_seconds() // SECONDS_PER_DAY).cast("int64")
+
+
+def as_of_day(as_of: dt.date) -> int:
+    """The day number of midnight UTC starting ``as_of``: features read days below it."""
+    return (as_of - dt.date(1970, 1, 1)).days
+
+
+@dataclass(frozen=True)
+class Events:
+    """The resolved event tables (Ibis expressions, not yet filtered by date)."""
+
+    orders: ir.Table
+    emails: ir.Table
+    web: ir.Table
+    tickets: ir.Table
+    contacts: ir.Table
+    consents: ir.Table
+    profiles: ir.Table
+
+    @classmethod
+    def unbound(cls) -> Events:
+        """Schema-only tables: what the definitions compile against for their version."""
+        return cls(**{name: ibis.table(schema, name=name) for name, schema in SCHEMAS.items()})
+
+    def with_day(self) -> Events:
+        """Every event table with its ``day`` number added."""
+        return replace(
+            self,
+            **{
+                name: getattr(self, name).mutate(day=day_number(getattr(self, name).ts))
+                for name in SCHEMAS
+                if name != "profiles"
+            },
+        )
+
+    def before(self, day: int) -> Events:
+        """Only what happened before day ``day``: the as-of cut every feature reads."""
+        out = self.with_day()
+        return replace(
+            out,
+            **{
+                name: getattr(out, name).filter(getattr(out, name).day < day)
+                for name in SCHEMAS
+                if name != "profiles"
+            },
+        )
+
+
+def _empty(name: str) -> ir.Table:
+    """A typed empty table for a contract no source provides."""
+    schema = ibis.schema(SCHEMAS[name])
+    return ibis.memtable({c: [] for c in schema.names}, schema=schema)
+
+
+def resolved(wh: object) -> Events:
+    """The warehouse's clean tables with customer ids (``wh`` is a core Warehouse)."""
+    cmap = wh.table("identity", "customer_map").select("source", "source_id", "customer_id")  # type: ignore[attr-defined]
+
+    def clean(name: str) -> ir.Table | None:
+        return wh.table("clean", name) if wh.exists("clean", name) else None  # type: ignore[attr-defined]
+
+    def linked(t: ir.Table) -> ir.Table:
+        return t.join(cmap, [t.source == cmap.source, t.customer_ref == cmap.source_id])
+
+    out: dict[str, ir.Table] = {}
+    if (t := clean("orders")) is not None:
+        j = linked(t)
+        out["orders"] = j.select(
+            customer_id=j.customer_id,
+            ts=j.order_ts,
+            amount=j.amount.cast("decimal(18, 4)"),
+            quantity=j.quantity.cast("int64"),
+            discount=j.discount.cast("decimal(18, 4)"),
+            # A return is flagged, or recognisable by its negative amount.
+            is_return=j.is_return.fill_null(False) | (j.amount < 0),
+            channel=j.channel,
+            category=j.category,
+            currency=j.currency,
+        )
+    if (t := clean("email_events")) is not None:
+        j = linked(t)
+        out["emails"] = j.select(
+            customer_id=j.customer_id,
+            ts=j.event_ts,
+            event_type=j.event_type,
+            campaign_id=j.campaign_id,
+        )
+    if (t := clean("web_events")) is not None:
+        named = t.left_join(cmap, [t.source == cmap.source, t.customer_ref == cmap.source_id])
+        named = named.select(
+            "anonymous_id", "event_ts", "event_type", "session_id", ref_customer=named.customer_id
+        )
+        if wh.exists("identity", "devices"):  # type: ignore[attr-defined]
+            dev = wh.table("identity", "devices").select(  # type: ignore[attr-defined]
+                "anonymous_id", device_customer="customer_id"
+            )
+            named = named.left_join(dev, "anonymous_id")
+            who = named.ref_customer.coalesce(named.device_customer)
+        else:
+            who = named.ref_customer
+        named = named.mutate(customer_id=who)
+        named = named.filter(named.customer_id.notnull())
+        out["web"] = named.select(
+            customer_id=named.customer_id,
+            ts=named.event_ts,
+            event_type=named.event_type,
+            # A missing session id counts the device as one session.
+            session_id=named.session_id.coalesce(named.anonymous_id),
+        )
+    if (t := clean("support_tickets")) is not None:
+        j = linked(t)
+        out["tickets"] = j.select(
+            customer_id=j.customer_id, ts=j.created_at, satisfaction=j.satisfaction.cast("int64")
+        )
+    if (t := clean("contacts")) is not None:
+        j = linked(t)
+        out["contacts"] = j.select(
+            customer_id=j.customer_id, ts=j.sent_at, campaign_id=j.campaign_id, variant=j.variant
+        )
+    if (t := clean("consents")) is not None:
+        j = linked(t)
+        out["consents"] = j.select(
+            customer_id=j.customer_id,
+            ts=j.event_ts,
+            channel=j.channel,
+            purpose=j.purpose,
+            status=j.status,
+        )
+    if wh.exists("customer", "profile"):  # type: ignore[attr-defined]
+        p = wh.table("customer", "profile")  # type: ignore[attr-defined]
+        out["profiles"] = p.select("customer_id", "first_seen")
+    for name in SCHEMAS:
+        if name not in out:
+            out[name] = _empty(name)
+    return Events(**out)
