@@ -6,8 +6,10 @@ names the YAML path, the line, what was expected and what came.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -20,7 +22,7 @@ from custintel.core.errors import ConfigError
 CONFIG_FILE = "custintel.yaml"
 M = TypeVar("M", bound=BaseModel)
 
-STAGES = ("ingest", "identity")
+STAGES = ("ingest", "identity", "features")
 """Every stage custintel knows, in the order ``custintel run`` executes them."""
 
 
@@ -193,6 +195,64 @@ class IdentityConfig(_Strict):
     )
 
 
+class FeaturesConfig(_Strict):
+    """Customer features as of a date, labels and training tables (docs/features.md)."""
+
+    as_of: dt.date | None = Field(
+        default=None,
+        description="as-of date of `custintel run` (default: the day after the last order)",
+    )
+    snapshots: list[dt.date] = Field(
+        default_factory=list, description="as-of dates of the training tables `run` builds"
+    )
+    labels: list[str] = Field(
+        default_factory=lambda: ["churn_90d", "purchase_90d", "spend_365d", "new_category_90d"],
+        description="labels `run` builds training tables for (docs/features.md#labels)",
+    )
+    windows: list[int] = Field(default_factory=lambda: [7, 30, 90, 180, 365])
+    engagement_windows: list[int] = Field(default_factory=lambda: [30, 90, 365])
+    half_life_days: int = Field(default=30, ge=1, description="of decayed e-mail rates")
+    categories: list[str] | None = Field(
+        default=None,
+        description="categories with a share feature (default: the most frequent ones)",
+    )
+    max_categories: int = Field(default=12, ge=0)
+    holiday_months: list[int] = Field(default_factory=lambda: [11, 12])
+    currency: str | None = Field(
+        default=None, description="reporting currency (default: the orders' most common)"
+    )
+    fx_rates: dict[str, float] = Field(
+        default_factory=dict, description="currency -> units of the reporting currency"
+    )
+    response_window_days: int = Field(default=30, ge=1)
+
+    @field_validator("windows", "engagement_windows")
+    @classmethod
+    def _positive(cls, value: list[int]) -> list[int]:
+        if not value or any(w < 1 for w in value):
+            raise ValueError("windows must be whole days of at least 1")
+        return sorted(set(value))
+
+    @field_validator("labels")
+    @classmethod
+    def _label_names(cls, value: list[str]) -> list[str]:
+        pattern = re.compile(r"^(churn|purchase|spend|new_category)_[1-9][0-9]*d$|^response_.+$")
+        for name in value:
+            if not pattern.match(name):
+                raise ValueError(
+                    f"unknown label {name!r}: use churn_<days>d, purchase_<days>d, "
+                    "spend_<days>d, new_category_<days>d or response_<campaign id>"
+                )
+        return value
+
+    @field_validator("holiday_months")
+    @classmethod
+    def _months(cls, value: list[int]) -> list[int]:
+        if any(not 1 <= m <= 12 for m in value):
+            raise ValueError("months are 1 to 12")
+        return value
+
+
 class SourceConfig(_Strict):
     """One input: files (a path or glob) or a SQL table/query, mapped onto a contract."""
 
@@ -261,7 +321,10 @@ class ProjectConfig(_Strict):
         default_factory=dict
     )
     identity: IdentityConfig = Field(default_factory=IdentityConfig)
-    stages: list[Literal["ingest", "identity"]] = Field(default_factory=lambda: list(STAGES))
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    stages: list[Literal["ingest", "identity", "features"]] = Field(
+        default_factory=lambda: list(STAGES)
+    )
     reports_dir: str = "reports"
 
     def quality_for(self, source: str) -> QualityConfig:

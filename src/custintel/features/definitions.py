@@ -471,7 +471,7 @@ def _purchases(o: ir.Table, day: int, p: Params) -> ir.Table:
         aggs[f"orders_{w}d"] = o.count(where=buy & inside)
         aggs[f"spend_{w}d_dec"] = o.amount.sum(where=buy & inside)
         if w in p.windows:
-            aggs[f"items_{w}d"] = items.sum(where=buy & inside)
+            aggs[f"items_{w}d"] = items.cast("float64").sum(where=buy & inside).cast("int64")
             aggs[f"categories_{w}d"] = o.category.nunique(where=buy & inside)
             aggs[f"returns_{w}d"] = o.count(where=ret & inside)
     for c in p.categories:

@@ -93,7 +93,7 @@ def label_values(events: Events, label: Label, as_of: dt.date) -> ir.Table:
         return s.select("customer_id", label=s.spend)
     buyers_ahead = buys_ahead.select("customer_id").distinct()
     if label.kind == "purchase":
-        marked = buyers_ahead.mutate(label=ibis.literal(1.0))
+        marked = buyers_ahead.mutate(label=ibis.literal(1).cast("float64"))
         return marked
     if label.kind == "churn":
         active = past_buys.filter(past_buys.day >= day - ACTIVE_DAYS).select("customer_id")
@@ -101,7 +101,7 @@ def label_values(events: Events, label: Label, as_of: dt.date) -> ir.Table:
         j = active.left_join(buyers_ahead.mutate(bought=ibis.literal(True)), "customer_id")
         return j.select(
             customer_id=j.customer_id,
-            label=ibis.ifelse(j.bought.fill_null(False), 0.0, 1.0),
+            label=ibis.ifelse(j.bought.fill_null(False), 0, 1).cast("float64"),
         )
     if label.kind == "new_category":
         known = past_buys.filter(past_buys.category.notnull())
@@ -112,7 +112,8 @@ def label_values(events: Events, label: Label, as_of: dt.date) -> ir.Table:
         base = past_buys.select("customer_id").distinct()
         j = base.left_join(new.mutate(new=ibis.literal(True)), "customer_id")
         return j.select(
-            customer_id=j.customer_id, label=ibis.ifelse(j.new.fill_null(False), 1.0, 0.0)
+            customer_id=j.customer_id,
+            label=ibis.ifelse(j.new.fill_null(False), 1, 0).cast("float64"),
         )
     raise ValueError(label.kind)
 

@@ -42,7 +42,7 @@ def snapshot_rows(
     extra = [c for c in lab.columns if c not in ("customer_id", "label")]
     if defined_for_all(label):
         j = eligible.left_join(lab, eligible.customer_id == lab.customer_id)
-        value = j.label.fill_null(0.0)
+        value = j.label.fill_null(0)
     else:
         j = eligible.join(lab, eligible.customer_id == lab.customer_id)
         value = j.label

@@ -6,6 +6,7 @@ the result, so every interface behaves the same.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +26,18 @@ from custintel.core.config import (
 from custintel.core.errors import ConfigError, CustintelError, StageError
 from custintel.core.lineage import append_ops, ensure_ops_tables, new_run_id, now
 from custintel.core.warehouse import SCHEMAS, Warehouse
+from custintel.features.build import (
+    BuildResult,
+    TrainingResult,
+    build_features,
+    build_training,
+    default_as_of,
+    events_for,
+    params_for,
+    version_of,
+)
+from custintel.features.definitions import customer_features
+from custintel.features.stability import stability
 from custintel.identity.explain import explain_pair
 from custintel.identity.linkage import tf_columns
 from custintel.identity.records import latest_versions
@@ -144,6 +157,114 @@ class Project:
             )
         return resolve(self.warehouse, self.config, run_id or new_run_id(), full=full)
 
+    def features_build(
+        self, as_of: dt.date | None = None, *, run_id: str | None = None
+    ) -> BuildResult:
+        """Every customer's features as of a date into ``features.customer``."""
+        wh = self.warehouse
+        day = as_of or default_as_of(wh, self.config)
+        return build_features(wh, self.config, day, run_id or new_run_id())
+
+    def features_training_set(
+        self, label: str, snapshots: list[dt.date] | None = None, *, run_id: str | None = None
+    ) -> TrainingResult:
+        """``features.train_<label>``: features per snapshot with the label that followed."""
+        return build_training(self.warehouse, self.config, label, snapshots, run_id or new_run_id())
+
+    def features_frame(self, as_of: dt.date) -> pd.DataFrame:
+        """The features as of a date: stored ones when built with this feature set, else
+        computed now (nothing is written)."""
+        wh = self.warehouse
+        params = params_for(wh, self.config)
+        _, version = version_of(params)
+        if wh.exists("features", "customer"):
+            t = wh.table("features", "customer")
+            t = t.filter((t.as_of == ibis.literal(as_of)) & (t.feature_set_version == version))
+            if int(t.count().execute()) > 0:
+                return t.drop("feature_set_version").execute()
+        events, _ = events_for(wh, self.config)
+        return customer_features(events, as_of, params).execute()
+
+    def features_stability(self, reference: dt.date, current: dt.date) -> dict[str, Any]:
+        """PSI of every feature from ``reference`` to ``current`` (bins from the reference),
+        stored in ``features.stability``."""
+        if current <= reference:
+            raise StageError(
+                f"features: the current date {current} must come after the reference {reference}"
+            )
+        fs, version = version_of(params_for(self.warehouse, self.config))
+        ref, cur = self.features_frame(reference), self.features_frame(current)
+        if ref.empty:
+            raise StageError(f"features: no customers existed before {reference}")
+        table = stability(ref, cur, fs.names())
+        stored = table.assign(
+            bins=table.bins.map(json.dumps),
+            ref_shares=table.ref_shares.map(json.dumps),
+            cur_shares=table.cur_shares.map(json.dumps),
+            reference=reference,
+            current=current,
+            version=version,
+            computed_at=now(),
+        )
+        wh = self.warehouse
+        if wh.exists("features", "stability"):
+            wh.delete_where(
+                "features",
+                "stability",
+                f"reference = DATE '{reference}' AND current = DATE '{current}'",
+            )
+        wh.put("features", "stability", stored, append=True)
+        return {
+            "reference": reference.isoformat(),
+            "current": current.isoformat(),
+            "customers_reference": len(ref),
+            "customers_current": len(cur),
+            "version": version,
+            "features": table.to_dict(orient="records"),
+        }
+
+    def features_catalog(self) -> pd.DataFrame:
+        """Every feature with its family, type, windows and business description."""
+        fs, version = version_of(params_for(self.warehouse, self.config))
+        return fs.catalog(version)
+
+    def features_summary(self) -> dict[str, Any] | None:
+        """What the report shows: builds, training tables and the last stability check."""
+        wh = self.warehouse
+        if not wh.exists("features", "customer"):
+            return None
+        t = wh.table("features", "customer")
+        builds = t.group_by(["as_of", "feature_set_version"]).aggregate(customers=t.count())
+        builds = builds.order_by("as_of").execute()
+        latest = builds.as_of.max()
+        last = t.filter(t.as_of == ibis.literal(pd.Timestamp(latest).date())).execute()
+        catalog = (
+            wh.table("features", "catalog").execute()
+            if wh.exists("features", "catalog")
+            else self.features_catalog()
+        )
+        training = []
+        for name in wh.tables("features"):
+            if name.startswith("train_"):
+                tt = wh.table("features", name)
+                per = tt.group_by("as_of").aggregate(rows=tt.count(), label_mean=tt.label.mean())
+                training.append(
+                    {"table": f"features.{name}", "snapshots": per.order_by("as_of").execute()}
+                )
+        stab = None
+        if wh.exists("features", "stability"):
+            st = wh.table("features", "stability").execute()
+            pick = st.sort_values("computed_at").iloc[-1]
+            stab = st[(st.reference == pick.reference) & (st.current == pick.current)]
+            stab = stab.sort_values("psi", ascending=False)
+        return {
+            "builds": builds,
+            "latest": last,
+            "catalog": catalog,
+            "training": training,
+            "stability": stab,
+        }
+
     def _stage_functions(
         self, progress: Progress | None
     ) -> dict[str, Callable[[str], StageResult]]:
@@ -172,7 +293,30 @@ class Project:
             )
             return StageResult("identity", "ok", message, r.as_dict())
 
-        return {"ingest": ingest, "identity": identity}
+        def features(run_id: str) -> StageResult:
+            b = self.features_build(run_id=run_id)
+            parts = [
+                f"{b.rows:,} customers x {b.features} features as of {b.as_of} "
+                f"(version {b.version}, {b.seconds} s)" + (f"; {b.note}" if b.note else "")
+            ]
+            detail: dict[str, Any] = {"build": b.as_dict(), "training": []}
+            fc = self.config.features
+            if fc.snapshots:
+                for label in fc.labels:
+                    r = self.features_training_set(label, run_id=run_id)
+                    detail["training"].append(r.as_dict())
+                    parts.append(f"{r.table} {r.rows:,} rows")
+                reference = max(fc.snapshots)
+                if reference < dt.date.fromisoformat(b.as_of):
+                    st = self.features_stability(reference, dt.date.fromisoformat(b.as_of))
+                    flags = pd.Series([f["flag"] for f in st["features"]]).value_counts()
+                    parts.append(
+                        f"stability {st['reference']} -> {st['current']}: "
+                        f"{int(flags.get('unstable', 0))} unstable, {int(flags.get('watch', 0))} to watch"
+                    )
+            return StageResult("features", "ok", "; ".join(parts), detail)
+
+        return {"ingest": ingest, "identity": identity, "features": features}
 
     def run(self, *, resume: bool = False, progress: Progress | None = None) -> RunResult:
         """Run every configured stage in order; ``resume`` continues the last failed run."""
