@@ -8,7 +8,15 @@ from pathlib import Path
 import custintel
 
 PACKAGE = Path(custintel.__file__).parent
-LAYER = {"core": 0, "ingest": 1, "simulate": 1, "identity": 1, "features": 1, "pipeline": 2, "cli": 3}
+LAYER = {
+    "core": 0,
+    "ingest": 1,
+    "simulate": 1,
+    "identity": 1,
+    "features": 1,
+    "pipeline": 2,
+    "cli": 3,
+}
 CAPABILITIES = {name for name, rank in LAYER.items() if rank == 1}
 
 
