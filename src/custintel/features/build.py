@@ -144,11 +144,18 @@ def version_of(params: Params) -> tuple[FeatureSet, str]:
     return fs, fs.version(str(sql))
 
 
+def _utc_day(value: Any) -> dt.date:
+    """The UTC date of a timestamp (Spark hands back naive UTC, DuckDB aware)."""
+    stamp = pd.Timestamp(value)
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.date()
+
+
 def last_order_day(wh: Warehouse) -> dt.date | None:
     if not wh.exists("clean", "orders"):
         return None
     last = wh.table("clean", "orders").order_ts.max().execute()
-    return None if pd.isna(last) else pd.Timestamp(last).tz_convert("UTC").date()
+    return None if pd.isna(last) else _utc_day(last)
 
 
 def default_as_of(wh: Warehouse, cfg: ProjectConfig) -> dt.date:
@@ -242,7 +249,7 @@ def campaign_dates(wh: Warehouse, campaign: str) -> list[dt.date]:
         raise StageError(
             f"features: no campaign {campaign!r} in the contact history (known: {', '.join(known[:10])})"
         )
-    return [pd.Timestamp(first).tz_convert("UTC").date()]
+    return [_utc_day(first)]
 
 
 def build_training(
