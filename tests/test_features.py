@@ -5,6 +5,7 @@ pandas computation."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
 from decimal import Decimal
 from pathlib import Path
@@ -362,3 +363,67 @@ def test_decimal_amounts_stay_exact() -> None:
     rows = [order("A", "2025-01-10", "0.1", "books")] * 3
     frame = customer_features(events(orders=rows), AS_OF, PARAMS).execute()
     assert frame.set_index("customer_id").loc["A", "spend_total"] == float(Decimal("0.3"))
+
+
+# -- stability ----------------------------------------------------------------------------------
+def test_psi_is_zero_for_the_same_data_and_flags_a_shift() -> None:
+    from custintel.features.stability import stability
+
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame(
+        {
+            "amount": rng.lognormal(3, 1, 20_000),
+            "kind": rng.choice(["a", "b", "c"], 20_000, p=[0.6, 0.3, 0.1]),
+            "gappy": rng.random(20_000),
+        }
+    )
+    same = ref.sample(frac=1.0, random_state=1, ignore_index=True)
+    shifted = pd.DataFrame(
+        {
+            "amount": ref.amount * 1.8,  # a price rise: everyone moves up
+            "kind": rng.choice(["a", "b", "c", "new"], 20_000, p=[0.3, 0.3, 0.1, 0.3]),
+            "gappy": ref.gappy.where(rng.random(20_000) > 0.15),  # starts going missing
+        }
+    )
+    cols = ["amount", "kind", "gappy"]
+    assert (stability(ref, same, cols).psi.abs() < 1e-9).all()
+    out = stability(ref, shifted, cols).set_index("feature")
+    assert out.loc["amount", "flag"] == "unstable" and out.loc["kind", "flag"] == "unstable"
+    # a feature that starts going missing: a new bin filling from nothing
+    assert out.loc["gappy", "flag"] == "unstable" and out.loc["gappy", "missing_cur"] > 0.1
+    # a small shift stays stable
+    nudged = ref.assign(amount=ref.amount * 1.02)
+    assert stability(ref, nudged, ["amount"]).flag.iloc[0] == "stable"
+
+
+def test_stability_command_writes_the_report(simulated: Path) -> None:
+    from typer.testing import CliRunner
+
+    from custintel.cli.main import app
+
+    runner = CliRunner()
+    args = ["--project", str(simulated)]
+    result = runner.invoke(app, ["features", "build", *args, "--as-of", "2025-06-30"])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(
+        app,
+        ["features", "stability", *args, "--from", "2025-03-31", "--to", "2025-06-30", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert len(data["features"]) == len(feature_set(Params()).names()) + 8  # 8 categories
+    psi = {f["feature"]: f["psi"] for f in data["features"]}
+    # a quarter later, tenure moves for everyone; the RFM scores are re-ranked, not shifted
+    assert psi["tenure_days"] > psi["rfm_monetary_score"]
+    page = Path(data["report"]).read_text()
+    assert "Stability 2025-03-31" in page and "PSI per feature" in page
+    listed = json.loads(runner.invoke(app, ["features", "list", *args, "--json"]).stdout)
+    assert all(f["description"] for f in listed) and {f["family"] for f in listed} == {
+        "rfm",
+        "windows",
+        "trends",
+        "mix",
+        "engagement",
+    }
+    bad = runner.invoke(app, ["features", "build", *args, "--as-of", "30/06/2025"])
+    assert bad.exit_code == 1 and "YYYY-MM-DD" in bad.output

@@ -148,6 +148,26 @@ def version() -> None:
     console.print(__version__)
 
 
+def _simulation_features(folder: Path) -> Any:
+    """Features of a simulated shop as of its as-of date, with training snapshots at the
+    three quarter ends before it and a response label for its latest campaign."""
+    import datetime as dt
+
+    from custintel.core.config import FeaturesConfig
+
+    meta = json.loads((folder / "truth" / "simulation.json").read_text())
+    as_of = dt.date.fromisoformat(meta["as_of"])
+    ends, day = [], as_of
+    for _ in range(3):  # the end of the quarter before, three times
+        day = dt.date(day.year, 3 * ((day.month - 1) // 3) + 1, 1) - dt.timedelta(days=1)
+        ends.append(day)
+    labels = list(FeaturesConfig().labels)
+    campaigns = meta.get("config", {}).get("campaigns", [])
+    if campaigns:
+        labels.append(f"response_{campaigns[-1]['campaign_id']}")
+    return FeaturesConfig(as_of=as_of, snapshots=sorted(ends), labels=labels)
+
+
 @app.command()
 @guarded
 def init(
@@ -174,6 +194,7 @@ def init(
             )
         data = os.path.relpath(from_simulation.resolve(), directory.resolve())
         config = simulation_config(Path(data).as_posix(), directory.resolve().name)
+        config = config.model_copy(update={"features": _simulation_features(from_simulation)})
     elif with_sample:
         data = directory / "data"
         write_sample(data)
