@@ -34,6 +34,7 @@ def test_every_config_key_is_documented() -> None:
         config.SourceConfig,
         config.CsvOptions,
         config.SqlSource,
+        config.FeaturesConfig,
     ]
     for model in models:
         for key in model.model_fields:

@@ -1,0 +1,172 @@
+"""The full customer feature set as of one date: custintel on DuckDB vs plain pandas.
+
+    python benchmarks/bench_features.py                        # 1,000,000 customers, ~20M orders
+    python benchmarks/bench_features.py --customers 100000     # a quicker run
+
+The data (benchmarks/features_data.py) is written straight into a DuckDB warehouse and to
+Parquet, untimed. Then, each in a fresh process:
+
+- **custintel**: `custintel features build --as-of DATE` (reads the warehouse, writes
+  `features.customer`).
+- **pandas** (the peer): the same definitions with merges and group-bys
+  (benchmarks/pandas_features.py) on the Parquet files; its load and compute times are
+  reported apart.
+
+Wall time from the parent, peak memory as the child's maximum resident set size. Before
+the times count, the two outputs are checked equal on a sample of customers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+OUT = Path(__file__).resolve().parent / "out" / "features"
+
+
+def measure(cmd: list[str]) -> tuple[float, float, str]:
+    """Run ``cmd``; its wall time, its own peak memory (GB) and its stdout."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        began = time.perf_counter()
+        child = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - began
+        out.seek(0)
+        err.seek(0)
+        if status != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed:\n{err.read()[-3000:]}")
+        return seconds, usage.ru_maxrss / 1024**2, out.read()
+
+
+def run_pandas(folder: Path, as_of: dt.date, sample: Path) -> None:
+    """The pandas contender (in its own process)."""
+    from features_data import CATEGORIES
+    from pandas_features import features
+
+    from custintel.features.definitions import Params
+
+    began = time.perf_counter()
+    tables = {p.stem: pd.read_parquet(p) for p in (folder / "parquet").glob("*.parquet")}
+    loaded = time.perf_counter()
+    out = features(tables, as_of, Params(categories=tuple(sorted(CATEGORIES))))
+    done = time.perf_counter()
+    ids = pd.read_parquet(sample).customer_id
+    out[out.customer_id.isin(set(ids))].to_parquet(folder / "pandas_sample.parquet")
+    print(
+        json.dumps(
+            {
+                "load_s": round(loaded - began, 1),
+                "compute_s": round(done - loaded, 1),
+                "rows": len(out),
+            }
+        )
+    )
+
+
+def compare(mine: pd.DataFrame, theirs: pd.DataFrame) -> list[str]:
+    """Columns whose values differ (numbers beyond 1e-6 relative)."""
+    mine = mine.set_index("customer_id").sort_index()
+    theirs = theirs.set_index("customer_id").sort_index().reindex(mine.index)
+    bad = []
+    for col in mine.columns:
+        if col in ("as_of", "feature_set_version"):
+            continue
+        a, b = mine[col], theirs[col]
+        if pd.api.types.is_numeric_dtype(a) and not pd.api.types.is_bool_dtype(a):
+            ok = np.allclose(a.astype(float), b.astype(float), rtol=1e-6, atol=1e-9, equal_nan=True)
+        else:
+            ok = bool(((a.astype(object) == b.astype(object)) | (a.isna() & b.isna())).all())
+        if not ok:
+            bad.append(col)
+    return bad
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--orders-per-customer", type=float, default=20.0)
+    parser.add_argument("--as-of", default="2025-06-30")
+    parser.add_argument("--sample", type=int, default=20_000)
+    parser.add_argument("--skip-pandas", action="store_true")
+    parser.add_argument("--pandas", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    as_of = dt.date.fromisoformat(args.as_of)
+    if args.pandas:
+        run_pandas(args.pandas, as_of, args.pandas / "sample_ids.parquet")
+        return
+
+    from features_data import tables, write
+
+    from custintel.core.config import FeaturesConfig, ProjectConfig
+    from custintel.pipeline.project import init_project
+
+    folder = OUT / f"n{args.customers}"
+    shutil.rmtree(folder, ignore_errors=True)
+    began = time.perf_counter()
+    data = tables(args.customers, args.orders_per_customer)
+    project = folder / "shop"
+    init_project(project, ProjectConfig(name="bench", features=FeaturesConfig(as_of=as_of)))
+    counts = write(data, project / "custintel.duckdb", folder / "parquet")
+    del data
+    print(f"data: {json.dumps(counts)} in {time.perf_counter() - began:.0f} s", flush=True)
+
+    cli = [str(Path(sys.executable).parent / "custintel")]
+    seconds, peak, out = measure(
+        [*cli, "features", "build", "--project", str(project), "--as-of", args.as_of, "--json"]
+    )
+    built = json.loads(out)
+    result = {
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}",
+        "customers": args.customers,
+        "rows": counts,
+        "custintel": {
+            "wall_s": round(seconds, 1),
+            "peak_rss_gb": round(peak, 2),
+            "build_s": built["seconds"],
+            "customers_out": built["rows"],
+            "features": built["features"],
+        },
+    }
+    print(json.dumps(result["custintel"]), flush=True)
+    if not args.skip_pandas:
+        import duckdb
+
+        con = duckdb.connect(str(project / "custintel.duckdb"), read_only=True)
+        mine = con.sql(
+            f"SELECT * FROM features.customer USING SAMPLE {args.sample} ROWS (reservoir, 7)"
+        ).df()
+        con.close()
+        mine[["customer_id"]].to_parquet(folder / "sample_ids.parquet")
+        seconds, peak, out = measure(
+            [sys.executable, __file__, "--pandas", str(folder), "--as-of", args.as_of]
+        )
+        theirs = pd.read_parquet(folder / "pandas_sample.parquet")
+        differ = compare(mine, theirs)
+        result["pandas"] = {
+            "wall_s": round(seconds, 1),
+            "peak_rss_gb": round(peak, 2),
+            **json.loads(out),
+        }
+        result["sample_checked"] = len(mine)
+        result["columns_differing"] = differ
+        result["speedup"] = round(result["pandas"]["wall_s"] / result["custintel"]["wall_s"], 1)
+        print(json.dumps(result["pandas"]), flush=True)
+    (folder / "result.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
