@@ -34,6 +34,7 @@ lint: install-dev
 bench: install-dev
 	$(BIN)/python benchmarks/bench_ingest.py
 	$(BIN)/python benchmarks/bench_simulate.py
+	$(BIN)/python benchmarks/bench_features.py
 
 clean:
 	rm -rf $(VENV) $(DEMO) .pytest_cache

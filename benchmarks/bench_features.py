@@ -94,77 +94,113 @@ def compare(mine: pd.DataFrame, theirs: pd.DataFrame) -> list[str]:
     return bad
 
 
+def generate(customers: int, per_customer: float, as_of: dt.date) -> tuple[Path, dict[str, int]]:
+    from features_data import tables, write
+
+    from custintel.core.config import FeaturesConfig, ProjectConfig
+    from custintel.pipeline.project import init_project
+
+    folder = OUT / f"n{customers}"
+    shutil.rmtree(folder, ignore_errors=True)
+    began = time.perf_counter()
+    data = tables(customers, per_customer)
+    project = folder / "shop"
+    init_project(project, ProjectConfig(name="bench", features=FeaturesConfig(as_of=as_of)))
+    counts = write(data, project / "custintel.duckdb", folder / "parquet")
+    del data
+    print(f"data: {json.dumps(counts)} in {time.perf_counter() - began:.0f} s", flush=True)
+    return folder, counts
+
+
+def run_custintel(folder: Path, as_of: dt.date) -> dict[str, object]:
+    cli = [str(Path(sys.executable).parent / "custintel")]
+    cmd = [
+        *cli,
+        "features",
+        "build",
+        "--project",
+        str(folder / "shop"),
+        "--as-of",
+        str(as_of),
+        "--json",
+    ]
+    seconds, peak, out = measure(cmd)
+    built = json.loads(out)
+    return {
+        "wall_s": round(seconds, 1),
+        "peak_rss_gb": round(peak, 2),
+        "build_s": built["seconds"],
+        "customers_out": built["rows"],
+        "features": built["features"],
+    }
+
+
+def run_peer(folder: Path, as_of: dt.date, sample: int) -> dict[str, object]:
+    """pandas on the same data; the two outputs compared on a sample of customers."""
+    import duckdb
+
+    con = duckdb.connect(str(folder / "shop" / "custintel.duckdb"), read_only=True)
+    mine = con.sql(
+        f"SELECT * FROM features.customer USING SAMPLE {sample} ROWS (reservoir, 7)"
+    ).df()
+    con.close()
+    mine[["customer_id"]].to_parquet(folder / "sample_ids.parquet")
+    cmd = [sys.executable, __file__, "--pandas", str(folder), "--as-of", str(as_of)]
+    try:
+        seconds, peak, out = measure(cmd)
+    except SystemExit as exc:
+        return {"failed": str(exc).splitlines()[-1] or "killed (out of memory)"}
+    theirs = pd.read_parquet(folder / "pandas_sample.parquet")
+    return {
+        "wall_s": round(seconds, 1),
+        "peak_rss_gb": round(peak, 2),
+        **json.loads(out),
+        "sample_checked": len(mine),
+        "columns_differing": compare(mine, theirs),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--orders-per-customer", type=float, default=20.0)
     parser.add_argument("--as-of", default="2025-06-30")
     parser.add_argument("--sample", type=int, default=20_000)
-    parser.add_argument("--skip-pandas", action="store_true")
+    parser.add_argument(
+        "--pandas-customers",
+        type=int,
+        default=250_000,
+        help="size of the side-by-side run (plain pandas needs more than 24 GB at 1,000,000)",
+    )
     parser.add_argument("--pandas", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     as_of = dt.date.fromisoformat(args.as_of)
     if args.pandas:
         run_pandas(args.pandas, as_of, args.pandas / "sample_ids.parquet")
         return
-
-    from features_data import tables, write
-
-    from custintel.core.config import FeaturesConfig, ProjectConfig
-    from custintel.pipeline.project import init_project
-
-    folder = OUT / f"n{args.customers}"
-    shutil.rmtree(folder, ignore_errors=True)
-    began = time.perf_counter()
-    data = tables(args.customers, args.orders_per_customer)
-    project = folder / "shop"
-    init_project(project, ProjectConfig(name="bench", features=FeaturesConfig(as_of=as_of)))
-    counts = write(data, project / "custintel.duckdb", folder / "parquet")
-    del data
-    print(f"data: {json.dumps(counts)} in {time.perf_counter() - began:.0f} s", flush=True)
-
-    cli = [str(Path(sys.executable).parent / "custintel")]
-    seconds, peak, out = measure(
-        [*cli, "features", "build", "--project", str(project), "--as-of", args.as_of, "--json"]
-    )
-    built = json.loads(out)
-    result = {
-        "machine": f"{os.cpu_count()} cores, {platform.machine()}",
+    result: dict[str, object] = {"machine": f"{os.cpu_count()} cores, {platform.machine()}"}
+    folder, counts = generate(args.customers, args.orders_per_customer, as_of)
+    result["full"] = {
         "customers": args.customers,
         "rows": counts,
-        "custintel": {
-            "wall_s": round(seconds, 1),
-            "peak_rss_gb": round(peak, 2),
-            "build_s": built["seconds"],
-            "customers_out": built["rows"],
-            "features": built["features"],
-        },
+        "custintel": run_custintel(folder, as_of),
     }
-    print(json.dumps(result["custintel"]), flush=True)
-    if not args.skip_pandas:
-        import duckdb
-
-        con = duckdb.connect(str(project / "custintel.duckdb"), read_only=True)
-        mine = con.sql(
-            f"SELECT * FROM features.customer USING SAMPLE {args.sample} ROWS (reservoir, 7)"
-        ).df()
-        con.close()
-        mine[["customer_id"]].to_parquet(folder / "sample_ids.parquet")
-        seconds, peak, out = measure(
-            [sys.executable, __file__, "--pandas", str(folder), "--as-of", args.as_of]
-        )
-        theirs = pd.read_parquet(folder / "pandas_sample.parquet")
-        differ = compare(mine, theirs)
-        result["pandas"] = {
-            "wall_s": round(seconds, 1),
-            "peak_rss_gb": round(peak, 2),
-            **json.loads(out),
-        }
-        result["sample_checked"] = len(mine)
-        result["columns_differing"] = differ
-        result["speedup"] = round(result["pandas"]["wall_s"] / result["custintel"]["wall_s"], 1)
-        print(json.dumps(result["pandas"]), flush=True)
-    (folder / "result.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps(result["full"]["custintel"]), flush=True)
+    n = args.pandas_customers
+    if n:
+        if n != args.customers:
+            shutil.rmtree(folder, ignore_errors=True)
+            folder, counts = generate(n, args.orders_per_customer, as_of)
+            mine = run_custintel(folder, as_of)
+        else:
+            mine = result["full"]["custintel"]
+        peer = run_peer(folder, as_of, args.sample)
+        side = {"customers": n, "rows": counts, "custintel": mine, "pandas": peer}
+        if "wall_s" in peer:
+            side["speedup"] = round(peer["wall_s"] / mine["wall_s"], 1)
+        result["side_by_side"] = side
+        print(json.dumps(side), flush=True)
+    (OUT / "result.json").write_text(json.dumps(result, indent=2))
     print(json.dumps(result, indent=2))
 
 

@@ -70,3 +70,12 @@ def test_readme_starts_with_the_two_setup_commands() -> None:
     head = README.read_text().split("\n## ", 1)[0]
     commands = re.findall(r"^make (\w+)", head, flags=re.M)
     assert commands == ["demo", "test"]
+
+
+def test_every_feature_is_documented() -> None:
+    from custintel.features.definitions import Params, feature_set
+
+    text = (DOCS / "features.md").read_text()
+    for name in feature_set(Params()).names():
+        assert f"| `{name}` |" in text, name
+    assert "| `category_share_<category>` |" in text

@@ -216,6 +216,24 @@ class Warehouse:
                 raise
             self.con.con.execute("COMMIT")
 
+    @contextlib.contextmanager
+    def unordered_writes(self) -> Iterator[None]:
+        """Let DuckDB write rows in any order inside the block.
+
+        Keeping insertion order makes DuckDB buffer large results; tables keyed by their
+        columns (features per customer) do not need it. Measured on the feature build of a
+        million customers: 6.8 GB peak and 50 s with order kept, 5.6 GB and 39 s without.
+        """
+        if self.kind != "duckdb":
+            yield
+            return
+        with self._lock:
+            self.con.con.execute("SET preserve_insertion_order = false")
+            try:
+                yield
+            finally:
+                self.con.con.execute("RESET preserve_insertion_order")
+
     def _create_from(self, target: str, expr: ir.Table | str, *, replace: bool) -> None:
         body = expr if isinstance(expr, str) else self.compile(expr)
         if self.kind == "duckdb":

@@ -193,7 +193,7 @@ def build_features(wh: Warehouse, cfg: ProjectConfig, as_of: dt.date, run_id: st
             note = f"feature set changed (was {', '.join(sorted(versions))}): earlier dates dropped"
         else:
             wh.delete_where(SCHEMA, "customer", f"as_of = DATE '{as_of.isoformat()}'")
-    with wh.transaction():
+    with wh.unordered_writes(), wh.transaction():
         wh.append(SCHEMA, "customer", expr)
         _write_catalog(wh, fs, version)
     t = wh.table(SCHEMA, "customer")
@@ -279,7 +279,8 @@ def build_training(
     expr = training_table(ev, label, snapshots, params).mutate(
         feature_set_version=ibis.literal(version)
     )
-    wh.replace(SCHEMA, label.table, expr)
+    with wh.unordered_writes():
+        wh.replace(SCHEMA, label.table, expr)
     t = wh.table(SCHEMA, label.table)
     per = t.group_by("as_of").aggregate(rows=t.count(), label_mean=t.label.mean()).execute()
     per = per.sort_values("as_of")

@@ -472,10 +472,7 @@ def _purchases(o: ir.Table, day: int, p: Params) -> ir.Table:
         aggs[f"spend_{w}d_dec"] = o.amount.sum(where=buy & inside)
         if w in p.windows:
             aggs[f"items_{w}d"] = items.cast("float64").sum(where=buy & inside).cast("int64")
-            aggs[f"categories_{w}d"] = o.category.nunique(where=buy & inside)
             aggs[f"returns_{w}d"] = o.count(where=ret & inside)
-    for c in p.categories:
-        aggs[category_column(c)] = o.count(where=buy & (o.category == c))
     g = o.group_by("customer_id").aggregate(**aggs)
     n = _f(g.purchase_count)
     has = g.purchase_count > 0
@@ -501,7 +498,6 @@ def _purchases(o: ir.Table, day: int, p: Params) -> ir.Table:
         cols[f"orders_{w}d"] = g[f"orders_{w}d"]
         cols[f"spend_{w}d"] = _f(g[f"spend_{w}d_dec"]).fill_null(0.0)
         cols[f"items_{w}d"] = g[f"items_{w}d"].fill_null(0)
-        cols[f"categories_{w}d"] = g[f"categories_{w}d"]
         cols[f"returns_{w}d"] = g[f"returns_{w}d"]
     for w in (30, 90):
         # prior window: days [D - 2w, D - w) = count within 2w minus count within w
@@ -510,8 +506,6 @@ def _purchases(o: ir.Table, day: int, p: Params) -> ir.Table:
         both_s = _f(g[f"spend_{2 * w}d_dec"]).fill_null(0.0)
         cols[f"orders_trend_{w}d"] = _change(last_o, both_o - last_o)
         cols[f"spend_trend_{w}d"] = _change(last_s, both_s - last_s)
-    for c in p.categories:
-        cols[category_column(c)] = share(g[category_column(c)])
     return g.select(**cols)
 
 
@@ -530,16 +524,27 @@ def _gaps(o: ir.Table, day: int) -> ir.Table:
     return g
 
 
-def _top_category(o: ir.Table) -> ir.Table:
+def _categories(o: ir.Table, day: int, p: Params) -> ir.Table:
+    """Distinct categories per window, the top category and purchases per category.
+
+    Counted from one row per (customer, category) with its last purchase day: far cheaper
+    than a distinct count per window over every order.
+    """
     buys = o.filter(~o.is_return & o.category.notnull())
     per = buys.group_by(["customer_id", "category"]).aggregate(
-        n=buys.count(), spend=buys.amount.sum()
+        n=buys.count(), spend=buys.amount.sum(), last_day=buys.day.max()
     )
     rank = ibis.row_number().over(
         group_by="customer_id", order_by=[ibis.desc(per.n), ibis.desc(per.spend), per.category]
     )
-    ranked = per.mutate(rank=rank)
-    return ranked.filter(ranked.rank == 0).select("customer_id", top_category="category")
+    per = per.mutate(rank=rank)
+    aggs: dict[str, ir.Value] = {
+        f"categories_{w}d": per.count(where=per.last_day >= day - w) for w in p.windows
+    }
+    aggs["top_category"] = per.category.max(where=per.rank == 0)
+    for c in p.categories:
+        aggs["n_" + category_column(c)] = per.n.sum(where=per.category == c)
+    return per.group_by("customer_id").aggregate(**aggs)
 
 
 def _emails(e: ir.Table, consents: ir.Table, day: int, p: Params) -> ir.Table:
@@ -600,14 +605,19 @@ def _web(wb: ir.Table, day: int) -> ir.Table:
     aggs: dict[str, ir.Value] = {"last_visit": wb.day.max()}
     for w in (30, 90):
         inside = wb.day >= day - w
-        aggs[f"web_sessions_{w}d"] = wb.session_id.nunique(where=inside)
         aggs[f"product_views_{w}d"] = wb.count(where=inside & (wb.event_type == "product_view"))
         aggs[f"cart_adds_{w}d"] = wb.count(where=inside & (wb.event_type == "add_to_cart"))
     g = wb.group_by("customer_id").aggregate(**aggs)
-    return g.select(
+    # sessions per window from one row per session (a distinct count per window is slow)
+    per = wb.group_by(["customer_id", "session_id"]).aggregate(last_day=wb.day.max())
+    sessions = per.group_by("customer_id").aggregate(
+        **{f"web_sessions_{w}d": per.count(where=per.last_day >= day - w) for w in (30, 90)}
+    )
+    j = g.join(sessions, "customer_id")
+    return j.select(
         "customer_id",
-        *[c for c in aggs if c != "last_visit"],
-        days_since_last_visit=day - g.last_visit,
+        *[f"{k}_{w}d" for w in (30, 90) for k in ("web_sessions", "product_views", "cart_adds")],
+        days_since_last_visit=day - j.last_visit,
     )
 
 
@@ -642,20 +652,21 @@ def population(ev: Events, day: int) -> ir.Table:
     return prof.union(buyers, distinct=True)
 
 
-def _rfm_scores(t: ir.Table) -> ir.Table:
+def _rfm_scores(t: ir.Table) -> dict[str, ir.Value]:
     """Quintile scores among buyers from the cumulative distribution: equal values always
-    share a score, so the scores do not depend on row order (or on the backend)."""
-    buyers = t.filter(t.purchase_count > 0)
+    share a score, so the scores do not depend on row order (or on the backend). The
+    window is partitioned by "is a buyer", so no second pass over the customers is needed."""
+    buyer = t.purchase_count.fill_null(0) > 0
 
     def score(order: ir.Value) -> ir.IntegerValue:
-        return (ibis.cume_dist().over(order_by=order) * 5).ceil().cast("int64")
+        rank = ibis.cume_dist().over(group_by=buyer, order_by=order)
+        return ibis.ifelse(buyer, (rank * 5).ceil().cast("int64"), ibis.null("int64"))
 
-    return buyers.select(
-        "customer_id",
-        rfm_recency_score=score(ibis.desc(buyers.days_since_last_purchase)),
-        rfm_frequency_score=score(buyers.purchase_count),
-        rfm_monetary_score=score(buyers.net_spend_total),
-    )
+    return {
+        "rfm_recency_score": score(ibis.desc(t.days_since_last_purchase)),
+        "rfm_frequency_score": score(t.purchase_count),
+        "rfm_monetary_score": score(t.net_spend_total),
+    }
 
 
 def _standardised(x: ir.FloatingValue) -> ir.FloatingValue:
@@ -682,7 +693,7 @@ def customer_features(events: Events, as_of: dt.date, params: Params | None = No
     parts = [
         _purchases(ev.orders, day, p),
         _gaps(ev.orders, day),
-        _top_category(ev.orders),
+        _categories(ev.orders, day, p),
         _emails(ev.emails, ev.consents, day, p),
         _web(ev.web, day),
         _tickets(ev.tickets, day),
@@ -691,8 +702,17 @@ def customer_features(events: Events, as_of: dt.date, params: Params | None = No
     t = base
     for part in parts:
         t = _attach(t, part)
-    t = _attach(t, _rfm_scores(t))
+    t = t.mutate(**_rfm_scores(t))
+    buyer = t.purchase_count.fill_null(0) > 0
     t = t.mutate(
+        **{
+            category_column(c): ibis.ifelse(
+                buyer,
+                _f(t["n_" + category_column(c)].fill_null(0)) / _f(t.purchase_count),
+                ibis.null("float64"),
+            )
+            for c in p.categories
+        },
         days_overdue=_f(t.days_since_last_purchase) - t.interpurchase_days_mean,
         rfm_code=t.rfm_recency_score.cast("string")
         + t.rfm_frequency_score.cast("string")
