@@ -178,7 +178,19 @@ def build_features(wh: Warehouse, cfg: ProjectConfig, as_of: dt.date, run_id: st
     ev, currency = events_for(wh, cfg)
     params = params_for(wh, cfg)
     fs, version = version_of(params)
-    expr = customer_features(ev, as_of, params).mutate(feature_set_version=ibis.literal(version))
+    staged: list[str] = []
+
+    def stage(part: ibis.Table) -> ibis.Table:
+        """DuckDB: each family into a temporary table, one aggregation at a time."""
+        if wh.kind != "duckdb":
+            return part
+        name = f"_features_part_{len(staged)}"
+        staged.append(name)
+        return wh.con.create_table(name, obj=part, temp=True, overwrite=True)
+
+    with wh.unordered_writes():
+        expr = customer_features(ev, as_of, params, stage)
+    expr = expr.mutate(feature_set_version=ibis.literal(version))
     note = ""
     if wh.exists(SCHEMA, "customer"):
         stored = wh.table(SCHEMA, "customer")
@@ -196,6 +208,8 @@ def build_features(wh: Warehouse, cfg: ProjectConfig, as_of: dt.date, run_id: st
     with wh.unordered_writes(), wh.transaction():
         wh.append(SCHEMA, "customer", expr)
         _write_catalog(wh, fs, version)
+    for name in staged:
+        wh.sql(f'DROP TABLE IF EXISTS temp."{name}"')
     t = wh.table(SCHEMA, "customer")
     rows = int(t.filter(t.as_of == ibis.literal(as_of)).count().execute())
     record_lineage(

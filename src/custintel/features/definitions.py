@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import ibis
@@ -682,9 +683,18 @@ def _attach(t: ir.Table, part: ir.Table) -> ir.Table:
     )
 
 
-def customer_features(events: Events, as_of: dt.date, params: Params | None = None) -> ir.Table:
+def customer_features(
+    events: Events,
+    as_of: dt.date,
+    params: Params | None = None,
+    stage: Callable[[ir.Table], ir.Table] | None = None,
+) -> ir.Table:
     """One row per customer existing before ``as_of``: ``customer_id``, ``as_of`` and
-    every feature of :func:`feature_set`, read only from events before ``as_of``."""
+    every feature of :func:`feature_set`, read only from events before ``as_of``.
+
+    ``stage``, when given, materialises each family's per-customer table before they are
+    joined (a temporary table), so one large aggregation runs at a time.
+    """
     p = params or Params()
     fs = feature_set(p)
     day = as_of_day(as_of)
@@ -699,6 +709,8 @@ def customer_features(events: Events, as_of: dt.date, params: Params | None = No
         _tickets(ev.tickets, day),
         _contacts(ev.contacts, day),
     ]
+    if stage is not None:
+        parts = [stage(part) for part in parts]
     t = base
     for part in parts:
         t = _attach(t, part)
