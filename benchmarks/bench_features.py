@@ -12,7 +12,8 @@ Parquet, untimed. Then, each in a fresh process:
   (benchmarks/pandas_features.py) on the Parquet files; its load and compute times are
   reported apart.
 
-Wall time from the parent, peak memory as the child's maximum resident set size. Before
+Wall time from the parent, peak memory as the child's maximum resident set size (the
+data is written by another child, so no contender inherits its memory). Before
 the times count, the two outputs are checked equal on a sample of customers.
 """
 
@@ -94,7 +95,8 @@ def compare(mine: pd.DataFrame, theirs: pd.DataFrame) -> list[str]:
     return bad
 
 
-def generate(customers: int, per_customer: float, as_of: dt.date) -> tuple[Path, dict[str, int]]:
+def write_data(customers: int, per_customer: float, as_of: dt.date) -> None:
+    """The data (in its own process, so the measured children do not inherit its memory)."""
     from features_data import tables, write
 
     from custintel.core.config import FeaturesConfig, ProjectConfig
@@ -102,14 +104,19 @@ def generate(customers: int, per_customer: float, as_of: dt.date) -> tuple[Path,
 
     folder = OUT / f"n{customers}"
     shutil.rmtree(folder, ignore_errors=True)
-    began = time.perf_counter()
     data = tables(customers, per_customer)
     project = folder / "shop"
     init_project(project, ProjectConfig(name="bench", features=FeaturesConfig(as_of=as_of)))
-    counts = write(data, project / "custintel.duckdb", folder / "parquet")
-    del data
+    print(json.dumps(write(data, project / "custintel.duckdb", folder / "parquet")))
+
+
+def generate(customers: int, per_customer: float, as_of: dt.date) -> tuple[Path, dict[str, int]]:
+    began = time.perf_counter()
+    cmd = [sys.executable, __file__, "--write-data", str(customers), "--as-of", str(as_of)]
+    cmd += ["--orders-per-customer", str(per_customer)]
+    counts = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
     print(f"data: {json.dumps(counts)} in {time.perf_counter() - began:.0f} s", flush=True)
-    return folder, counts
+    return OUT / f"n{customers}", counts
 
 
 def run_custintel(folder: Path, as_of: dt.date) -> dict[str, object]:
@@ -173,8 +180,12 @@ def main() -> None:
         help="size of the side-by-side run (plain pandas needs more than 24 GB at 1,000,000)",
     )
     parser.add_argument("--pandas", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--write-data", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     as_of = dt.date.fromisoformat(args.as_of)
+    if args.write_data:
+        write_data(args.write_data, args.orders_per_customer, as_of)
+        return
     if args.pandas:
         run_pandas(args.pandas, as_of, args.pandas / "sample_ids.parquet")
         return
