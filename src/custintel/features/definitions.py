@@ -14,7 +14,7 @@ import datetime as dt
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import ibis
 import ibis.expr.types as ir
@@ -699,9 +699,6 @@ def customer_features(
     fs = feature_set(p)
     day = as_of_day(as_of)
     ev = events.before(day)
-    if stage is not None:
-        # three families read the orders: resolve and cut them once
-        ev = replace(ev, orders=stage(ev.orders))
     base = population(ev, day)
     parts = [
         _purchases(ev.orders, day, p),
