@@ -427,3 +427,32 @@ def test_stability_command_writes_the_report(simulated: Path) -> None:
     }
     bad = runner.invoke(app, ["features", "build", *args, "--as-of", "30/06/2025"])
     assert bad.exit_code == 1 and "YYYY-MM-DD" in bad.output
+
+
+def test_orders_in_another_currency_need_a_rate(tmp_path: Path) -> None:
+    from custintel.core.config import FeaturesConfig, ProjectConfig
+    from custintel.core.errors import StageError
+    from custintel.core.warehouse import Warehouse
+    from custintel.features.build import events_for
+
+    wh = Warehouse.open("duckdb://wh.duckdb", tmp_path)
+    wh.sql(
+        """CREATE TABLE clean.orders AS SELECT * FROM (VALUES
+             ('shop', 'W1', TIMESTAMPTZ '2025-01-10 10:00:00+00', 10.00::DECIMAL(18,4), 'GBP',
+              'online', 'books', 1, 0.00::DECIMAL(18,4), false),
+             ('shop', 'W1', TIMESTAMPTZ '2025-01-11 10:00:00+00', 20.00::DECIMAL(18,4), 'EUR',
+              'online', 'books', 1, 0.00::DECIMAL(18,4), false),
+             ('shop', 'W1', TIMESTAMPTZ '2025-01-12 10:00:00+00', 30.00::DECIMAL(18,4), 'GBP',
+              'online', 'books', 1, 0.00::DECIMAL(18,4), false))
+           AS t(source, customer_ref, order_ts, amount, currency, channel, category, quantity,
+                discount, is_return)"""
+    )
+    wh.sql(
+        "CREATE TABLE identity.customer_map AS SELECT 'shop' AS source, 'W1' AS source_id, 'C1' AS customer_id"
+    )
+    with pytest.raises(StageError, match=r"EUR \(1 orders\).*reporting currency GBP"):
+        events_for(wh, ProjectConfig())
+    ev, currency = events_for(wh, ProjectConfig(features=FeaturesConfig(fx_rates={"EUR": 0.85})))
+    frame = customer_features(ev, AS_OF, PARAMS).execute()
+    assert currency == "GBP" and frame.spend_total.iloc[0] == pytest.approx(10 + 17 + 30)
+    wh.close()

@@ -115,8 +115,7 @@ class Events:
 
 def _empty(name: str) -> ir.Table:
     """A typed empty table for a contract no source provides."""
-    schema = ibis.schema(SCHEMAS[name])
-    return ibis.memtable({c: [] for c in schema.names}, schema=schema)
+    return ibis.memtable(ibis.schema(SCHEMAS[name]).to_pyarrow().empty_table())
 
 
 def resolved(wh: object) -> Events:
