@@ -14,6 +14,7 @@ LAYER = {
     "simulate": 1,
     "identity": 1,
     "features": 1,
+    "segments": 1,
     "pipeline": 2,
     "cli": 3,
 }

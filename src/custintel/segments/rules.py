@@ -1,0 +1,97 @@
+"""A fitted decision tree as rules a CRM can run: readable text and a SQL ``CASE``.
+
+The SQL reproduces scikit-learn's predictions exactly, which takes three details:
+
+- scikit-learn compares features as 32-bit floats against 64-bit thresholds, so the
+  SQL casts each feature to ``FLOAT`` before comparing (a value that rounds across a
+  threshold would otherwise land on the other side);
+- a missing value goes where the tree sent missing values in training
+  (``missing_go_to_left``), or to the right when no value was missing there, as
+  scikit-learn does;
+- a leaf predicts the class with the largest weight, the first one on a tie.
+
+Written by hand because scikit-learn exports trees only as text (``export_text``), not as
+SQL, and the text export does not say where missing values go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.tree import DecisionTreeClassifier
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One leaf: the conditions on the way to it and what it assigns."""
+
+    conditions: tuple[str, ...]
+    label: str
+    samples: int
+    purity: float
+
+    def text(self) -> str:
+        when = " and ".join(self.conditions) or "always"
+        return f"if {when} then {self.label} ({self.samples:,} customers, {self.purity:.0%} agree)"
+
+
+def _leaf_label(tree: DecisionTreeClassifier, node: int, labels: Sequence[str]) -> str:
+    return str(labels[int(np.argmax(tree.tree_.value[node][0]))])
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _number(x: float) -> str:
+    return repr(float(x))
+
+
+def tree_rules(
+    tree: DecisionTreeClassifier, features: Sequence[str], labels: Sequence[str]
+) -> list[Rule]:
+    """Every leaf as a rule, in the tree's left-to-right order."""
+    t = tree.tree_
+    out: list[Rule] = []
+
+    def walk(node: int, path: tuple[str, ...]) -> None:
+        if t.children_left[node] == -1:
+            value = t.value[node][0]
+            out.append(
+                Rule(
+                    path,
+                    _leaf_label(tree, node, labels),
+                    int(t.n_node_samples[node]),
+                    float(value.max() / value.sum()) if value.sum() else 0.0,
+                )
+            )
+            return
+        name, cut = features[t.feature[node]], t.threshold[node]
+        missing_left = bool(t.missing_go_to_left[node])
+        left = f"{name} <= {cut:.6g}" + (" (or missing)" if missing_left else "")
+        right = f"{name} > {cut:.6g}" + ("" if missing_left else " (or missing)")
+        walk(t.children_left[node], (*path, left))
+        walk(t.children_right[node], (*path, right))
+
+    walk(0, ())
+    return out
+
+
+def tree_sql(tree: DecisionTreeClassifier, features: Sequence[str], labels: Sequence[str]) -> str:
+    """A SQL ``CASE`` expression giving the tree's prediction for a row."""
+    t = tree.tree_
+
+    def expr(node: int) -> str:
+        if t.children_left[node] == -1:
+            label = _leaf_label(tree, node, labels).replace("'", "''")
+            return f"'{label}'"
+        col = f"CAST({_quote(features[t.feature[node]])} AS FLOAT)"
+        test = f"{col} <= {_number(t.threshold[node])}"
+        if t.missing_go_to_left[node]:
+            test = f"({col} IS NULL OR {test})"
+        left, right = expr(t.children_left[node]), expr(t.children_right[node])
+        return f"CASE WHEN {test} THEN {left} ELSE {right} END"
+
+    return expr(0)
