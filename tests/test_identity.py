@@ -243,7 +243,7 @@ def test_explain_a_pair_replays_the_rules_and_the_model(resolved) -> None:
 def test_new_and_changed_records_keep_existing_ids(tmp_path: Path) -> None:
     """Hold back 5 % of the profiles, resolve, then add them and change 1 % of the rest:
     an existing id changes only where the new records truly merge two customers, or where
-    a changed profile no longer matches its customer (a recorded split)."""
+    a customer with a changed profile no longer holds together (a recorded split)."""
     data = tmp_path / "data"
     simulate(data, SimulationConfig(customers=CUSTOMERS, seed=22))
     full = {f: pd.read_csv(data / f / "customers.csv", dtype=str) for f, _ in PROFILES.values()}
@@ -291,13 +291,15 @@ def test_new_and_changed_records_keep_existing_ids(tmp_path: Path) -> None:
     merged_into = history[history.event == "merged"].set_index("customer_id").related_id
     truth = _with_truth(after, data).set_index(["source", "source_id"]).person_id
     split_from = history[history.event == "split"].set_index("customer_id").related_id
-    edited = set(changed)
+    keys = before.set_index(["source", "source_id"]).customer_id
+    edited_customers = {keys[k] for k in changed if k in keys.index}
     for row in moved.itertuples():
-        if (row.source, row.source_id) in edited and (
+        if row.customer_id_before in edited_customers and (
             split_from.get(row.customer_id_after) == row.customer_id_before
         ):
-            # A changed profile whose new values no longer match its customer leaves it
-            # under a new id, recorded as split from the old one.
+            # A customer with a changed profile whose new values no longer hold it
+            # together splits: the part that leaves gets a new id, recorded as split
+            # from the old one.
             continue
         # The old id was merged into the new one, and the merge is true: the record's
         # person has records under both old ids.
