@@ -27,7 +27,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,21 +34,9 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_identity import measure  # wall time and the child's own peak memory
+
 OUT = Path(__file__).resolve().parent / "out" / "features"
-
-
-def measure(cmd: list[str]) -> tuple[float, float, str]:
-    """Run ``cmd``; its wall time, its own peak memory (GB) and its stdout."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        began = time.perf_counter()
-        child = subprocess.Popen(cmd, stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(child.pid, 0)
-        seconds = time.perf_counter() - began
-        out.seek(0)
-        err.seek(0)
-        if status != 0:
-            raise SystemExit(f"{' '.join(cmd)} failed:\n{err.read()[-3000:]}")
-        return seconds, usage.ru_maxrss / 1024**2, out.read()
 
 
 def run_pandas(folder: Path, as_of: dt.date, sample: Path) -> None:

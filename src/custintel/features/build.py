@@ -94,24 +94,7 @@ def events_for(wh: Warehouse, cfg: ProjectConfig) -> tuple[Events, str | None]:
     """The resolved events with every amount in the reporting currency."""
     _require_identity(wh)
     reporting, rates = _currency(wh, cfg)
-    ev = resolved(wh)
-    if rates and any(r != 1.0 for r in rates.values()):
-        o = wh.table("clean", "orders")
-        cmap = wh.table("identity", "customer_map")
-        j = o.join(cmap, [o.source == cmap.source, o.customer_ref == cmap.source_id])
-        rate = ibis.cases(*[(j.currency == c, r) for c, r in rates.items()], else_=None)
-        orders = j.select(
-            customer_id=j.customer_id,
-            ts=j.order_ts,
-            amount=(j.amount.cast("float64") * rate).round(4).cast("decimal(18, 4)"),
-            quantity=j.quantity.cast("int64"),
-            discount=(j.discount.cast("float64") * rate).round(4).cast("decimal(18, 4)"),
-            is_return=j.is_return.fill_null(False) | (j.amount < 0),
-            channel=j.channel,
-            category=j.category,
-        )
-        ev = Events(**{**ev.__dict__, "orders": orders})
-    return ev, reporting
+    return resolved(wh, rates), reporting
 
 
 def params_for(wh: Warehouse, cfg: ProjectConfig) -> Params:

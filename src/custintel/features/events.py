@@ -118,8 +118,11 @@ def _empty(name: str) -> ir.Table:
     return ibis.memtable(ibis.schema(SCHEMAS[name]).to_pyarrow().empty_table())
 
 
-def resolved(wh: object) -> Events:
-    """The warehouse's clean tables with customer ids (``wh`` is a core Warehouse)."""
+def resolved(wh: object, rates: dict[str, float] | None = None) -> Events:
+    """The warehouse's clean tables with customer ids (``wh`` is a core Warehouse).
+
+    ``rates`` converts order amounts into the reporting currency (currency -> units of
+    it); without rates, or with all of them 1, amounts are kept as they are."""
     cmap = wh.table("identity", "customer_map").select("source", "source_id", "customer_id")  # type: ignore[attr-defined]
 
     def clean(name: str) -> ir.Table | None:
@@ -131,17 +134,23 @@ def resolved(wh: object) -> Events:
     out: dict[str, ir.Table] = {}
     if (t := clean("orders")) is not None:
         j = linked(t)
+
+        def money(x: ir.NumericValue) -> ir.NumericValue:
+            if not rates or all(r == 1.0 for r in rates.values()):
+                return x.cast("decimal(18, 4)")
+            rate = ibis.cases(*[(j.currency == c, r) for c, r in rates.items()], else_=None)
+            return (x.cast("float64") * rate).round(4).cast("decimal(18, 4)")
+
         out["orders"] = j.select(
             customer_id=j.customer_id,
             ts=j.order_ts,
-            amount=j.amount.cast("decimal(18, 4)"),
+            amount=money(j.amount),
             quantity=j.quantity.cast("int64"),
-            discount=j.discount.cast("decimal(18, 4)"),
+            discount=money(j.discount),
             # A return is flagged, or recognisable by its negative amount.
             is_return=j.is_return.fill_null(False) | (j.amount < 0),
             channel=j.channel,
             category=j.category,
-            currency=j.currency,
         )
     if (t := clean("email_events")) is not None:
         j = linked(t)

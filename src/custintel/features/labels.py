@@ -38,11 +38,6 @@ class Label:
     campaign: str | None = None
 
     @property
-    def numeric(self) -> bool:
-        """A regression target (spend) rather than a 0/1 outcome."""
-        return self.kind == "spend"
-
-    @property
     def table(self) -> str:
         """Warehouse-safe name of its training table: ``train_<label>``."""
         return "train_" + re.sub(r"[^a-z0-9]+", "_", self.name.lower()).strip("_")
