@@ -22,7 +22,7 @@ from custintel.core.errors import ConfigError
 CONFIG_FILE = "custintel.yaml"
 M = TypeVar("M", bound=BaseModel)
 
-STAGES = ("ingest", "identity", "features")
+STAGES = ("ingest", "identity", "features", "segments")
 """Every stage custintel knows, in the order ``custintel run`` executes them."""
 
 
@@ -253,6 +253,65 @@ class FeaturesConfig(_Strict):
         return value
 
 
+DEFAULT_SEGMENT_FEATURES = [
+    "purchase_count",
+    "avg_order_value",
+    "days_since_last_purchase",
+    "tenure_days",
+    "interpurchase_days_mean",
+    "discount_share",
+]
+"""Purchase behaviour only: e-mail engagement is bimodal (most customers open nothing), so
+as a clustering feature it splits every behaviour group in two; profiles still show it."""
+
+
+class SegmentsConfig(_Strict):
+    """Customer segments: method, features, choice of k and business rules (docs/segments.md)."""
+
+    method: Literal["kmeans", "gmm", "ward", "hdbscan", "dbscan", "rfm"] = "kmeans"
+    features: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_SEGMENT_FEATURES),
+        description="numeric features from the catalog that the clustering sees",
+    )
+    k: int | None = Field(default=None, ge=2, description="fixed number of segments")
+    k_range: tuple[int, int] = Field(default=(3, 10), description="k evaluated when k is unset")
+    min_purchases: int = Field(
+        default=2,
+        ge=0,
+        description="customers with fewer purchases get a rule segment (No Purchase Yet, "
+        "One-Time Buyers) instead of a cluster",
+    )
+    min_share: float = Field(
+        default=0.03,
+        ge=0,
+        lt=0.5,
+        description="smallest segment, as a share of clustered customers",
+    )
+    scaling: Literal["log", "quantile"] = "log"
+    pca: float | None = Field(
+        default=None,
+        gt=0,
+        description="PCA before clustering: a share of variance to keep (< 1) or components",
+    )
+    clip: float = Field(default=4.0, gt=0, description="outliers clipped at this many SDs")
+    eps: float | None = Field(default=None, gt=0, description="DBSCAN radius (default: chosen)")
+    sample: int = Field(default=20_000, ge=1000, description="rows for silhouette, Ward, density")
+    bootstrap: int = Field(default=20, ge=0, description="bootstrap refits for stability")
+    surrogate_depth: int = Field(default=6, ge=1, le=8)
+    surrogate_features: int = Field(default=6, ge=1)
+    names: dict[str, str] = Field(
+        default_factory=dict, description="automatic name -> your name for a segment"
+    )
+    seed: int = 0
+
+    @field_validator("k_range")
+    @classmethod
+    def _range(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if not 2 <= value[0] <= value[1]:
+            raise ValueError("k_range is [lowest, highest] with 2 <= lowest <= highest")
+        return value
+
+
 class SourceConfig(_Strict):
     """One input: files (a path or glob) or a SQL table/query, mapped onto a contract."""
 
@@ -322,7 +381,8 @@ class ProjectConfig(_Strict):
     )
     identity: IdentityConfig = Field(default_factory=IdentityConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
-    stages: list[Literal["ingest", "identity", "features"]] = Field(
+    segments: SegmentsConfig = Field(default_factory=SegmentsConfig)
+    stages: list[Literal["ingest", "identity", "features", "segments"]] = Field(
         default_factory=lambda: list(STAGES)
     )
     reports_dir: str = "reports"

@@ -26,11 +26,23 @@ import pandas as pd
 
 from custintel.core.errors import WarehouseError
 
-SCHEMAS = ("staging", "raw", "quarantine", "clean", "ops", "identity", "customer", "features")
+SCHEMAS = (
+    "staging",
+    "raw",
+    "quarantine",
+    "clean",
+    "ops",
+    "identity",
+    "customer",
+    "features",
+    "segments",
+    "models",
+)
 """staging: per-load scratch; raw: untouched source rows (reserved); quarantine: rejected
 rows with reasons; clean: rows that passed every rule, in contract shape; ops: runs,
 lineage and registries; identity: customer ids, links, id history; customer: the golden
-record; features: customer features as of dates, their catalog and training tables."""
+record; features: customer features as of dates, their catalog and training tables;
+segments: segment assignments and profiles; models: the model registry."""
 
 Kind = Literal["duckdb", "spark", "other"]
 

@@ -3,8 +3,11 @@
 For each k: k-means inertia (for the elbow), silhouette on a sample (it is quadratic in
 rows), Calinski-Harabasz, Davies-Bouldin and the smallest segment's share; with
 ``mixtures`` also a Gaussian mixture's BIC. The choice: among the k whose smallest
-segment is at least ``min_share`` of the customers, the best silhouette; the table keeps
-every score so the report can show the evidence.
+segment is at least ``min_share`` of the customers, the k that most of silhouette
+(highest), Calinski-Harabasz (highest) and Davies-Bouldin (lowest) pick, the silhouette's
+pick when all three disagree; for mixtures the lowest BIC. No single index is reliable on
+its own (silhouette favours few round clusters, Calinski-Harabasz many), so the choice is
+the one they agree on; the table keeps every score so the report shows the evidence.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ def kmeans(k: int, rows: int, seed: int) -> KMeans | MiniBatchKMeans:
     """Full k-means for moderate data, mini-batch k-means for large data."""
     if rows >= MINIBATCH_FROM:
         return MiniBatchKMeans(k, n_init=3, batch_size=8192, random_state=seed)
-    return KMeans(k, n_init=4, random_state=seed)
+    return KMeans(k, n_init=10, random_state=seed)
 
 
 def _sample(n: int, size: int, seed: int) -> np.ndarray:
@@ -84,8 +87,9 @@ def evaluate(
     return pd.DataFrame(rows)
 
 
-def choose(scores: pd.DataFrame, *, min_share: float = 0.03) -> Choice:
-    """The k with the best silhouette among those with no segment under ``min_share``."""
+def choose(scores: pd.DataFrame, *, min_share: float = 0.03, by: str = "vote") -> Choice:
+    """The k the quality indices agree on (``by="vote"``) or with the lowest mixture BIC
+    (``by="bic"``), among the k with no segment under ``min_share``."""
     ok = scores[scores.smallest_share >= min_share]
     if ok.empty:
         best = scores.sort_values("smallest_share", ascending=False).iloc[0]
@@ -95,11 +99,31 @@ def choose(scores: pd.DataFrame, *, min_share: float = 0.03) -> Choice:
             f"k={int(best.k)} has the largest smallest segment ({best.smallest_share:.1%})",
             scores,
         )
-    best = ok.sort_values(["silhouette", "k"], ascending=[False, True]).iloc[0]
     knee = elbow(list(scores.k), list(scores.inertia))
+    floor = f"among k with every segment at least {min_share:.0%} of customers"
+    if by == "bic":
+        best = ok.sort_values(["bic", "k"]).iloc[0]
+        return Choice(
+            int(best.k),
+            f"lowest mixture BIC ({best.bic:,.0f}) {floor}; the inertia elbow is at k={knee}",
+            scores,
+        )
+    picks = {
+        "silhouette": int(ok.sort_values(["silhouette", "k"], ascending=[False, True]).k.iloc[0]),
+        "Calinski-Harabasz": int(
+            ok.sort_values(["calinski_harabasz", "k"], ascending=[False, True]).k.iloc[0]
+        ),
+        "Davies-Bouldin": int(ok.sort_values(["davies_bouldin", "k"]).k.iloc[0]),
+    }
+    votes = pd.Series(list(picks.values())).value_counts()
+    agreed = [k for k, v in votes.items() if v >= 2]
+    k = int(agreed[0]) if agreed else picks["silhouette"]
+    said = ", ".join(f"{name} k={v}" for name, v in picks.items())
+    how = "most quality indices agree" if agreed else "the indices disagree, silhouette decides"
+    row = ok.set_index("k").loc[k]
     return Choice(
-        int(best.k),
-        f"best silhouette ({best.silhouette:.3f}) among k with every segment at least "
-        f"{min_share:.0%} of customers; the inertia elbow is at k={knee}",
+        k,
+        f"{how} ({said}) {floor}; silhouette {row.silhouette:.3f}; "
+        f"the inertia elbow is at k={knee}",
         scores,
     )

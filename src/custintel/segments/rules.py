@@ -49,6 +49,22 @@ def _number(x: float) -> str:
     return repr(float(x))
 
 
+def _tightest(path: tuple[tuple[str, str, float, bool], ...]) -> tuple[str, ...]:
+    """Conditions on one feature and direction folded into the tightest one; a missing
+    value takes the path only if every test on the way sends it there."""
+    folded: dict[tuple[str, str], tuple[float, bool]] = {}
+    for name, op, cut, missing in path:
+        if (name, op) in folded:
+            old, was = folded[(name, op)]
+            cut = min(old, cut) if op == "<=" else max(old, cut)
+            missing = missing and was
+        folded[(name, op)] = (cut, missing)
+    return tuple(
+        f"{name} {op} {cut:.6g}" + (" (or missing)" if missing else "")
+        for (name, op), (cut, missing) in folded.items()
+    )
+
+
 def tree_rules(
     tree: DecisionTreeClassifier, features: Sequence[str], labels: Sequence[str]
 ) -> list[Rule]:
@@ -56,24 +72,22 @@ def tree_rules(
     t = tree.tree_
     out: list[Rule] = []
 
-    def walk(node: int, path: tuple[str, ...]) -> None:
+    def walk(node: int, path: tuple[tuple[str, str, float, bool], ...]) -> None:
         if t.children_left[node] == -1:
             value = t.value[node][0]
             out.append(
                 Rule(
-                    path,
+                    _tightest(path),
                     _leaf_label(tree, node, labels),
                     int(t.n_node_samples[node]),
                     float(value.max() / value.sum()) if value.sum() else 0.0,
                 )
             )
             return
-        name, cut = features[t.feature[node]], t.threshold[node]
+        name, cut = features[t.feature[node]], float(t.threshold[node])
         missing_left = bool(t.missing_go_to_left[node])
-        left = f"{name} <= {cut:.6g}" + (" (or missing)" if missing_left else "")
-        right = f"{name} > {cut:.6g}" + ("" if missing_left else " (or missing)")
-        walk(t.children_left[node], (*path, left))
-        walk(t.children_right[node], (*path, right))
+        walk(t.children_left[node], (*path, (name, "<=", cut, missing_left)))
+        walk(t.children_right[node], (*path, (name, ">", cut, not missing_left)))
 
     walk(0, ())
     return out
