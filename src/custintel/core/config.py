@@ -386,6 +386,7 @@ class ProjectConfig(_Strict):
         default_factory=lambda: list(STAGES)
     )
     reports_dir: str = "reports"
+    artifacts_dir: str = Field(default="artifacts", description="model artefacts of the registry")
 
     def quality_for(self, source: str) -> QualityConfig:
         """The project's quality settings with the keys a source sets itself replaced."""

@@ -41,6 +41,17 @@ def _leaf_label(tree: DecisionTreeClassifier, node: int, labels: Sequence[str]) 
     return str(labels[int(np.argmax(tree.tree_.value[node][0]))])
 
 
+def _uniform(tree: DecisionTreeClassifier, node: int, labels: Sequence[str]) -> str | None:
+    """The label every leaf under ``node`` predicts, or None when they differ: such a
+    subtree is one rule (splits that change nothing are left out)."""
+    t = tree.tree_
+    if t.children_left[node] == -1:
+        return _leaf_label(tree, node, labels)
+    left = _uniform(tree, t.children_left[node], labels)
+    right = _uniform(tree, t.children_right[node], labels)
+    return left if left is not None and left == right else None
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -73,16 +84,11 @@ def tree_rules(
     out: list[Rule] = []
 
     def walk(node: int, path: tuple[tuple[str, str, float, bool], ...]) -> None:
-        if t.children_left[node] == -1:
+        label = _uniform(tree, node, labels)
+        if label is not None:
             value = t.value[node][0]
-            out.append(
-                Rule(
-                    _tightest(path),
-                    _leaf_label(tree, node, labels),
-                    int(t.n_node_samples[node]),
-                    float(value.max() / value.sum()) if value.sum() else 0.0,
-                )
-            )
+            share = value[list(labels).index(label)] / value.sum() if value.sum() else 0.0
+            out.append(Rule(_tightest(path), label, int(t.n_node_samples[node]), float(share)))
             return
         name, cut = features[t.feature[node]], float(t.threshold[node])
         missing_left = bool(t.missing_go_to_left[node])
@@ -98,9 +104,9 @@ def tree_sql(tree: DecisionTreeClassifier, features: Sequence[str], labels: Sequ
     t = tree.tree_
 
     def expr(node: int) -> str:
-        if t.children_left[node] == -1:
-            label = _leaf_label(tree, node, labels).replace("'", "''")
-            return f"'{label}'"
+        label = _uniform(tree, node, labels)
+        if label is not None:
+            return "'" + label.replace("'", "''") + "'"
         col = f"CAST({_quote(features[t.feature[node]])} AS FLOAT)"
         test = f"{col} <= {_number(t.threshold[node])}"
         if t.missing_go_to_left[node]:
