@@ -35,6 +35,7 @@ def test_every_config_key_is_documented() -> None:
         config.CsvOptions,
         config.SqlSource,
         config.FeaturesConfig,
+        config.SegmentsConfig,
     ]
     for model in models:
         for key in model.model_fields:

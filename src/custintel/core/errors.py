@@ -29,3 +29,8 @@ class ReconciliationError(CustintelError):
 
 class StageError(CustintelError):
     """A pipeline stage cannot run (its inputs are missing or unusable)."""
+
+
+class NotEnoughDataError(StageError):
+    """The data are valid but too few for the step (for example customers to cluster);
+    ``custintel run`` skips such a stage with this message instead of failing."""

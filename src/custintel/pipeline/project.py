@@ -24,7 +24,7 @@ from custintel.core.config import (
     dump_config,
     load_config,
 )
-from custintel.core.errors import ConfigError, CustintelError, StageError
+from custintel.core.errors import ConfigError, CustintelError, NotEnoughDataError, StageError
 from custintel.core.lineage import append_ops, ensure_ops_tables, new_run_id, now
 from custintel.core.warehouse import SCHEMAS, Warehouse
 from custintel.features.build import (
@@ -558,7 +558,10 @@ class Project:
             return StageResult("features", "ok", "; ".join(parts), detail)
 
         def segments(run_id: str) -> StageResult:
-            r = self.segment_fit(progress=progress)
+            try:
+                r = self.segment_fit(progress=progress)
+            except NotEnoughDataError as exc:
+                return StageResult("segments", "skipped", str(exc))
             parts = [
                 f"v{r['version']} {r['method']} as of {r['as_of']}: k={r['k']} on "
                 f"{r['clustered']:,} of {r['customers']:,} customers; "

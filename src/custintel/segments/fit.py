@@ -20,7 +20,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.tree import DecisionTreeClassifier
 
 from custintel.core.config import SegmentsConfig
-from custintel.core.errors import StageError
+from custintel.core.errors import NotEnoughDataError, StageError
 from custintel.segments.choose import choose, elbow, evaluate
 from custintel.segments.methods import CHOOSES_K, Clusterer
 from custintel.segments.model import (
@@ -144,7 +144,7 @@ def fit_segments(
     method, features = cfg.method, list(cfg.features)
     if method == "rfm":
         return _rfm(frame, version, as_of, features)
-    check_features(frame, features, catalog)
+    check_features(frame, features, catalog, values=False)
     if "purchase_count" not in frame:
         raise StageError("segments: the feature table has no purchase_count")
     history = pd.to_numeric(frame.purchase_count, errors="coerce").fillna(0).to_numpy()
@@ -155,10 +155,11 @@ def fit_segments(
     least = 10 * (fixed or cfg.k_range[0]) if method in CHOOSES_K else 50
     if n < least:
         what = f"k={fixed}" if fixed else f"the smallest k={cfg.k_range[0]}"
-        raise StageError(
+        raise NotEnoughDataError(
             f"segments: {n:,} customers with at least {cfg.min_purchases} purchases are too "
             f"few for {what} (need at least {least:,}, ten per segment)"
         )
+    check_features(F, features, catalog)  # among the customers that are clustered
     prep = Preparation.for_catalog(
         features, catalog, scaling=cfg.scaling, clip=cfg.clip, pca=cfg.pca, seed=cfg.seed
     ).fit(F)

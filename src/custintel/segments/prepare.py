@@ -27,8 +27,11 @@ LOG_KINDS = frozenset({"count", "money", "days"})
 NUMERIC_KINDS = frozenset({"count", "money", "days", "ratio", "score", "flag"})
 
 
-def check_features(frame: pd.DataFrame, features: Sequence[str], catalog: pd.DataFrame) -> None:
-    """Refuse features a clustering cannot use, naming each one and why."""
+def check_features(
+    frame: pd.DataFrame, features: Sequence[str], catalog: pd.DataFrame, *, values: bool = True
+) -> None:
+    """Refuse features a clustering cannot use, naming each one and why (``values=False``:
+    only that they are numeric features of the catalog)."""
     if not features:
         raise StageError("segments: no features chosen (set segments.features)")
     known = dict(zip(catalog.name, catalog.kind, strict=True))
@@ -44,12 +47,14 @@ def check_features(frame: pd.DataFrame, features: Sequence[str], catalog: pd.Dat
             raise StageError(
                 f"segments: feature {name!r} is a {known[name]}; clustering takes numeric features"
             )
-        values = pd.to_numeric(frame[name], errors="coerce").astype("float64")
-        if values.isna().all():
+        if not values:
+            continue
+        column = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+        if column.isna().all():
             raise StageError(
                 f"segments: feature {name!r} is missing for all {len(frame):,} customers"
             )
-        present = values.dropna()
+        present = column.dropna()
         if present.nunique() < 2:
             raise StageError(
                 f"segments: feature {name!r} has the same value ({present.iloc[0]:g}) for "
@@ -84,7 +89,7 @@ class Preparation:
         return cls(list(features), logs, **kw)  # type: ignore[arg-type]
 
     def _raw(self, frame: pd.DataFrame) -> np.ndarray:
-        X = frame[self.features].apply(pd.to_numeric, errors="coerce").to_numpy("float64")
+        X = frame[self.features].apply(pd.to_numeric, errors="coerce").to_numpy("float64", copy=True)
         if self.scaling == "log":
             cols = [self.features.index(f) for f in self.log_features]
             X[:, cols] = signed_log1p(X[:, cols])
