@@ -138,12 +138,14 @@ def test_assign_compare_and_rerun_without_duplicates(shop: dict[str, Any]) -> No
     assert newcomers.sum() == c["customers_to"] - c["customers_from"]
 
 
-def test_a_refit_is_deterministic_and_a_new_version(shop: dict[str, Any]) -> None:
+def test_a_refit_is_deterministic_and_a_rerun_registers_nothing(shop: dict[str, Any]) -> None:
     with Project.open(shop["project"]) as p:
-        again = p.segment_fit(AS_OF)
+        rerun = p.segment_fit(AS_OF)
+        assert rerun["unchanged"] and rerun["version"] == shop["fit"]["version"]
+        again = p.segment_fit(AS_OF, k=5)  # other settings: a new version
         versions = registry.versions(p.warehouse, "segments")
         t = p.warehouse.table("segments", "assignments").execute()
-    assert again["version"] == shop["fit"]["version"] + 1
+    assert not again["unchanged"] and again["version"] == shop["fit"]["version"] + 1
     assert again["segments"] == shop["fit"]["segments"]
     assert versions.set_index("version").loc[again["version"], "aliases"] == "active"
     on_date = t[pd.to_datetime(t.as_of).dt.date == AS_OF]

@@ -743,6 +743,12 @@ def segment_fit(
         _print_json({**result, "report": str(page)})
         return
     m = result["metrics"]
+    if result["unchanged"]:
+        console.print(
+            f"unchanged: v{result['version']} was fitted on these customers with these "
+            "settings; it stays active and its assignments were written again",
+            highlight=False,
+        )
     console.print(
         f"segments v{result['version']} ({result['method']}) as of {result['as_of']}: "
         f"k={result['k']} on {result['clustered']:,} of {result['customers']:,} customers "

@@ -46,7 +46,7 @@ from custintel.identity.resolve import ResolveResult, resolve
 from custintel.ingest.loader import IngestSummary, Loader, Progress
 from custintel.ingest.quality import quality_summary
 from custintel.segments.fit import Progress as SegmentProgress
-from custintel.segments.fit import fit_segments
+from custintel.segments.fit import data_hash, fit_segments
 from custintel.segments.model import SegmentModel
 from custintel.segments.validate import migration
 
@@ -319,6 +319,9 @@ class Project:
         day = as_of or default_as_of(wh, self.config)
         frame = self._segment_frame(day)
         _, fs_version = version_of(params_for(wh, self.config))
+        same = self._same_segment_fit(frame, cfg, fs_version, day)
+        if same is not None:
+            return same
         fitted = fit_segments(
             frame,
             self.features_catalog(),
@@ -368,6 +371,51 @@ class Project:
             "metrics": metrics,
             "segments": {str(n): int(c) for n, c in sizes.items()},
             "merges": s.get("merges", []),
+            "unchanged": False,
+        }
+
+    def _same_segment_fit(
+        self, frame: pd.DataFrame, cfg: Any, fs_version: str, day: dt.date
+    ) -> dict[str, Any] | None:
+        """The result of the latest version when it was fitted on exactly these rows with
+        these settings (a rerun of ``run`` registers nothing new), else None."""
+        wh = self.warehouse
+        if not wh.exists("models", "registry"):
+            return None
+        try:
+            last = registry.get(wh, SEGMENT_MODEL)
+        except StageError:
+            return None
+        columns = (
+            ["rfm_recency_score", "rfm_frequency_score"]
+            if cfg.method == "rfm"
+            else list(cfg.features)
+        )
+        if (
+            last.params != json.loads(json.dumps(cfg.model_dump(mode="json"), sort_keys=True))
+            or last.feature_set_version != fs_version
+            or last.snapshots != [day.isoformat()]
+            or last.data_hash != data_hash(frame, [c for c in columns if c in frame])
+        ):
+            return None
+        registry.set_alias(wh, SEGMENT_MODEL, ACTIVE, last.version)
+        summary = registry.summary(self.artifacts_dir, last)
+        model = registry.load(self.artifacts_dir, last)
+        out = model.assign(frame)
+        self._write_assignments(out, day, last.version)
+        sizes = out.segment_name.value_counts()
+        return {
+            "version": last.version,
+            "as_of": day.isoformat(),
+            "method": last.algorithm,
+            "k": summary.get("k"),
+            "reason": summary.get("reason", ""),
+            "customers": summary.get("customers"),
+            "clustered": summary.get("clustered"),
+            "metrics": last.metrics,
+            "segments": {str(n): int(c) for n, c in sizes.items()},
+            "merges": summary.get("merges", []),
+            "unchanged": True,
         }
 
     def segment_model(self, version: int | None = None) -> tuple[registry.Entry, SegmentModel]:
@@ -563,7 +611,8 @@ class Project:
             except NotEnoughDataError as exc:
                 return StageResult("segments", "skipped", str(exc))
             parts = [
-                f"v{r['version']} {r['method']} as of {r['as_of']}: k={r['k']} on "
+                ("unchanged " if r["unchanged"] else "")
+                + f"v{r['version']} {r['method']} as of {r['as_of']}: k={r['k']} on "
                 f"{r['clustered']:,} of {r['customers']:,} customers; "
                 + ", ".join(f"{n} {c:,}" for n, c in r["segments"].items())
             ]

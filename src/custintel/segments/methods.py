@@ -98,7 +98,9 @@ class Clusterer:
         S = Z[idx]
         least = max(10, int(self.min_share * len(S)))
         if self.method == "hdbscan":
-            labels = HDBSCAN(min_cluster_size=least, min_samples=NEIGHBOURS, copy=True).fit_predict(S)
+            labels = HDBSCAN(min_cluster_size=least, min_samples=NEIGHBOURS, copy=True).fit_predict(
+                S
+            )
         else:
             eps = self.eps or self._default_eps(S)
             self.eps = eps

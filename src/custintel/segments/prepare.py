@@ -89,7 +89,11 @@ class Preparation:
         return cls(list(features), logs, **kw)  # type: ignore[arg-type]
 
     def _raw(self, frame: pd.DataFrame) -> np.ndarray:
-        X = frame[self.features].apply(pd.to_numeric, errors="coerce").to_numpy("float64", copy=True)
+        X = (
+            frame[self.features]
+            .apply(pd.to_numeric, errors="coerce")
+            .to_numpy("float64", copy=True)
+        )
         if self.scaling == "log":
             cols = [self.features.index(f) for f in self.log_features]
             X[:, cols] = signed_log1p(X[:, cols])
