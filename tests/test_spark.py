@@ -127,10 +127,11 @@ def test_features_on_spark_equal_duckdb(tmp_path: Path) -> None:
 
     import numpy as np
 
-    from custintel.core.config import FeaturesConfig
+    from custintel.core.config import FeaturesConfig, SegmentsConfig
     from custintel.simulate.writer import SimulationConfig, simulate, simulation_sources
 
     simulate(tmp_path / "data", SimulationConfig(customers=400, seed=8))
+    segments = SegmentsConfig(k=3, bootstrap=0)
     features = FeaturesConfig(as_of=dt.date(2025, 6, 30), snapshots=[dt.date(2025, 3, 31)])
     tables = {
         "clean": [
@@ -148,7 +149,10 @@ def test_features_on_spark_equal_duckdb(tmp_path: Path) -> None:
     for url in ("duckdb://wh.duckdb", "spark://local[2]"):
         folder = tmp_path / url.split(":")[0]
         config = ProjectConfig(
-            sources=simulation_sources("../data"), warehouse={"url": url}, features=features
+            sources=simulation_sources("../data"),
+            warehouse={"url": url},
+            features=features,
+            segments=segments,
         )
         init_project(folder, config)
         with Project.open(folder) as project:
@@ -162,12 +166,21 @@ def test_features_on_spark_equal_duckdb(tmp_path: Path) -> None:
                     wh.put(schema, name, frame)
             built = project.features_build()
             project.features_training_set("churn_90d")
+            project.segment_fit()
+            moved = project.segment_compare(dt.date(2025, 3, 31), dt.date(2025, 6, 30))
             frames[url] = {
                 "customer": wh.table("features", "customer").execute(),
                 "train": wh.table("features", "train_churn_90d").execute(),
+                "segments": wh.table("segments", "assignments").execute(),
             }
+            assert project.segment_rules("sql").count("CASE") > 1
+        assert sum(sum(row.values()) for row in moved["matrix"].values()) > 300
         assert built.rows > 300
-    for name, keys in (("customer", ["customer_id"]), ("train", ["customer_id", "as_of"])):
+    for name, keys in (
+        ("customer", ["customer_id"]),
+        ("train", ["customer_id", "as_of"]),
+        ("segments", ["customer_id", "as_of"]),
+    ):
         duck, spark = (f[name].sort_values(keys, ignore_index=True) for f in frames.values())
         assert list(duck.columns) == list(spark.columns) and len(duck) == len(spark) > 100
         for col in duck.columns:
