@@ -239,3 +239,30 @@ def test_cli_fit_rfm_and_export_rules(shop: dict[str, Any], tmp_path: Path, runn
     assert (got.loc[mine.index] == mine).all()
     r = runner.invoke(app, ["segment", "export-rules", "-p", str(project), "--format", "xml"])
     assert r.exit_code == 1 and "unknown rules format" in r.output
+
+
+def test_the_report_page_shows_the_evidence(shop: dict[str, Any]) -> None:
+    import re
+
+    from custintel.pipeline.report import write_reports
+
+    with Project.open(shop["project"]) as p:
+        registry.set_alias(p.warehouse, "segments", "active", shop["fit"]["version"])
+        p.segment_compare(EARLIER, AS_OF)
+        index = write_reports(p)
+    page = (index.parent / "segments.html").read_text()
+    for title in (
+        "Choosing k",
+        "Share of customers and of net revenue",
+        "Profile: segment mean against the base",
+        "Snake plot",
+        "Two principal components",
+        "bootstrap refits",
+        "Distinctness per feature",
+        f"Migration {EARLIER}",
+        "Rules for new customers",
+        "Model versions",
+    ):
+        assert title in page, title
+    assert "segments.html" in index.read_text()
+    assert not re.search(r"<script[^>]+src=[\"']https?://", page)

@@ -414,6 +414,19 @@ def segments_page(data: dict[str, Any]) -> str:
         "with too few purchases to cluster have a rule segment.</p>",
         f"<p>{html.escape(str(s.get('reason', '')))}.</p>",
     ]
+    clipped = {f: v for f, v in (s.get("clipped") or {}).items() if v > 0}
+    if clipped:
+        parts.append(
+            "<p>Outliers clipped (share of clustered customers beyond the clip): "
+            + html.escape(", ".join(f"{f} {v:.2%}" for f, v in clipped.items()))
+            + ".</p>"
+        )
+    if s.get("explained_variance"):
+        ev = s["explained_variance"]
+        parts.append(
+            f"<p>PCA kept {len(ev)} components explaining {sum(ev):.1%} of the variance "
+            f"({html.escape(', '.join(f'{v:.1%}' for v in ev))}).</p>"
+        )
     if s.get("selection"):
         parts.append(_k_curves(s["selection"], int(s["k"])))
     names = [p["segment_name"] for p in profiles]
