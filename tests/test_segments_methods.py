@@ -153,3 +153,54 @@ def test_validation_measures() -> None:
     m = migration(before, after)
     assert m.loc["X", "X"] == 1 and m.loc["X", "Y"] == 1 and m.loc["Y", "(gone)"] == 1
     assert m.loc["(not yet a customer)", "Y"] == 1
+
+
+def _shop(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Customers of three planted behaviours, plus some with too little history."""
+    rng = np.random.default_rng(seed)
+    group = rng.integers(0, 3, n)
+    count = np.array([40.0, 10.0, 20.0])[group] * rng.lognormal(0, 0.15, n)
+    frame = pd.DataFrame(
+        {
+            "customer_id": [f"C{i:05d}" for i in range(n)],
+            "purchase_count": np.maximum(2, count.round()),
+            "spend": np.array([2000.0, 150.0, 400.0])[group] * rng.lognormal(0, 0.2, n),
+            "share": np.clip(np.array([0.1, 0.2, 0.8])[group] + rng.normal(0, 0.05, n), 0, 1),
+        }
+    )
+    frame.loc[: n // 10, "purchase_count"] = rng.integers(0, 2, n // 10 + 1)
+    return frame, group
+
+
+@pytest.mark.parametrize(
+    ("method", "extra"),
+    [
+        ("kmeans", {}),
+        ("kmeans", {"pca": 0.95, "scaling": "quantile"}),
+        ("gmm", {}),
+        ("ward", {}),
+        ("hdbscan", {}),
+        ("dbscan", {}),
+    ],
+)
+def test_a_whole_fit_with_each_method(method: str, extra: dict) -> None:
+    frame, group = _shop(3000, 8)
+    cfg = SegmentsConfig(
+        method=method,
+        features=["purchase_count", "spend", "share"],
+        k_range=(2, 6),
+        bootstrap=3,
+        **extra,
+    )
+    fitted = fit_segments(frame, _catalog(frame), cfg, version="v", as_of="2025-01-01")
+    out, s = fitted.assignments, fitted.summary
+    inside = out.segment_id.str.startswith("S").to_numpy()
+    assert s["k"] == 3, s.get("reason")
+    assert adjusted_rand_score(group[inside], out.segment_id[inside]) > 0.9
+    assert s["bootstrap"]["ari_mean"] > 0.9 and s["surrogate"]["fidelity"] > 0.95
+    assert set(out.segment_id[~inside]) <= {"NP", "EB"}
+    assert len(set(fitted.model.names.values())) == len(fitted.model.names)
+    if "pca" in extra:
+        assert 0 < len(s["explained_variance"]) <= 3
+    again = fitted.model.assign(frame)  # a fitted model places the same rows the same way
+    assert (again.segment_id == out.segment_id).all()

@@ -122,10 +122,11 @@ class Clusterer:
 
     @staticmethod
     def _default_eps(S: np.ndarray) -> float:
-        """The median distance to the 15th neighbour: a radius most customers' densities meet."""
+        """The 90th percentile of the distance to the 15th neighbour: a radius within which nine
+        customers in ten have enough neighbours to be core points."""
         nn = NearestNeighbors(n_neighbors=NEIGHBOURS).fit(S)
         dist, _ = nn.kneighbors(S)
-        return float(np.median(dist[:, -1]))
+        return float(np.quantile(dist[:, -1], 0.9))
 
     def predict(self, Z: np.ndarray) -> np.ndarray:
         return self.order[self._raw_predict(Z)]
