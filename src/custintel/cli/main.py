@@ -729,6 +729,9 @@ def segment_fit(
         None, "--method", help="kmeans, gmm, ward, hdbscan, dbscan or rfm (default: config)."
     ),
     k: int | None = typer.Option(None, "--k", help="Fix the number of segments."),
+    force: bool = typer.Option(
+        False, "--force", help="Fit and register even when nothing changed since the last fit."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Fit segments, register the model as active, assign everyone, write the report."""
@@ -736,7 +739,7 @@ def segment_fit(
 
     day = _date(as_of, "--as-of") if as_of else None
     with _open(project) as proj, _progress(not as_json) as progress:
-        result = proj.segment_fit(day, method=method, k=k, progress=progress)
+        result = proj.segment_fit(day, method=method, k=k, force=force, progress=progress)
         index = write_reports(proj)
     page = index.parent / "segments.html"
     if as_json:

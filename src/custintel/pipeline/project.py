@@ -304,10 +304,13 @@ class Project:
         *,
         method: str | None = None,
         k: int | None = None,
+        force: bool = False,
         progress: SegmentProgress | None = None,
     ) -> dict[str, Any]:
         """Fit segments on the features as of a date, register the model as the active
-        one and write every customer's segment to ``segments.assignments``."""
+        one and write every customer's segment to ``segments.assignments``. When the
+        latest version was fitted on the same rows with the same settings it is kept
+        (nothing new registered) unless ``force``."""
         wh = self.warehouse
         cfg = self.config.segments
         update: dict[str, Any] = {}
@@ -319,7 +322,7 @@ class Project:
         day = as_of or default_as_of(wh, self.config)
         frame = self._segment_frame(day)
         _, fs_version = version_of(params_for(wh, self.config))
-        same = self._same_segment_fit(frame, cfg, fs_version, day)
+        same = None if force else self._same_segment_fit(frame, cfg, fs_version, day)
         if same is not None:
             return same
         fitted = fit_segments(
@@ -371,6 +374,7 @@ class Project:
             "metrics": metrics,
             "segments": {str(n): int(c) for n, c in sizes.items()},
             "merges": s.get("merges", []),
+            "seconds": s.get("seconds", {}),
             "unchanged": False,
         }
 

@@ -9,6 +9,7 @@ under the minimum size, name them, fit the surrogate tree a CRM can run, and val
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -160,19 +161,27 @@ def fit_segments(
             f"few for {what} (need at least {least:,}, ten per segment)"
         )
     check_features(F, features, catalog)  # among the customers that are clustered
+    step, began, current = 0, time.perf_counter(), "preparing"
+    timings: dict[str, float] = {}
+
+    def tick(label: str) -> None:
+        nonlocal step, began, current
+        now = time.perf_counter()
+        timings[current] = round(now - began, 2)
+        step, began, current = step + 1, now, label
+        if progress:
+            progress(f"segments: {label}", step, 7)
+
     prep = Preparation.for_catalog(
         features, catalog, scaling=cfg.scaling, clip=cfg.clip, pca=cfg.pca, seed=cfg.seed
     ).fit(F)
     Z = prep.transform(F)
-    step = 0
-
-    def tick(label: str) -> None:
-        nonlocal step
-        step += 1
-        if progress:
-            progress(f"segments: {label}", step, 6)
-
-    summary: dict[str, Any] = {"method": method, "customers": len(frame), "clustered": n}
+    summary: dict[str, Any] = {
+        "method": method,
+        "customers": len(frame),
+        "clustered": n,
+        "seconds": timings,
+    }
     tick("choosing k")
     if method in CHOOSES_K and fixed is None:
         top = min(cfg.k_range[1], n // 10)
@@ -283,6 +292,7 @@ def fit_segments(
         "y": [round(float(v), 3) for v in two[:, 1]],
         "segment": [names[s] for s in ids[pick]],
     }
+    tick("done")
     summary["snake"] = {
         "features": features,
         "means": {names[s]: [round(float(v), 3) for v in scaled[ids == s].mean(0)] for s in order},
