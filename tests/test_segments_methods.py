@@ -204,3 +204,24 @@ def test_a_whole_fit_with_each_method(method: str, extra: dict) -> None:
         assert 0 < len(s["explained_variance"]) <= 3
     again = fitted.model.assign(frame)  # a fitted model places the same rows the same way
     assert (again.segment_id == out.segment_id).all()
+
+
+def test_manual_merges_and_names_are_applied_and_recorded() -> None:
+    frame, _ = _shop(3000, 9)
+    cfg = SegmentsConfig(features=["purchase_count", "spend", "share"], k=3, bootstrap=0)
+    first = fit_segments(frame, _catalog(frame), cfg, version="v", as_of="2025-01-01")
+    names = first.model.names
+    small, large = names["S3"], names["S1"]
+    cfg = cfg.model_copy(update={"merge": {small: large}, "names": {large: "Core"}})
+    merged = fit_segments(frame, _catalog(frame), cfg, version="v", as_of="2025-01-01")
+    s, out = merged.summary, merged.assignments
+    assert s["k"] == 2 and merged.model.k == 2
+    assert s["merges"][0]["reason"].endswith(f"{small} into {large}")
+    assert s["merges"][0]["customers"] == int((first.assignments.segment_id == "S3").sum())
+    assert s["overrides"] == [{"segment_id": "S1", "automatic": large, "name": "Core"}]
+    before = first.assignments.segment_id.isin(["S1", "S3"])
+    assert (out.segment_name[before] == "Core").all()
+    assert (merged.model.assign(frame).segment_id == out.segment_id).all()
+    bad = cfg.model_copy(update={"merge": {"Nobody": large}})
+    with pytest.raises(StageError, match="no segment is named 'Nobody'"):
+        fit_segments(frame, _catalog(frame), bad, version="v", as_of="2025-01-01")

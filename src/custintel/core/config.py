@@ -302,6 +302,10 @@ class SegmentsConfig(_Strict):
     names: dict[str, str] = Field(
         default_factory=dict, description="automatic name -> your name for a segment"
     )
+    merge: dict[str, str] = Field(
+        default_factory=dict,
+        description="automatic name -> automatic name of the segment it should join",
+    )
     seed: int = 0
 
     @field_validator("k_range")

@@ -132,6 +132,51 @@ def _surrogate(
     )
 
 
+def _manual_merges(
+    wanted: dict[str, str],
+    labels: np.ndarray,
+    mapping: np.ndarray,
+    names: dict[str, str],
+    merges: list[dict[str, object]],
+) -> tuple[np.ndarray, np.ndarray, dict[str, str]]:
+    """Merge segments by automatic name as configured (``segments.merge``), record each,
+    and number the remaining segments by size again; a merged segment takes the name of
+    the segment it joined."""
+    by_name = {n: int(s[1:]) - 1 for s, n in names.items()}
+    labels, mapping = labels.copy(), mapping.copy()
+    gone: set[int] = set()
+    for source, target in wanted.items():
+        for name in (source, target):
+            if name not in by_name:
+                raise StageError(
+                    f"segments.merge: no segment is named {name!r} (the automatic names "
+                    f"are {', '.join(sorted(by_name))})"
+                )
+        src, dst = by_name[source], by_name[target]
+        if dst in gone or src == dst:
+            raise StageError(
+                f"segments.merge: {source!r} cannot join {target!r}, which is itself merged"
+            )
+        merges.append(
+            {
+                "segment": src + 1,
+                "into": dst + 1,
+                "customers": int((labels == src).sum()),
+                "reason": f"segments.merge in the configuration: {source} into {target}",
+            }
+        )
+        labels[labels == src] = dst
+        mapping[mapping == src] = dst
+        gone.add(src)
+    sizes = np.bincount(labels, minlength=len(names))
+    alive = sorted(set(range(len(names))) - gone, key=lambda c: (-sizes[c], c))
+    renumber = np.zeros(len(names), dtype=int)
+    for i, c in enumerate(alive):
+        renumber[c] = i
+    kept = {f"S{renumber[c] + 1}": names[f"S{c + 1}"] for c in alive}
+    return renumber[labels], renumber[mapping], kept
+
+
 def fit_segments(
     frame: pd.DataFrame,
     catalog: pd.DataFrame,
@@ -206,17 +251,27 @@ def fit_segments(
     raw = clusterer.fit(Z)
     mapping, merges = merge_small(Z, raw, cfg.min_share)
     labels = mapping[raw]
-    ids = np.array([f"S{c + 1}" for c in labels], dtype=object)
-    summary["k"] = int(labels.max()) + 1
-    summary["merges"] = merges
     summary["explained_variance"] = prep.explained_variance()
     summary["clipped"] = prep.clipped_share(F)
 
     tick("naming")
     scaled = prep.scaled(F)
-    order = [f"S{i + 1}" for i in range(summary["k"])]
+    clusters = int(labels.max()) + 1
+    ids = np.array([f"S{c + 1}" for c in range(clusters)], dtype=object)[labels]
+    names = persona_names(
+        F,
+        pd.Series(ids),
+        [f"S{i + 1}" for i in range(clusters)],
+        distinguishing(scaled, ids, features),
+    )
+    if cfg.merge:
+        labels, mapping, names = _manual_merges(cfg.merge, labels, mapping, names, merges)
+    k_final = int(labels.max()) + 1
+    ids = np.array([f"S{c + 1}" for c in range(k_final)], dtype=object)[labels]
+    order = [f"S{i + 1}" for i in range(k_final)]
     top = distinguishing(scaled, ids, features)
-    names = persona_names(F, pd.Series(ids), order, top, overrides=None)
+    summary["k"] = k_final
+    summary["merges"] = merges
     names[NO_PURCHASE_ID] = "No Purchase Yet"
     names[EARLY_ID] = early_name(cfg.min_purchases)
     automatic = dict(names)
