@@ -24,7 +24,7 @@ table{border-collapse:collapse;font-size:.88rem;margin:.5rem 0}
 th,td{border-bottom:1px solid #e6e9ee;padding:.3rem .6rem;text-align:left;vertical-align:top;max-width:26rem;overflow-wrap:anywhere}
 th{background:#f4f6f9}td.n{text-align:right;font-variant-numeric:tabular-nums}
 code,.raw{font-family:ui-monospace,monospace;font-size:.8rem;word-break:break-all}
-.ok{color:#18794e}.bad{color:#c4320a}.muted{color:#6b7785}
+pre{white-space:pre-wrap}.ok{color:#18794e}.bad{color:#c4320a}.muted{color:#6b7785}
 """
 
 
@@ -55,9 +55,9 @@ def _table(headers: list[str], rows: list[list[Any]], numeric: set[int] | None =
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _figure(fig: go.Figure) -> str:
+def _figure(fig: go.Figure, height: int = 360, top: int = 40) -> str:
     fig.update_layout(
-        margin={"l": 40, "r": 20, "t": 40, "b": 40}, height=360, template="plotly_white"
+        margin={"l": 40, "r": 20, "t": top, "b": 40}, height=height, template="plotly_white"
     )
     return fig.to_html(include_plotlyjs=False, full_html=False)
 
@@ -230,8 +230,7 @@ def _stability_chart(stab: Any) -> str:
         title="PSI per feature (dotted 0.1: watch, dashed 0.25: unstable)",
         yaxis={"autorange": "reversed"},
     )
-    html_ = _figure(fig)
-    return html_.replace("height:360px", f"height:{max(360, 22 * len(top))}px")
+    return _figure(fig, height=max(360, 22 * len(top)))
 
 
 def _distribution_charts(detail: list[dict[str, Any]]) -> str:
@@ -399,7 +398,25 @@ def _k_curves(selection: list[dict[str, Any]], chosen: int) -> str:
         )
         fig.add_vline(x=chosen, line_dash="dash", line_color="#c4320a", row=1, col=i)
     fig.update_layout(title=f"Choosing k (chosen: {chosen})")
-    return _figure(fig)
+    return _figure(fig, top=80)
+
+
+def _p_value(p: float) -> str:
+    """p-values below double precision print as a bound, not as a misleading 0."""
+    return "< 1e-300" if p < 1e-300 else f"{p:.2g}"
+
+
+def _metrics_text(m: dict[str, Any]) -> str:
+    labels = {
+        "k": ("k", "{}"),
+        "clustered": ("clustered", "{:,}"),
+        "silhouette": ("silhouette", "{:.3f}"),
+        "bootstrap_ari": ("bootstrap ARI", "{:.3f}"),
+        "surrogate_fidelity": ("rule fidelity", "{:.1%}"),
+    }
+    return ", ".join(
+        f"{label} {fmt.format(m[key])}" for key, (label, fmt) in labels.items() if key in m
+    )
 
 
 def segments_page(data: dict[str, Any]) -> str:
@@ -412,7 +429,7 @@ def segments_page(data: dict[str, Any]) -> str:
         f"<code>{html.escape(entry.feature_set_version)}</code>: {s.get('k')} clustered segments "
         f"over {s.get('clustered', 0):,} of {s.get('customers', 0):,} customers; customers "
         "with too few purchases to cluster have a rule segment.</p>",
-        f"<p>{html.escape(str(s.get('reason', '')))}.</p>",
+        f"<p>{html.escape(str(s.get('reason', ''))[:1].upper() + str(s.get('reason', ''))[1:])}.</p>",
     ]
     clipped = {f: v for f, v in (s.get("clipped") or {}).items() if v > 0}
     if clipped:
@@ -445,7 +462,11 @@ def segments_page(data: dict[str, Any]) -> str:
         title="Share of customers and of net revenue", barmode="group", yaxis_tickformat=".0%"
     )
     parts.append("<h2>Sizes</h2>" + _figure(sizes))
-    index_cols = [c for c in (profiles[0] if profiles else {}) if c.startswith("index_")]
+    index_cols = [
+        c
+        for c in (profiles[0] if profiles else {})
+        if c.startswith("index_") and any(p.get(c) is not None for p in profiles)
+    ]
     if index_cols:
         z = [[p.get(c) for c in index_cols] for p in profiles]
         fig = go.Figure(
@@ -454,7 +475,8 @@ def segments_page(data: dict[str, Any]) -> str:
                 x=[c[6:] for c in index_cols],
                 y=names,
                 colorscale="RdBu",
-                zmid=100,
+                zmin=0,
+                zmax=200,  # colour saturates at half and twice the base; the text is exact
                 text=[[("" if v is None else f"{v:.0f}") for v in row] for row in z],
                 texttemplate="%{text}",
                 colorbar={"title": "index"},
@@ -462,12 +484,9 @@ def segments_page(data: dict[str, Any]) -> str:
         )
         fig.update_layout(
             title="Profile: segment mean against the base (100 = base mean)",
-            height=max(360, 40 * len(names) + 120),
+            yaxis={"autorange": "reversed"},
         )
-        parts.append(
-            "<h2>Profiles</h2>"
-            + _figure(fig).replace("height:360px", f"height:{max(360, 40 * len(names) + 120)}px")
-        )
+        parts.append("<h2>Profiles</h2>" + _figure(fig, height=max(360, 40 * len(names) + 120)))
     snake = s.get("snake")
     if snake:
         fig = go.Figure()
@@ -516,7 +535,7 @@ def segments_page(data: dict[str, Any]) -> str:
             yaxis_title="PC 2",
             height=480,
         )
-        parts.append("<h2>Projection</h2>" + _figure(fig).replace("height:360px", "height:480px"))
+        parts.append("<h2>Projection</h2>" + _figure(fig, height=480))
     boot = s.get("bootstrap")
     if boot:
         lookup = {p["segment_id"]: p["segment_name"] for p in profiles}
@@ -550,7 +569,7 @@ def segments_page(data: dict[str, Any]) -> str:
                         f"{d['eta_squared']:.3f}",
                         f"{d['kruskal_h']:,.0f}",
                         f"{d['epsilon_squared']:.3f}",
-                        f"{max(d['anova_p'], d['kruskal_p']):.2g}",
+                        _p_value(max(d["anova_p"], d["kruskal_p"])),
                     ]
                     for d in dist
                 ],
@@ -559,6 +578,7 @@ def segments_page(data: dict[str, Any]) -> str:
         )
     migration = data.get("migration")
     if migration is not None and len(migration):
+        order = [p["segment_name"] for p in profiles]
         grid = migration.pivot_table(
             index="segment_from",
             columns="segment_to",
@@ -566,6 +586,11 @@ def segments_page(data: dict[str, Any]) -> str:
             aggfunc="sum",
             fill_value=0,
         )
+        rows = [n for n in [*order, "(not yet a customer)"] if n in grid.index]
+        cols = [n for n in [*order, "(gone)"] if n in grid.columns]
+        rows += [n for n in grid.index if n not in rows]
+        cols += [n for n in grid.columns if n not in cols]
+        grid = grid.loc[rows, cols]
         share = grid.div(grid.sum(axis=1).where(grid.sum(axis=1) > 0, 1), axis=0)
         frm = str(migration.from_date.iloc[0])[:10]
         to = str(migration.to_date.iloc[0])[:10]
@@ -581,12 +606,9 @@ def segments_page(data: dict[str, Any]) -> str:
             )
         )
         fig.update_layout(
-            title=f"Migration {frm} (rows) to {to} (columns)", height=max(420, 45 * len(grid) + 140)
+            title=f"Migration {frm} (rows) to {to} (columns)", yaxis={"autorange": "reversed"}
         )
-        parts.append(
-            "<h2>Migration</h2>"
-            + _figure(fig).replace("height:360px", f"height:{max(420, 45 * len(grid) + 140)}px")
-        )
+        parts.append("<h2>Migration</h2>" + _figure(fig, height=max(420, 45 * len(grid) + 140)))
     sur = s.get("surrogate", {})
     parts.append("<h2>Rules for new customers</h2>")
     if "features" in sur:
@@ -628,7 +650,7 @@ def segments_page(data: dict[str, Any]) -> str:
                     ", ".join(json.loads(r.snapshots)),
                     str(r.created_at)[:19],
                     r.aliases,
-                    r.metrics,
+                    _metrics_text(json.loads(r.metrics)),
                 ]
                 for r in versions.itertuples()
             ],

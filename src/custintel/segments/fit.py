@@ -340,7 +340,7 @@ def fit_segments(
     assignments = model.assign(frame)
     prof = profiles(frame, assignments.segment_id, features)
     summary["profiles"] = _profile_records(prof, names, {str(s): v for s, v in top.items()})
-    pick = sample[: min(len(sample), PROJECTION_ROWS)]
+    pick = np.random.default_rng(cfg.seed).permutation(sample)[:PROJECTION_ROWS]
     two = PCA(2, random_state=cfg.seed).fit(Z[sample]).transform(Z[pick])
     summary["projection"] = {
         "x": [round(float(v), 3) for v in two[:, 0]],

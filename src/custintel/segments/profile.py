@@ -54,7 +54,9 @@ def profiles(frame: pd.DataFrame, segment: pd.Series, features: Sequence[str]) -
     base = data[cols].mean()
     for c in cols:
         out[f"mean_{c}"] = g[c].mean()
-        out[f"index_{c}"] = 100 * g[c].mean() / base[c] if base[c] else np.nan
+        # An index needs a positive yardstick: trends and refunds can be negative.
+        positive = base[c] > 0 and data[c].min() >= 0
+        out[f"index_{c}"] = 100 * g[c].mean() / base[c] if positive else np.nan
     return out
 
 
