@@ -74,3 +74,35 @@ def simulated_shop(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict
     result = CliRunner().invoke(app, ["ingest", "--project", str(project), "--json"])
     assert result.exit_code == 0, result.output
     return project, json.loads(result.stdout)
+
+
+@pytest.fixture(scope="session")
+def resolved_shop(
+    simulated_shop: tuple[Path, dict[str, Any]], tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    """A copy of the simulated shop with identities resolved and features built as of
+    2025-06-30 (copy it again before writing to it)."""
+    import datetime as dt
+    import shutil
+
+    source, _ = simulated_shop
+    project = tmp_path_factory.mktemp("resolved") / "shop"
+    shutil.copytree(source, project)
+    with Project.open(project) as p:
+        p.identity_resolve()
+        p.features_build(dt.date(2025, 6, 30))
+    return project
+
+
+def persona_of_customers(project: Path) -> Any:
+    """Each customer's planted persona (the most common among the people linked to it)."""
+    import pandas as pd
+
+    with Project.open(project) as p:
+        cmap = p.warehouse.table("identity", "customer_map").execute()
+    truth = project / "data" / "truth"
+    records = pd.read_parquet(truth / "records.parquet")
+    people = pd.read_parquet(truth / "people.parquet")
+    return cmap.merge(
+        records, left_on=["source", "source_id"], right_on=["system", "source_id"]
+    ).merge(people, on="person_id")

@@ -36,6 +36,7 @@ def test_every_config_key_is_documented() -> None:
         config.SqlSource,
         config.FeaturesConfig,
         config.SegmentsConfig,
+        config.ModelsConfig,
     ]
     for model in models:
         for key in model.model_fields:

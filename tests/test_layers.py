@@ -15,6 +15,7 @@ LAYER = {
     "identity": 1,
     "features": 1,
     "segments": 1,
+    "models": 1,
     "pipeline": 2,
     "cli": 3,
 }

@@ -22,31 +22,22 @@ from custintel.cli.main import app
 from custintel.core import registry
 from custintel.core.errors import StageError
 from custintel.pipeline.project import Project
-from tests.conftest import parse_json_output
+from tests.conftest import parse_json_output, persona_of_customers
 
 AS_OF = dt.date(2025, 6, 30)
 EARLIER = dt.date(2025, 3, 31)
 
 
 @pytest.fixture(scope="module")
-def shop(simulated_shop: tuple[Path, dict[str, Any]], tmp_path_factory) -> dict[str, Any]:
-    source, _ = simulated_shop
+def shop(resolved_shop: Path, tmp_path_factory) -> dict[str, Any]:
     project = tmp_path_factory.mktemp("segments") / "shop"
-    shutil.copytree(source, project)
+    shutil.copytree(resolved_shop, project)
     with Project.open(project) as p:
-        p.identity_resolve()
-        p.features_build(AS_OF)
         fit = p.segment_fit(AS_OF)
         entry, model = p.segment_model()
         frame = p.features_frame(AS_OF)
         assigned = p.warehouse.table("segments", "assignments").execute()
-        cmap = p.warehouse.table("identity", "customer_map").execute()
-    truth = project / "data" / "truth"
-    records = pd.read_parquet(truth / "records.parquet")
-    people = pd.read_parquet(truth / "people.parquet")[["person_id", "persona"]]
-    linked = cmap.merge(
-        records, left_on=["source", "source_id"], right_on=["system", "source_id"]
-    ).merge(people, on="person_id")
+    linked = persona_of_customers(project)
     persona = linked.groupby("customer_id").persona.agg(lambda s: s.mode().iloc[0])
     return {
         "project": project,

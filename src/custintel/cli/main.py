@@ -843,3 +843,99 @@ def segment_export_rules(
         err_console.print(f"wrote {output}")
     else:
         sys.stdout.write(text + "\n")
+
+
+model_app = typer.Typer(
+    help="Propensity models: train with out-of-time evaluation, list the registry.",
+    no_args_is_help=True,
+)
+app.add_typer(model_app, name="model")
+
+
+@model_app.command("train")
+@guarded
+def model_train(
+    label: str = typer.Argument(..., help="A label with a training table, e.g. churn_90d."),
+    project: Path = ProjectOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Train on earlier snapshots, calibrate and choose on the next, test on the latest."""
+    with _open(project) as proj, _progress(not as_json) as progress:
+        result = proj.model_train(label, progress=progress)
+    if as_json:
+        _print_json(result)
+        return
+    split = result["split"]
+    console.print(
+        f"{result['name']} v{result['version']}: {result['algorithm']} "
+        f"({result['chosen_because']}); trained on {', '.join(split['train'])}, "
+        f"tested out of time on {split['test']} ({result['rows']['test']:,} customers)",
+        highlight=False,
+    )
+    table = Table(title="Out-of-time test")
+    for col in (
+        "candidate",
+        "validation AUC",
+        "AUC",
+        "PR AUC",
+        "KS",
+        "Brier",
+        "ECE",
+        "top-decile lift",
+    ):
+        table.add_column(col, justify="left" if col == "candidate" else "right")
+    for name, c in result["candidates"].items():
+        t = c["test"]
+        table.add_row(
+            name + (" (chosen)" if name == result["algorithm"] else ""),
+            f"{c['validation_auc']:.4f}",
+            f"{t['auc']:.4f}",
+            f"{t['pr_auc']:.4f}",
+            f"{t['ks']:.3f}",
+            f"{t['brier']:.4f}",
+            f"{t['ece']:.4f}",
+            f"{t['top_decile_lift']:.2f}",
+        )
+    console.print(table)
+    for note in result["notes"]:
+        console.print(f"note: {note}", highlight=False)
+
+
+@model_app.command("list")
+@guarded
+def model_list(project: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
+    """Every registered model version: algorithm, snapshots, aliases, metrics."""
+    with _open(project) as proj:
+        versions = proj.model_list()
+    rows = [
+        {
+            "name": r.name,
+            "version": int(r.version),
+            "kind": r.kind,
+            "algorithm": r.algorithm,
+            "snapshots": json.loads(r.snapshots),
+            "created_at": str(r.created_at)[:19],
+            "aliases": r.aliases,
+            "metrics": json.loads(r.metrics),
+        }
+        for r in versions.itertuples()
+    ]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(title=f"{len(rows)} model versions")
+    for col in ("name", "version", "kind", "algorithm", "snapshots", "created", "aliases", "AUC"):
+        table.add_column(col, justify="right" if col in ("version", "AUC") else "left")
+    for r in rows:
+        auc = r["metrics"].get("auc")
+        table.add_row(
+            r["name"],
+            str(r["version"]),
+            r["kind"],
+            r["algorithm"],
+            ", ".join(r["snapshots"]),
+            r["created_at"],
+            r["aliases"],
+            "" if auc is None else f"{auc:.4f}",
+        )
+    console.print(table)

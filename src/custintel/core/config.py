@@ -316,6 +316,28 @@ class SegmentsConfig(_Strict):
         return value
 
 
+class ModelsConfig(_Strict):
+    """Propensity models: learners, calibration and LightGBM settings (docs/models.md)."""
+
+    algorithms: list[Literal["logistic", "lightgbm"]] = Field(
+        default_factory=lambda: ["logistic", "lightgbm"],
+        description="learners compared on validation; the best is kept",
+    )
+    calibration: Literal["isotonic", "sigmoid"] = "isotonic"
+    lightgbm: dict[str, float | int] = Field(
+        default_factory=dict,
+        description="LightGBM settings replacing the defaults (learning_rate, num_leaves, ...)",
+    )
+    seed: int = 0
+
+    @field_validator("algorithms")
+    @classmethod
+    def _some(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one algorithm")
+        return list(dict.fromkeys(value))
+
+
 class SourceConfig(_Strict):
     """One input: files (a path or glob) or a SQL table/query, mapped onto a contract."""
 
@@ -386,6 +408,7 @@ class ProjectConfig(_Strict):
     identity: IdentityConfig = Field(default_factory=IdentityConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     segments: SegmentsConfig = Field(default_factory=SegmentsConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
     stages: list[Literal["ingest", "identity", "features", "segments"]] = Field(
         default_factory=lambda: list(STAGES)
     )

@@ -45,6 +45,8 @@ from custintel.identity.records import latest_versions
 from custintel.identity.resolve import ResolveResult, resolve
 from custintel.ingest.loader import IngestSummary, Loader, Progress
 from custintel.ingest.quality import quality_summary
+from custintel.models.dataset import prepare as prepare_dataset
+from custintel.models.train import train as train_model
 from custintel.segments.fit import Progress as SegmentProgress
 from custintel.segments.fit import data_hash, fit_segments
 from custintel.segments.model import SegmentModel
@@ -557,6 +559,55 @@ class Project:
             "migration": last,
             "versions": registry.versions(wh, SEGMENT_MODEL),
         }
+
+    # -- propensity models ---------------------------------------------------------------
+    def model_train(self, label: str, *, progress: SegmentProgress | None = None) -> dict[str, Any]:
+        """Train, calibrate and evaluate out of time a model of ``features.train_<label>``,
+        registered as a new version of the model named ``label``."""
+        wh = self.warehouse
+        table = f"train_{label}"
+        if not wh.exists("features", table):
+            raise StageError(
+                f"models: no training table features.{table}; build it with "
+                f"`custintel features training-set --label {label}`"
+            )
+        frame = wh.table("features", table).execute()
+        if frame.empty:
+            raise StageError(f"models: features.{table} is empty")
+        trained = train_model(prepare_dataset(frame), label, self.config.models, progress=progress)
+        s = trained.summary
+        dates = [*s["split"]["train"], s["split"]["validation"], s["split"]["test"]]
+        metrics = {k: v for k, v in s["test"].items() if k != "rows"}
+        entry = registry.register(
+            wh,
+            self.artifacts_dir,
+            name=label,
+            kind="propensity",
+            algorithm=s["algorithm"],
+            model=trained.model,
+            params=self.config.models.model_dump(mode="json"),
+            feature_set="customer",
+            feature_set_version=str(frame.feature_set_version.iloc[0]),
+            snapshots=dates,
+            data_hash=data_hash(frame, [*s["features"], "label", "as_of"]),
+            metrics=metrics,
+            summary=s,
+        )
+        return {
+            "name": label,
+            "version": entry.version,
+            "algorithm": s["algorithm"],
+            "chosen_because": s["chosen_because"],
+            "split": s["split"],
+            "rows": s["rows"],
+            "candidates": s["candidates"],
+            "test": s["test"],
+            "notes": s["notes"],
+        }
+
+    def model_list(self) -> pd.DataFrame:
+        """Every registered model version with its aliases and headline metrics."""
+        return registry.versions(self.warehouse)
 
     def _stage_functions(
         self, progress: Progress | None

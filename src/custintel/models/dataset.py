@@ -1,0 +1,134 @@
+"""A training table made ready for a model: features, target, snapshot dates, ids.
+
+Identifiers, the target, the snapshot column and bookkeeping columns are never features;
+constant columns are dropped with a note; text columns become pandas categories, which
+LightGBM splits on natively (the logistic baseline one-hot encodes them). The split is by
+time, the way the model will be used: it learns from earlier snapshots and is judged on
+later ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from custintel.core.errors import StageError
+
+NOT_FEATURES = frozenset({"customer_id", "as_of", "label", "feature_set_version"})
+
+
+@dataclass
+class Dataset:
+    X: pd.DataFrame
+    y: np.ndarray
+    when: np.ndarray  # snapshot date of each row (datetime64[D])
+    ids: np.ndarray
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def features(self) -> list[str]:
+        return list(self.X.columns)
+
+    @property
+    def categorical(self) -> list[str]:
+        return [c for c in self.X.columns if isinstance(self.X[c].dtype, pd.CategoricalDtype)]
+
+    def rows(self, mask: np.ndarray) -> Dataset:
+        return Dataset(self.X[mask], self.y[mask], self.when[mask], self.ids[mask], self.notes)
+
+
+def feature_frame(
+    frame: pd.DataFrame, features: list[str], categories: dict[str, list[str]]
+) -> pd.DataFrame:
+    """The model's feature columns of any frame, typed as at training time."""
+    missing = [f for f in features if f not in frame]
+    if missing:
+        raise StageError(
+            f"models: the features differ from the model's: {', '.join(missing[:5])} missing"
+            + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        )
+    X = frame[features].copy()
+    for c in X.columns:
+        if c in categories:
+            text = X[c].astype("string")
+            # a category first seen after training counts as missing
+            text = text.where(text.isin(categories[c]))
+            X[c] = pd.Categorical(text, categories=categories[c])
+        else:
+            X[c] = pd.to_numeric(X[c], errors="coerce").astype("float64")
+    return X
+
+
+def prepare(
+    frame: pd.DataFrame,
+    *,
+    target: str = "label",
+    time: str = "as_of",
+    id_column: str = "customer_id",
+    exclude: frozenset[str] = NOT_FEATURES,
+) -> Dataset:
+    """Split a table into features, target, snapshot dates and ids; refuse a target with
+    one class; drop constant and identifier-like columns with a note."""
+    for col in (target, time):
+        if col not in frame:
+            raise StageError(f"models: the table has no column {col!r}")
+    y = pd.to_numeric(frame[target], errors="coerce")
+    if y.isna().any():
+        raise StageError(f"models: {int(y.isna().sum()):,} rows have no value in {target!r}")
+    classes = sorted(y.unique())
+    if len(classes) < 2:
+        raise StageError(
+            f"models: the target {target!r} has one class only ({classes[0] if classes else 'none'}) "
+            f"in {len(frame):,} rows; nothing to learn"
+        )
+    if set(classes) - {0, 1}:
+        raise StageError(f"models: the target {target!r} must be 0/1, found {classes[:5]}")
+    notes: list[str] = []
+    keep = []
+    for col in frame.columns:
+        if col in exclude or col in (target, time, id_column):
+            continue
+        values = frame[col]
+        if values.nunique(dropna=True) < 2:
+            notes.append(f"{col}: constant, dropped")
+            continue
+        is_text = not (pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values))
+        if is_text and values.nunique() > 0.5 * len(values):
+            notes.append(f"{col}: an identifier (a different value in most rows), dropped")
+            continue
+        keep.append(col)
+    categories = {
+        c: sorted(frame[c].dropna().astype("string").unique())
+        for c in keep
+        if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))
+    }
+    X = feature_frame(frame, keep, categories)
+    when = pd.to_datetime(frame[time]).to_numpy().astype("datetime64[D]")
+    ids = (
+        frame[id_column].astype("string").to_numpy()
+        if id_column in frame
+        else np.arange(len(frame)).astype(str)
+    )
+    return Dataset(X.reset_index(drop=True), y.to_numpy().astype(int), when, ids, notes)
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    train: list[str]
+    validation: str
+    test: str
+
+
+def time_split(when: np.ndarray) -> TimeSplit:
+    """Latest snapshot: the out-of-time test; the one before: validation (early stopping,
+    calibration, choosing the algorithm); all earlier: training."""
+    dates = sorted({str(d) for d in np.unique(when)})
+    if len(dates) < 3:
+        raise StageError(
+            f"models: {len(dates)} snapshot date(s) ({', '.join(dates)}); an out-of-time "
+            "evaluation needs at least three (training, validation, test): add dates to "
+            "features.snapshots"
+        )
+    return TimeSplit(dates[:-2], dates[-2], dates[-1])

@@ -1,0 +1,118 @@
+"""How good a propensity score is, in the terms marketing uses to act on it.
+
+- ranking: ROC AUC, precision-recall AUC (average precision), Kolmogorov-Smirnov;
+- calibration: Brier score and expected calibration error (ECE: the customer-weighted
+  mean gap between predicted and observed rates over ten equal-width probability bins);
+- targeting: gains and lift by decile (decile 1 holds the highest scores), top-decile
+  lift, and a threshold table of volume, expected and observed positives, cost, value and
+  return on investment for contacting everyone above a cut-off.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score, roc_curve
+
+BINS = 10
+
+
+def ks_statistic(y: np.ndarray, p: np.ndarray) -> float:
+    """The largest gap between the true and false positive rates over all cut-offs."""
+    fpr, tpr, _ = roc_curve(y, p)
+    return float(np.max(tpr - fpr))
+
+
+def calibration_bins(y: np.ndarray, p: np.ndarray, bins: int = BINS) -> pd.DataFrame:
+    """Customers, mean prediction and observed rate per equal-width probability bin."""
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    frame = pd.DataFrame({"bin": which, "y": y, "p": p})
+    out = frame.groupby("bin").agg(
+        customers=("y", "size"), predicted=("p", "mean"), observed=("y", "mean")
+    )
+    out["low"], out["high"] = edges[out.index], edges[out.index + 1]
+    return out.reset_index()
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = BINS) -> float:
+    table = calibration_bins(y, p, bins)
+    gap = (table.predicted - table.observed).abs()
+    return float((gap * table.customers).sum() / table.customers.sum())
+
+
+def gains(y: np.ndarray, p: np.ndarray, groups: int = 10) -> pd.DataFrame:
+    """One row per decile of score (1 = highest): customers, positives, rate, lift, and the
+    cumulative share of all positives captured (gains) and cumulative lift."""
+    order = np.argsort(-p, kind="stable")
+    ys, ps = np.asarray(y)[order], np.asarray(p)[order]
+    n = len(ys)
+    decile = np.minimum((np.arange(n) * groups) // n, groups - 1) + 1
+    frame = pd.DataFrame({"decile": decile, "y": ys, "p": ps})
+    out = frame.groupby("decile").agg(
+        customers=("y", "size"),
+        positives=("y", "sum"),
+        mean_score=("p", "mean"),
+        min_score=("p", "min"),
+    )
+    base = ys.mean() if n else 0.0
+    out["rate"] = out.positives / out.customers
+    out["lift"] = out.rate / base if base else np.nan
+    out["cum_gains"] = out.positives.cumsum() / ys.sum() if ys.sum() else np.nan
+    out["cum_lift"] = (out.positives.cumsum() / out.customers.cumsum()) / base if base else np.nan
+    return out.reset_index()
+
+
+def threshold_table(
+    y: np.ndarray | None,
+    p: np.ndarray,
+    *,
+    cost: float,
+    value: float,
+    shares: Sequence[float] = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0),
+) -> pd.DataFrame:
+    """Contact the top ``share`` of customers by score: volume, the score cut-off, expected
+    positives (the sum of calibrated scores), observed positives when ``y`` is known,
+    cost, expected value and return on investment."""
+    order = np.argsort(-p, kind="stable")
+    ps = np.asarray(p)[order]
+    ys = None if y is None else np.asarray(y)[order]
+    rows = []
+    for share in shares:
+        volume = max(1, round(share * len(ps)))
+        expected = float(ps[:volume].sum())
+        spend = volume * cost
+        row = {
+            "share": share,
+            "volume": volume,
+            "cutoff": float(ps[volume - 1]),
+            "expected_positives": expected,
+            "cost": spend,
+            "expected_value": expected * value,
+            "roi": (expected * value - spend) / spend if spend else np.nan,
+        }
+        if ys is not None:
+            row["observed_positives"] = int(ys[:volume].sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def evaluate(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    """The headline figures of one scored sample."""
+    y = np.asarray(y).astype(int)
+    p = np.asarray(p, dtype="float64")
+    if len(np.unique(y)) < 2:
+        raise ValueError("evaluation needs both classes among the outcomes")
+    table = gains(y, p)
+    return {
+        "rows": len(y),
+        "positive_rate": float(y.mean()),
+        "auc": float(roc_auc_score(y, p)),
+        "pr_auc": float(average_precision_score(y, p)),
+        "ks": ks_statistic(y, p),
+        "brier": float(brier_score_loss(y, p)),
+        "ece": expected_calibration_error(y, p),
+        "top_decile_lift": float(table.lift.iloc[0]),
+    }

@@ -1,0 +1,160 @@
+"""Training a propensity model the way it will be used: on the past, judged on the future.
+
+Snapshots are split by date (``dataset.time_split``): the learners fit on the training
+snapshots; the validation snapshot is halved (stratified) into rows for LightGBM's early
+stopping and rows for calibration and for choosing the algorithm; the latest snapshot is
+never touched until the out-of-time test. An average of the calibrated candidates is kept
+as a third candidate when it beats each of them on validation.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import train_test_split
+
+from custintel.core.config import ModelsConfig
+from custintel.core.errors import StageError
+from custintel.models import metrics
+from custintel.models.algorithms import calibrate, fit
+from custintel.models.dataset import Dataset, feature_frame, time_split
+
+Progress = Callable[[str, int, int], None]
+IMPORTANCE_ROWS = 20_000
+
+
+@dataclass
+class PropensityModel:
+    """A calibrated model (or an average of several) with the features it expects."""
+
+    name: str
+    algorithm: str
+    features: list[str]
+    categories: dict[str, list[str]]
+    members: list[Any] = field(default_factory=list)  # calibrated estimators, averaged
+
+    def predict_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        return self.predict(feature_frame(frame, self.features, self.categories))
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        return np.mean([m.predict_proba(X)[:, 1] for m in self.members], axis=0)
+
+
+@dataclass
+class Trained:
+    model: PropensityModel
+    summary: dict[str, Any]
+
+
+def _importance(model: Any, X: pd.DataFrame, seed: int) -> list[dict[str, Any]]:
+    """Gain importance and mean |SHAP| (LightGBM's ``pred_contrib``) per feature."""
+    booster = getattr(model, "booster_", None)
+    if booster is None:
+        return []
+    rows = X
+    if len(X) > IMPORTANCE_ROWS:
+        rows = X.sample(IMPORTANCE_ROWS, random_state=seed)
+    contrib = booster.predict(rows, pred_contrib=True)
+    shap = np.abs(contrib[:, :-1]).mean(axis=0)
+    gain = booster.feature_importance(importance_type="gain")
+    out = [
+        {"feature": f, "gain": float(g), "mean_abs_shap": float(s)}
+        for f, g, s in zip(booster.feature_name(), gain, shap, strict=True)
+    ]
+    return sorted(out, key=lambda r: -r["mean_abs_shap"])
+
+
+def train(
+    ds: Dataset, name: str, cfg: ModelsConfig, *, progress: Progress | None = None
+) -> Trained:
+    split = time_split(ds.when)
+    when = ds.when.astype(str)
+    train_rows = np.isin(when, split.train)
+    valid = np.where(when == split.validation)[0]
+    test = when == split.test
+    stop, cal = train_test_split(valid, test_size=0.5, random_state=cfg.seed, stratify=ds.y[valid])
+    X, y = ds.X, ds.y
+    for part, rows in (("training", train_rows), ("test", test)):
+        if len(np.unique(y[rows])) < 2:
+            raise StageError(
+                f"models: the {part} snapshot(s) of {name} have one class only; "
+                "nothing to learn or to test"
+            )
+    candidates: dict[str, dict[str, Any]] = {}
+    steps = len(cfg.algorithms) + 1
+    for i, algorithm in enumerate(cfg.algorithms, start=1):
+        if progress:
+            progress(f"{name}: {algorithm}", i - 1, steps)
+        began = time.perf_counter()
+        base = fit(
+            algorithm,
+            X[train_rows],
+            y[train_rows],
+            X.iloc[stop],
+            y[stop],
+            params=dict(cfg.lightgbm),
+            seed=cfg.seed,
+        )
+        fitted_s = time.perf_counter() - began
+        calibrated = calibrate(base, X.iloc[cal], y[cal], cfg.calibration)
+        p_cal = calibrated.predict_proba(X.iloc[cal])[:, 1]
+        candidates[algorithm] = {
+            "base": base,
+            "members": [calibrated],
+            "validation_auc": float(roc_auc_score(y[cal], p_cal)),
+            "seconds": round(fitted_s, 2),
+            "iterations": int(getattr(base, "best_iteration_", 0) or 0) or None,
+        }
+    if len(candidates) > 1:
+        members = [c["members"][0] for c in candidates.values()]
+        p_avg = np.mean([m.predict_proba(X.iloc[cal])[:, 1] for m in members], axis=0)
+        auc = float(roc_auc_score(y[cal], p_avg))
+        if all(auc > c["validation_auc"] for c in candidates.values()):
+            candidates["average"] = {"members": members, "validation_auc": auc}
+    if progress:
+        progress(f"{name}: evaluating", steps - 1, steps)
+    categories = {c: list(X[c].cat.categories) for c in ds.categorical}
+    results = {}
+    for algorithm, c in candidates.items():
+        model = PropensityModel(name, algorithm, ds.features, categories, c["members"])
+        p = model.predict(X[test])
+        results[algorithm] = {
+            "validation_auc": c["validation_auc"],
+            "test": metrics.evaluate(y[test], p),
+            "seconds": c.get("seconds"),
+            "iterations": c.get("iterations"),
+        }
+    best = max(candidates, key=lambda a: (candidates[a]["validation_auc"], a))
+    model = PropensityModel(name, best, ds.features, categories, candidates[best]["members"])
+    p_test = model.predict(X[test])
+    lgbm = candidates.get("lightgbm", {}).get("base")
+    summary = {
+        "name": name,
+        "algorithm": best,
+        "chosen_because": f"highest validation AUC ({candidates[best]['validation_auc']:.4f}) "
+        f"on the {split.validation} snapshot",
+        "split": {"train": split.train, "validation": split.validation, "test": split.test},
+        "rows": {
+            "train": int(train_rows.sum()),
+            "early_stopping": len(stop),
+            "calibration": len(cal),
+            "test": int(test.sum()),
+        },
+        "features": ds.features,
+        "notes": ds.notes,
+        "calibration": cfg.calibration,
+        "candidates": results,
+        "test": results[best]["test"],
+        "gains": metrics.gains(y[test], p_test).to_dict(orient="records"),
+        "reliability": metrics.calibration_bins(y[test], p_test).to_dict(orient="records"),
+        "importance": [] if lgbm is None else _importance(lgbm, X[test], cfg.seed),
+    }
+    if progress:
+        progress(f"{name}: done", steps, steps)
+    return Trained(model, summary)
