@@ -96,3 +96,38 @@ def test_bad_requests_say_what_is_missing(churn: dict[str, Any], runner) -> None
     assert r.exit_code == 0, r.output
     names = {row["name"] for row in json.loads(r.stdout)}
     assert "churn_90d" in names
+
+
+def test_promote_by_gates_then_score_everyone_with_reasons(
+    churn: dict[str, Any], tmp_path: Path
+) -> None:
+    project = tmp_path / "shop"
+    shutil.copytree(churn["project"], project)
+    with Project.open(project) as p:
+        with pytest.raises(StageError, match="no champion yet"):
+            p.score("churn_90d", AS_OF)
+        p.config = p.config.model_copy(
+            update={"models": p.config.models.model_copy(update={"gates": {"auc": 0.99}})}
+        )
+        with pytest.raises(StageError, match=r"not promoted: out of time auc 0\.\d+ < 0\.99"):
+            p.model_promote("churn_90d", 1)
+        p.config = p.config.model_copy(
+            update={"models": p.config.models.model_copy(update={"gates": {"auc": 0.7}})}
+        )
+        assert p.model_promote("churn_90d", 1)["champion"] == 1
+        first = p.score("churn_90d", AS_OF)
+        again = p.score("churn_90d", AS_OF)  # the same date again: replaced, not added
+        scores = p.warehouse.table("scores", "churn_90d").execute()
+    assert first["customers"] == again["customers"] == len(scores) == scores.customer_id.nunique()
+    assert first["customers"] + first["opted_out"] >= len(churn["frame"]) - 5
+    assert sorted(scores.decile.unique()) == list(range(1, 11))
+    by_decile = scores.groupby("decile").score.mean()
+    assert by_decile.is_monotonic_decreasing
+    assert set(scores.tier) == {"high", "medium", "low"}
+    top = scores.sort_values("score", ascending=False).iloc[0]
+    assert 1 <= len(json.loads(top.reasons)) <= 3
+    assert all(": " in r for r in json.loads(top.reasons))
+    # the scores as of the date equal the registered model's own predictions
+    mine = pd.Series(churn["model"].predict_frame(churn["frame"]), index=churn["frame"].customer_id)
+    stored = scores.set_index("customer_id").score
+    assert (abs(mine.loc[stored.index] - stored) < 1e-9).all()

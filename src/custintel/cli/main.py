@@ -939,3 +939,44 @@ def model_list(project: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
             "" if auc is None else f"{auc:.4f}",
         )
     console.print(table)
+
+
+@model_app.command("promote")
+@guarded
+def model_promote(
+    label: str = typer.Argument(..., help="Model name (its label), e.g. churn_90d."),
+    version: int = typer.Option(..., "--version", help="Version to make the champion."),
+    project: Path = ProjectOpt,
+    as_json: bool = JsonOpt,
+) -> None:
+    """Make a version the champion if it meets every out-of-time gate (models.gates)."""
+    with _open(project) as proj:
+        result = proj.model_promote(label, version)
+    if as_json:
+        _print_json(result)
+        return
+    before = f" (was v{result['previous']})" if result["previous"] else ""
+    console.print(f"{label}: v{result['champion']} is the champion{before}", highlight=False)
+
+
+@app.command()
+@guarded
+def score(
+    label: str = typer.Argument(..., help="Model name (its label), e.g. churn_90d."),
+    project: Path = ProjectOpt,
+    as_of: str = typer.Option(..., "--as-of", help="Score the features as of this date."),
+    version: int | None = typer.Option(None, "--version", help="Version (default: champion)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Score every eligible customer into scores.<label> with deciles, tiers and reasons."""
+    with _open(project) as proj, _progress(not as_json) as progress:
+        result = proj.score(label, _date(as_of, "--as-of"), version=version, progress=progress)
+    if as_json:
+        _print_json(result)
+        return
+    console.print(
+        f"{result['table']}: {result['customers']:,} customers as of {result['as_of']} by "
+        f"v{result['version']} (mean score {result['mean_score']:.4f}; "
+        f"{result['opted_out']:,} opted out of profiling, not scored)",
+        highlight=False,
+    )

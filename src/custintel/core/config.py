@@ -328,6 +328,11 @@ class ModelsConfig(_Strict):
         default_factory=dict,
         description="LightGBM settings replacing the defaults (learning_rate, num_leaves, ...)",
     )
+    gates: dict[str, float] = Field(
+        default_factory=lambda: {"auc": 0.7, "top_decile_lift": 1.5},
+        description="out-of-time minimums a version must meet before `model promote`",
+    )
+    chunk_rows: int = Field(default=200_000, ge=1000, description="rows scored at a time")
     seed: int = 0
 
     @field_validator("algorithms")

@@ -42,7 +42,8 @@ SCHEMAS = (
 rows with reasons; clean: rows that passed every rule, in contract shape; ops: runs,
 lineage and registries; identity: customer ids, links, id history; customer: the golden
 record; features: customer features as of dates, their catalog and training tables;
-segments: segment assignments and profiles; models: the model registry."""
+segments: segment assignments and profiles; models: the model registry; scores: one
+table of scores per model."""
 
 Kind = Literal["duckdb", "spark", "other"]
 

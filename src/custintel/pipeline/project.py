@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import ibis
+import numpy as np
 import pandas as pd
 
 from custintel import __version__
@@ -39,13 +40,16 @@ from custintel.features.build import (
 )
 from custintel.features.definitions import customer_features
 from custintel.features.stability import stability
+from custintel.features.training import opted_out
 from custintel.identity.explain import explain_pair
 from custintel.identity.linkage import tf_columns
 from custintel.identity.records import latest_versions
 from custintel.identity.resolve import ResolveResult, resolve
 from custintel.ingest.loader import IngestSummary, Loader, Progress
 from custintel.ingest.quality import quality_summary
+from custintel.models.dataset import feature_frame
 from custintel.models.dataset import prepare as prepare_dataset
+from custintel.models.explain import contributions, reasons
 from custintel.models.train import train as train_model
 from custintel.segments.fit import Progress as SegmentProgress
 from custintel.segments.fit import data_hash, fit_segments
@@ -54,6 +58,7 @@ from custintel.segments.validate import migration
 
 SEGMENT_MODEL = "segments"
 ACTIVE = "active"
+CHAMPION = "champion"
 
 
 @dataclass
@@ -603,6 +608,112 @@ class Project:
             "candidates": s["candidates"],
             "test": s["test"],
             "notes": s["notes"],
+        }
+
+    def model_promote(self, label: str, version: int) -> dict[str, Any]:
+        """Make ``version`` the champion of ``label`` if its out-of-time figures meet every
+        gate in ``models.gates`` (promoting an older version is a rollback)."""
+        wh = self.warehouse
+        if not wh.exists("models", "registry"):
+            raise StageError(f"models: no model named {label!r} in the registry")
+        entry = registry.get(wh, label, version)
+        failed = [
+            f"{metric} {entry.metrics.get(metric, float('nan')):.4f} < {least}"
+            for metric, least in self.config.models.gates.items()
+            if not entry.metrics.get(metric, float("-inf")) >= least
+        ]
+        if failed:
+            raise StageError(
+                f"models: {label} v{version} is not promoted: out of time "
+                + ", ".join(failed)
+                + " (models.gates)"
+            )
+        try:
+            before: int | None = registry.get(wh, label, alias=CHAMPION).version
+        except StageError:
+            before = None
+        registry.set_alias(wh, label, CHAMPION, version)
+        return {"name": label, "champion": version, "previous": before, "metrics": entry.metrics}
+
+    def score(
+        self,
+        label: str,
+        as_of: dt.date,
+        *,
+        version: int | None = None,
+        progress: SegmentProgress | None = None,
+    ) -> dict[str, Any]:
+        """``scores.<label>``: every eligible customer's score as of a date with its decile,
+        tier and top three reasons, by the champion (or ``version``); scoring a date again
+        with the same version replaces its rows."""
+        wh = self.warehouse
+        if not wh.exists("models", "registry"):
+            raise StageError(f"models: no model named {label!r} in the registry")
+        try:
+            entry = registry.get(wh, label, version=version, alias=None if version else CHAMPION)
+        except StageError as exc:
+            if version is None and "no 'champion'" in str(exc):
+                raise StageError(
+                    f"models: {label} has no champion yet: promote a version "
+                    f"(`custintel model promote {label} --version N`) or give --version"
+                ) from None
+            raise
+        if entry.kind != "propensity":
+            raise StageError(f"models: {label} is a {entry.kind} model, not a propensity model")
+        model = registry.load(self.artifacts_dir, entry)
+        _, fs_version = version_of(params_for(wh, self.config))
+        if entry.feature_set_version != fs_version:
+            raise StageError(
+                f"models: {label} v{entry.version} was trained on feature set version "
+                f"{entry.feature_set_version}, the features are now version {fs_version}; "
+                "retrain it"
+            )
+        frame = self.features_frame(as_of)
+        if frame.empty:
+            raise StageError(f"models: no customers existed before {as_of}")
+        events, _ = events_for(wh, self.config)
+        excluded = set(opted_out(events, as_of).execute().customer_id)
+        frame = frame[~frame.customer_id.isin(excluded)].reset_index(drop=True)
+        catalog = self.features_catalog()
+        words = dict(zip(catalog.name, catalog.description, strict=True))
+        scores, why = [], []
+        step = self.config.models.chunk_rows
+        for start in range(0, len(frame), step):
+            X = feature_frame(frame.iloc[start : start + step], model.features, model.categories)
+            scores.append(model.predict(X))
+            pushes = contributions(model.members, X)
+            why += [[] for _ in range(len(X))] if pushes is None else reasons(pushes, X, words)
+            if progress:
+                progress(f"scoring {label}", min(start + step, len(frame)), len(frame))
+        score = np.concatenate(scores) if scores else np.empty(0)
+        rank = np.empty(len(score), dtype=int)
+        rank[np.argsort(-score, kind="stable")] = np.arange(len(score))
+        decile = rank * 10 // max(len(score), 1) + 1
+        out = pd.DataFrame(
+            {
+                "customer_id": frame.customer_id.to_numpy(),
+                "as_of": as_of,
+                "score": score,
+                "decile": decile.astype("int64"),
+                "tier": np.where(decile <= 2, "high", np.where(decile <= 5, "medium", "low")),
+                "reasons": [json.dumps(r) for r in why],
+                "model_version": entry.version,
+            }
+        )
+        wh.ensure_schema("scores")
+        with wh.transaction():
+            wh.delete_where(
+                "scores", label, f"as_of = DATE '{as_of}' AND model_version = {entry.version}"
+            )
+            wh.put("scores", label, out, append=True)
+        return {
+            "name": label,
+            "version": entry.version,
+            "as_of": as_of.isoformat(),
+            "customers": len(out),
+            "opted_out": len(excluded),
+            "mean_score": float(score.mean()) if len(score) else None,
+            "table": f"scores.{label}",
         }
 
     def model_list(self) -> pd.DataFrame:
