@@ -131,3 +131,48 @@ def test_promote_by_gates_then_score_everyone_with_reasons(
     mine = pd.Series(churn["model"].predict_frame(churn["frame"]), index=churn["frame"].customer_id)
     stored = scores.set_index("customer_id").score
     assert (abs(mine.loc[stored.index] - stored) < 1e-9).all()
+
+
+def test_threshold_table_report_page_and_a_rerun_that_changes_nothing(
+    churn: dict[str, Any], tmp_path: Path, runner
+) -> None:
+    from custintel.pipeline.report import write_reports
+
+    project = tmp_path / "shop"
+    shutil.copytree(churn["project"], project)
+    r = runner.invoke(
+        app,
+        [
+            "model",
+            "threshold",
+            "churn_90d",
+            "-p",
+            str(project),
+            "--cost",
+            "2",
+            "--value",
+            "50",
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    t = json.loads(r.stdout)
+    rows = pd.DataFrame(t["rows"]).set_index("share")
+    assert t["cost_per_contact"] == 2 and rows.loc[1.0, "volume"] == t["customers"]
+    assert rows.loc[0.1, "observed_positives"] / rows.loc[0.1, "volume"] > (
+        rows.loc[1.0, "observed_positives"] / rows.loc[1.0, "volume"]
+    )
+    with Project.open(project) as p:
+        again = p.model_train("churn_90d")
+        assert again["unchanged"] and again["version"] == churn["result"]["version"]
+        index = write_reports(p)
+    page = (index.parent / "models.html").read_text()
+    for title in (
+        "churn_90d v1",
+        "ROC",
+        "Cumulative gains",
+        "Reliability",
+        "mean |SHAP|",
+        "What if",
+    ):
+        assert title in page, title

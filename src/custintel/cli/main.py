@@ -857,15 +857,25 @@ app.add_typer(model_app, name="model")
 def model_train(
     label: str = typer.Argument(..., help="A label with a training table, e.g. churn_90d."),
     project: Path = ProjectOpt,
+    force: bool = typer.Option(
+        False,
+        "--force",
+        help="Train and register even when nothing changed since the last version.",
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Train on earlier snapshots, calibrate and choose on the next, test on the latest."""
     with _open(project) as proj, _progress(not as_json) as progress:
-        result = proj.model_train(label, progress=progress)
+        result = proj.model_train(label, force=force, progress=progress)
     if as_json:
         _print_json(result)
         return
     split = result["split"]
+    if result["unchanged"]:
+        console.print(
+            "unchanged: the latest version was trained on these rows with these settings",
+            highlight=False,
+        )
     console.print(
         f"{result['name']} v{result['version']}: {result['algorithm']} "
         f"({result['chosen_because']}); trained on {', '.join(split['train'])}, "
@@ -980,3 +990,41 @@ def score(
         f"{result['opted_out']:,} opted out of profiling, not scored)",
         highlight=False,
     )
+
+
+@model_app.command("threshold")
+@guarded
+def model_threshold(
+    label: str = typer.Argument(..., help="Model name (its label), e.g. churn_90d."),
+    project: Path = ProjectOpt,
+    cost: float | None = typer.Option(None, "--cost", help="Cost per contact."),
+    value: float | None = typer.Option(None, "--value", help="Value per success."),
+    version: int | None = typer.Option(None, "--version", help="Version (default: champion)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """What if we contact the top share by score? Volume, positives, cost, value and ROI."""
+    with _open(project) as proj:
+        result = proj.model_threshold(label, cost=cost, value=value, version=version)
+    if as_json:
+        _print_json(result)
+        return
+    table = Table(
+        title=f"{label} v{result['version']}: cost {result['cost_per_contact']:g} per contact, "
+        f"value {result['value_per_success']:g} per success (out-of-time test, "
+        f"{result['customers']:,} customers)"
+    )
+    cols = ("top share", "volume", "score cut-off", "expected", "observed", "cost", "value", "ROI")
+    for col in cols:
+        table.add_column(col, justify="right")
+    for r in result["rows"]:
+        table.add_row(
+            f"{r['share']:.0%}",
+            f"{r['volume']:,}",
+            f"{r['cutoff']:.4f}",
+            f"{r['expected_positives']:,.0f}",
+            f"{r.get('observed_positives', 0):,}",
+            f"{r['cost']:,.0f}",
+            f"{r['expected_value']:,.0f}",
+            f"{r['roi']:.0%}",
+        )
+    console.print(table)

@@ -22,7 +22,7 @@ from custintel.core.errors import ConfigError
 CONFIG_FILE = "custintel.yaml"
 M = TypeVar("M", bound=BaseModel)
 
-STAGES = ("ingest", "identity", "features", "segments")
+STAGES = ("ingest", "identity", "features", "segments", "models")
 """Every stage custintel knows, in the order ``custintel run`` executes them."""
 
 
@@ -319,6 +319,12 @@ class SegmentsConfig(_Strict):
 class ModelsConfig(_Strict):
     """Propensity models: learners, calibration and LightGBM settings (docs/models.md)."""
 
+    labels: list[str] = Field(
+        default_factory=lambda: ["churn_90d"],
+        description="labels `custintel run` trains, promotes (gates permitting) and scores",
+    )
+    cost_per_contact: float = Field(default=1.5, ge=0, description="for the threshold table")
+    value_per_success: float = Field(default=40.0, ge=0, description="for the threshold table")
     algorithms: list[Literal["logistic", "lightgbm"]] = Field(
         default_factory=lambda: ["logistic", "lightgbm"],
         description="learners compared on validation; the best is kept",
@@ -414,7 +420,7 @@ class ProjectConfig(_Strict):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     segments: SegmentsConfig = Field(default_factory=SegmentsConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
-    stages: list[Literal["ingest", "identity", "features", "segments"]] = Field(
+    stages: list[Literal["ingest", "identity", "features", "segments", "models"]] = Field(
         default_factory=lambda: list(STAGES)
     )
     reports_dir: str = "reports"

@@ -14,7 +14,13 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score, roc_curve
+from sklearn.metrics import (
+    average_precision_score,
+    brier_score_loss,
+    precision_recall_curve,
+    roc_auc_score,
+    roc_curve,
+)
 
 BINS = 10
 
@@ -97,6 +103,20 @@ def threshold_table(
             row["observed_positives"] = int(ys[:volume].sum())
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def curves(y: np.ndarray, p: np.ndarray, points: int = 200) -> dict[str, list[float]]:
+    """ROC and precision-recall curves thinned to about ``points`` points each."""
+    fpr, tpr, _ = roc_curve(y, p)
+    precision, recall, _ = precision_recall_curve(y, p)
+
+    def thin(*arrays: np.ndarray) -> list[list[float]]:
+        keep = np.unique(np.linspace(0, len(arrays[0]) - 1, points).astype(int))
+        return [[round(float(v), 5) for v in a[keep]] for a in arrays]
+
+    fpr_, tpr_ = thin(fpr, tpr)
+    recall_, precision_ = thin(recall, precision)
+    return {"fpr": fpr_, "tpr": tpr_, "recall": recall_, "precision": precision_}
 
 
 def evaluate(y: np.ndarray, p: np.ndarray) -> dict[str, float]:

@@ -27,6 +27,7 @@ from custintel.models.dataset import Dataset, feature_frame, time_split
 
 Progress = Callable[[str, int, int], None]
 IMPORTANCE_ROWS = 20_000
+SAMPLE_ROWS = 20_000
 
 
 @dataclass
@@ -68,6 +69,15 @@ def _importance(model: Any, X: pd.DataFrame, seed: int) -> list[dict[str, Any]]:
         for f, g, s in zip(booster.feature_name(), gain, shap, strict=True)
     ]
     return sorted(out, key=lambda r: -r["mean_abs_shap"])
+
+
+def _sample(y: np.ndarray, p: np.ndarray, seed: int) -> dict[str, list[float]]:
+    """Outcomes and scores of up to ``SAMPLE_ROWS`` test customers, kept with the model for
+    what-if tables at any cost and value."""
+    rows = np.arange(len(y))
+    if len(y) > SAMPLE_ROWS:
+        rows = np.random.default_rng(seed).choice(len(y), SAMPLE_ROWS, replace=False)
+    return {"y": [int(v) for v in y[rows]], "p": [round(float(v), 6) for v in p[rows]]}
 
 
 def train(
@@ -154,6 +164,8 @@ def train(
         "gains": metrics.gains(y[test], p_test).to_dict(orient="records"),
         "reliability": metrics.calibration_bins(y[test], p_test).to_dict(orient="records"),
         "importance": [] if lgbm is None else _importance(lgbm, X[test], cfg.seed),
+        "curves": metrics.curves(y[test], p_test),
+        "test_sample": _sample(y[test], p_test, cfg.seed),
     }
     if progress:
         progress(f"{name}: done", steps, steps)

@@ -50,6 +50,7 @@ from custintel.ingest.quality import quality_summary
 from custintel.models.dataset import feature_frame
 from custintel.models.dataset import prepare as prepare_dataset
 from custintel.models.explain import contributions, reasons
+from custintel.models.metrics import threshold_table
 from custintel.models.train import train as train_model
 from custintel.segments.fit import Progress as SegmentProgress
 from custintel.segments.fit import data_hash, fit_segments
@@ -566,9 +567,12 @@ class Project:
         }
 
     # -- propensity models ---------------------------------------------------------------
-    def model_train(self, label: str, *, progress: SegmentProgress | None = None) -> dict[str, Any]:
+    def model_train(
+        self, label: str, *, force: bool = False, progress: SegmentProgress | None = None
+    ) -> dict[str, Any]:
         """Train, calibrate and evaluate out of time a model of ``features.train_<label>``,
-        registered as a new version of the model named ``label``."""
+        registered as a new version of the model named ``label``; when the latest version
+        was trained on the same rows with the same settings it is kept unless ``force``."""
         wh = self.warehouse
         table = f"train_{label}"
         if not wh.exists("features", table):
@@ -579,6 +583,19 @@ class Project:
         frame = wh.table("features", table).execute()
         if frame.empty:
             raise StageError(f"models: features.{table} is empty")
+        params = self.config.models.model_dump(mode="json")
+        rows_hash = data_hash(frame, sorted(frame.columns))
+        if not force:
+            try:
+                last: registry.Entry | None = registry.get(wh, label)
+            except StageError:
+                last = None
+            if (
+                last is not None
+                and last.data_hash == rows_hash
+                and last.params == json.loads(json.dumps(params, sort_keys=True))
+            ):
+                return self._train_result(last, registry.summary(self.artifacts_dir, last), True)
         trained = train_model(prepare_dataset(frame), label, self.config.models, progress=progress)
         s = trained.summary
         dates = [*s["split"]["train"], s["split"]["validation"], s["split"]["test"]]
@@ -590,17 +607,22 @@ class Project:
             kind="propensity",
             algorithm=s["algorithm"],
             model=trained.model,
-            params=self.config.models.model_dump(mode="json"),
+            params=params,
             feature_set="customer",
             feature_set_version=str(frame.feature_set_version.iloc[0]),
             snapshots=dates,
-            data_hash=data_hash(frame, [*s["features"], "label", "as_of"]),
+            data_hash=rows_hash,
             metrics=metrics,
             summary=s,
         )
+        return self._train_result(entry, s, False)
+
+    @staticmethod
+    def _train_result(entry: registry.Entry, s: dict[str, Any], unchanged: bool) -> dict[str, Any]:
         return {
-            "name": label,
+            "name": entry.name,
             "version": entry.version,
+            "unchanged": unchanged,
             "algorithm": s["algorithm"],
             "chosen_because": s["chosen_because"],
             "split": s["split"],
@@ -716,6 +738,68 @@ class Project:
             "table": f"scores.{label}",
         }
 
+    def _propensity_entry(self, label: str, version: int | None) -> registry.Entry:
+        """The given version, else the champion, else the latest."""
+        wh = self.warehouse
+        if not wh.exists("models", "registry"):
+            raise StageError(f"models: no model named {label!r} in the registry")
+        if version is not None:
+            return registry.get(wh, label, version)
+        try:
+            return registry.get(wh, label, alias=CHAMPION)
+        except StageError:
+            return registry.get(wh, label)
+
+    def model_threshold(
+        self,
+        label: str,
+        *,
+        cost: float | None = None,
+        value: float | None = None,
+        version: int | None = None,
+    ) -> dict[str, Any]:
+        """What contacting the top share of customers would cost and return, from the
+        out-of-time test of a version (the champion by default)."""
+        entry = self._propensity_entry(label, version)
+        sample = registry.summary(self.artifacts_dir, entry).get("test_sample")
+        if not sample:
+            raise StageError(f"models: {label} v{entry.version} has no stored test scores")
+        mc = self.config.models
+        cost = mc.cost_per_contact if cost is None else cost
+        value = mc.value_per_success if value is None else value
+        table = threshold_table(
+            np.array(sample["y"]), np.array(sample["p"]), cost=cost, value=value
+        )
+        return {
+            "name": label,
+            "version": entry.version,
+            "cost_per_contact": cost,
+            "value_per_success": value,
+            "customers": len(sample["y"]),
+            "rows": table.to_dict(orient="records"),
+        }
+
+    def models_summary(self) -> list[dict[str, Any]]:
+        """What the report shows per propensity model: the champion (or latest) version's
+        training summary, its threshold table and every version."""
+        wh = self.warehouse
+        if not wh.exists("models", "registry"):
+            return []
+        versions = registry.versions(wh)
+        versions = versions[versions.kind == "propensity"]
+        out = []
+        for name in sorted(versions.name.unique()):
+            entry = self._propensity_entry(name, None)
+            out.append(
+                {
+                    "entry": entry,
+                    "summary": registry.summary(self.artifacts_dir, entry),
+                    "threshold": self.model_threshold(name, version=entry.version),
+                    "versions": versions[versions.name == name],
+                }
+            )
+        return out
+
     def model_list(self) -> pd.DataFrame:
         """Every registered model version with its aliases and headline metrics."""
         return registry.versions(self.warehouse)
@@ -790,11 +874,49 @@ class Project:
                 parts.append(f"{c['stayed']:.0%} stayed in their segment since {c['from']}")
             return StageResult("segments", "ok", "; ".join(parts), detail)
 
+        def models(run_id: str) -> StageResult:
+            fc = self.config.features
+            if not fc.snapshots:
+                return StageResult(
+                    "models",
+                    "skipped",
+                    "no features.snapshots, so no training tables to learn from",
+                )
+            parts, detail = [], []
+            as_of = default_as_of(self.warehouse, self.config)
+            for label in self.config.models.labels:
+                if not self.warehouse.exists("features", f"train_{label}"):
+                    self.features_training_set(label, run_id=run_id)
+                r = self.model_train(label, progress=progress)
+                t = r["test"]
+                text = ("unchanged " if r["unchanged"] else "") + (
+                    f"{label} v{r['version']} {r['algorithm']}: out-of-time AUC {t['auc']:.3f}, "
+                    f"top-decile lift {t['top_decile_lift']:.2f}, ECE {t['ece']:.3f}"
+                )
+                try:
+                    champion = registry.get(self.warehouse, label, alias=CHAMPION).version
+                except StageError:
+                    champion = None
+                if champion is None:
+                    try:
+                        self.model_promote(label, r["version"])
+                        champion = r["version"]
+                        text += "; promoted to champion"
+                    except StageError as exc:
+                        text += f"; {exc}"
+                if champion is not None:
+                    sc = self.score(label, as_of, version=champion, progress=progress)
+                    text += f"; {sc['customers']:,} scored as of {sc['as_of']} by v{champion}"
+                parts.append(text)
+                detail.append(r)
+            return StageResult("models", "ok", "; ".join(parts), {"models": detail})
+
         return {
             "ingest": ingest,
             "identity": identity,
             "features": features,
             "segments": segments,
+            "models": models,
         }
 
     def run(self, *, resume: bool = False, progress: Progress | None = None) -> RunResult:

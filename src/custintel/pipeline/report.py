@@ -660,6 +660,217 @@ def segments_page(data: dict[str, Any]) -> str:
     return _page("Customer segments", "".join(parts), plotly=True)
 
 
+def _model_section(item: dict[str, Any]) -> str:
+    """One propensity model: candidates, curves, gains, calibration, importance, what-if."""
+    from plotly.subplots import make_subplots
+
+    entry, s, th = item["entry"], item["summary"], item["threshold"]
+    split = s.get("split", {})
+    champion = "champion" in str(
+        item["versions"].set_index("version").aliases.get(entry.version, "")
+    )
+    parts = [
+        f"<h2>{html.escape(entry.name)} v{entry.version}"
+        + (" (champion)" if champion else " (latest; no champion yet)")
+        + "</h2>",
+        f"<p>{html.escape(s.get('algorithm', ''))}: {html.escape(s.get('chosen_because', ''))}. "
+        f"Trained on {html.escape(', '.join(split.get('train', [])))}, calibrated "
+        f"({html.escape(s.get('calibration', ''))}) on half of {html.escape(split.get('validation', ''))}, "
+        f"tested out of time on {html.escape(split.get('test', ''))} "
+        f"({s.get('rows', {}).get('test', 0):,} customers).</p>",
+    ]
+    rows = []
+    for name, c in s.get("candidates", {}).items():
+        t = c["test"]
+        rows.append(
+            [
+                name + (" (chosen)" if name == s.get("algorithm") else ""),
+                f"{c['validation_auc']:.4f}",
+                f"{t['auc']:.4f}",
+                f"{t['pr_auc']:.4f}",
+                f"{t['ks']:.3f}",
+                f"{t['brier']:.4f}",
+                f"{t['ece']:.4f}",
+                f"{t['top_decile_lift']:.2f}",
+            ]
+        )
+    parts.append(
+        _table(
+            [
+                "candidate",
+                "validation AUC",
+                "test AUC",
+                "PR AUC",
+                "KS",
+                "Brier",
+                "ECE",
+                "top-decile lift",
+            ],
+            rows,
+            numeric={1, 2, 3, 4, 5, 6, 7},
+        )
+    )
+    cv = s.get("curves")
+    if cv:
+        fig = make_subplots(rows=1, cols=2, subplot_titles=["ROC", "Precision-recall"])
+        fig.add_scatter(x=cv["fpr"], y=cv["tpr"], mode="lines", name="ROC", row=1, col=1)
+        fig.add_scatter(
+            x=[0, 1], y=[0, 1], mode="lines", line_dash="dot", showlegend=False, row=1, col=1
+        )
+        fig.add_scatter(x=cv["recall"], y=cv["precision"], mode="lines", name="PR", row=1, col=2)
+        fig.update_xaxes(title_text="false positive rate", row=1, col=1)
+        fig.update_yaxes(title_text="true positive rate", row=1, col=1)
+        fig.update_xaxes(title_text="recall", row=1, col=2)
+        fig.update_yaxes(title_text="precision", row=1, col=2)
+        fig.update_layout(title=f"Out-of-time test, AUC {s['test']['auc']:.3f}", showlegend=False)
+        parts.append(_figure(fig, height=380, top=70))
+    g = s.get("gains")
+    if g:
+        fig = make_subplots(rows=1, cols=2, subplot_titles=["Lift by decile", "Cumulative gains"])
+        fig.add_bar(
+            x=[r["decile"] for r in g],
+            y=[r["lift"] for r in g],
+            row=1,
+            col=1,
+            marker_color="#134074",
+        )
+        fig.add_scatter(
+            x=[0] + [r["decile"] * 10 for r in g],
+            y=[0] + [100 * r["cum_gains"] for r in g],
+            mode="lines+markers",
+            row=1,
+            col=2,
+        )
+        fig.add_scatter(x=[0, 100], y=[0, 100], mode="lines", line_dash="dot", row=1, col=2)
+        fig.update_xaxes(title_text="decile (1 = highest scores)", row=1, col=1)
+        fig.update_xaxes(title_text="% of customers contacted", row=1, col=2)
+        fig.update_yaxes(title_text="% of positives reached", row=1, col=2)
+        fig.update_layout(showlegend=False, title="Targeting by score")
+        parts.append(_figure(fig, height=380, top=70))
+        parts.append(
+            _table(
+                [
+                    "decile",
+                    "customers",
+                    "positives",
+                    "rate",
+                    "lift",
+                    "cumulative gains",
+                    "cumulative lift",
+                ],
+                [
+                    [
+                        r["decile"],
+                        f"{r['customers']:,}",
+                        f"{r['positives']:,}",
+                        f"{r['rate']:.1%}",
+                        f"{r['lift']:.2f}",
+                        f"{r['cum_gains']:.1%}",
+                        f"{r['cum_lift']:.2f}",
+                    ]
+                    for r in g
+                ],
+                numeric={0, 1, 2, 3, 4, 5, 6},
+            )
+        )
+    rel = s.get("reliability")
+    if rel:
+        fig = go.Figure()
+        fig.add_scatter(
+            x=[r["predicted"] for r in rel],
+            y=[r["observed"] for r in rel],
+            mode="lines+markers",
+            text=[f"{r['customers']:,} customers" for r in rel],
+            name="model",
+        )
+        fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line_dash="dot", name="perfect")
+        fig.update_layout(
+            title=f"Reliability (ECE {s['test']['ece']:.3f}, Brier {s['test']['brier']:.3f})",
+            xaxis_title="predicted probability",
+            yaxis_title="observed rate",
+        )
+        parts.append(_figure(fig))
+    imp = s.get("importance")
+    if imp:
+        top = imp[:20]
+        fig = go.Figure(
+            go.Bar(
+                x=[r["mean_abs_shap"] for r in top], y=[r["feature"] for r in top], orientation="h"
+            )
+        )
+        fig.update_layout(
+            title="Global importance: mean |SHAP| (log-odds) on the test snapshot",
+            yaxis={"autorange": "reversed"},
+        )
+        parts.append(_figure(fig, height=max(360, 22 * len(top) + 80)))
+    parts.append(
+        f"<h3>What if: contacting the top share by score</h3><p>Cost "
+        f"{th['cost_per_contact']:g} per contact, value {th['value_per_success']:g} per "
+        f"success (<code>models.cost_per_contact</code>, <code>models.value_per_success</code>; "
+        f"<code>custintel model threshold {html.escape(entry.name)} --cost C --value V</code> "
+        f"for others), on {th['customers']:,} test customers.</p>"
+    )
+    parts.append(
+        _table(
+            [
+                "top share",
+                "volume",
+                "score cut-off",
+                "expected positives",
+                "observed",
+                "cost",
+                "value",
+                "ROI",
+            ],
+            [
+                [
+                    f"{r['share']:.0%}",
+                    f"{r['volume']:,}",
+                    f"{r['cutoff']:.4f}",
+                    f"{r['expected_positives']:,.0f}",
+                    f"{r.get('observed_positives', 0):,}",
+                    f"{r['cost']:,.0f}",
+                    f"{r['expected_value']:,.0f}",
+                    f"{r['roi']:.0%}",
+                ]
+                for r in th["rows"]
+            ],
+            numeric={0, 1, 2, 3, 4, 5, 6, 7},
+        )
+    )
+    if s.get("notes"):
+        parts.append("<p class=muted>" + html.escape("; ".join(s["notes"])) + "</p>")
+    parts.append(
+        _table(
+            ["version", "algorithm", "snapshots", "created", "aliases", "test AUC"],
+            [
+                [
+                    int(r.version),
+                    r.algorithm,
+                    ", ".join(json.loads(r.snapshots)),
+                    str(r.created_at)[:19],
+                    r.aliases,
+                    f"{json.loads(r.metrics).get('auc', float('nan')):.4f}",
+                ]
+                for r in item["versions"].itertuples()
+            ],
+            numeric={0, 5},
+        )
+    )
+    return "".join(parts)
+
+
+def models_page(items: list[dict[str, Any]]) -> str:
+    """Every propensity model: out-of-time evaluation of its champion (or latest)."""
+    intro = (
+        "<p>Each model is trained on earlier snapshots, calibrated on the next and tested "
+        "out of time on the latest (docs/models.md). Figures below are from that test.</p>"
+    )
+    return _page(
+        "Propensity models", intro + "".join(_model_section(i) for i in items), plotly=True
+    )
+
+
 def write_reports(project: Any) -> Path:
     """Write every stage's page and the index; returns the index path."""
     out: Path = project.reports_dir
@@ -725,6 +936,20 @@ def write_reports(project: Any) -> Path:
                 "Customer segments",
                 f"v{segments['entry'].version} {segments['entry'].algorithm}: "
                 + ", ".join(p["segment_name"] for p in s.get("profiles", [])),
+            )
+        )
+    models = project.models_summary()
+    if models:
+        (out / "models.html").write_text(models_page(models), encoding="utf-8")
+        pages.append(
+            (
+                "models.html",
+                "Propensity models",
+                ", ".join(
+                    f"{m['entry'].name} v{m['entry'].version} AUC "
+                    f"{m['summary'].get('test', {}).get('auc', float('nan')):.3f}"
+                    for m in models
+                ),
             )
         )
     status = project.status()
