@@ -176,3 +176,31 @@ def test_threshold_table_report_page_and_a_rerun_that_changes_nothing(
         "What if",
     ):
         assert title in page, title
+
+
+def test_a_worse_challenger_is_not_promoted_and_rollback_needs_only_the_gates(
+    churn: dict[str, Any], tmp_path: Path
+) -> None:
+    project = tmp_path / "shop"
+    shutil.copytree(churn["project"], project)
+    with Project.open(project) as p:
+        p.model_promote("churn_90d", 1)
+        weak = p.config.models.model_copy(
+            update={"algorithms": ["lightgbm"], "lightgbm": {"num_leaves": 2, "n_estimators": 3}}
+        )
+        p.config = p.config.model_copy(update={"models": weak})
+        v2 = p.model_train("churn_90d")["version"]
+        c = p.model_compare("churn_90d")
+        assert (c["champion"], c["challenger"], c["as_of"]) == (1, v2, "2025-03-31")
+        assert c["challenger_auc"] < c["champion_auc"] and c["ci_high"] < 0 and not c["better"]
+        own = p.model_evaluate("churn_90d", 1, dt.date(2025, 3, 31))
+        assert own["out_of_time"] and abs(own["metrics"]["auc"] - c["champion_auc"]) < 1e-9
+        with pytest.raises(StageError, match=r"v2 is not promoted: against the champion v1"):
+            p.model_promote("churn_90d", v2)
+        inside = p.model_evaluate("churn_90d", 1, dt.date(2024, 12, 31))
+        assert not inside["out_of_time"] and "not out of time" in inside["warning"]
+        # a better one (the champion's own settings, another seed) is not needed to
+        # test rollback: make v2 the champion by hand, then go back to v1
+        registry.set_alias(p.warehouse, "churn_90d", "champion", v2)
+        back = p.model_promote("churn_90d", 1)
+        assert back["champion"] == 1 and back["previous"] == v2 and back["comparison"] is None

@@ -1028,3 +1028,56 @@ def model_threshold(
             f"{r['roi']:.0%}",
         )
     console.print(table)
+
+
+@model_app.command("evaluate")
+@guarded
+def model_evaluate(
+    label: str = typer.Argument(..., help="Model name (its label), e.g. churn_90d."),
+    project: Path = ProjectOpt,
+    version: int = typer.Option(..., "--version", help="Version to evaluate."),
+    as_of: str = typer.Option(..., "--as-of", help="A snapshot date of the training table."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """A version's figures on one snapshot (out of time when it did not learn from it)."""
+    with _open(project) as proj:
+        result = proj.model_evaluate(label, version, _date(as_of, "--as-of"))
+    if as_json:
+        _print_json(result)
+        return
+    m = result["metrics"]
+    console.print(
+        f"{label} v{version} on {result['as_of']} ({m['rows']:,} customers, "
+        f"{m['positive_rate']:.1%} positive): AUC {m['auc']:.4f}, PR AUC {m['pr_auc']:.4f}, "
+        f"KS {m['ks']:.3f}, Brier {m['brier']:.4f}, ECE {m['ece']:.4f}, "
+        f"top-decile lift {m['top_decile_lift']:.2f}",
+        highlight=False,
+    )
+    if result["warning"]:
+        err_console.print(f"[yellow]warning:[/yellow] {result['warning']}", highlight=False)
+
+
+@model_app.command("compare")
+@guarded
+def model_compare(
+    label: str = typer.Argument(..., help="Model name (its label), e.g. churn_90d."),
+    project: Path = ProjectOpt,
+    challenger: int | None = typer.Option(
+        None, "--challenger", help="Version to compare (default: the latest non-champion)."
+    ),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Champion against a challenger: paired bootstrap of the AUC difference."""
+    with _open(project) as proj:
+        r = proj.model_compare(label, challenger)
+    if as_json:
+        _print_json(r)
+        return
+    verdict = "better" if r["better"] else "not shown better"
+    console.print(
+        f"{label} on {r['as_of']} ({r['rows']:,} customers): champion v{r['champion']} AUC "
+        f"{r['champion_auc']:.4f}, challenger v{r['challenger']} AUC {r['challenger_auc']:.4f}; "
+        f"difference {r['difference']:+.4f}, 95 % interval {r['ci_low']:+.4f} to "
+        f"{r['ci_high']:+.4f} over {r['rounds']} paired resamples: the challenger is {verdict}",
+        highlight=False,
+    )

@@ -339,6 +339,9 @@ class ModelsConfig(_Strict):
         description="out-of-time minimums a version must meet before `model promote`",
     )
     chunk_rows: int = Field(default=200_000, ge=1000, description="rows scored at a time")
+    bootstrap_rounds: int = Field(
+        default=200, ge=20, description="paired bootstrap rounds of champion-challenger"
+    )
     seed: int = 0
 
     @field_validator("algorithms")

@@ -47,9 +47,11 @@ from custintel.identity.records import latest_versions
 from custintel.identity.resolve import ResolveResult, resolve
 from custintel.ingest.loader import IngestSummary, Loader, Progress
 from custintel.ingest.quality import quality_summary
+from custintel.models.compare import paired_bootstrap
 from custintel.models.dataset import feature_frame
 from custintel.models.dataset import prepare as prepare_dataset
 from custintel.models.explain import contributions, reasons
+from custintel.models.metrics import evaluate as evaluate_scores
 from custintel.models.metrics import threshold_table
 from custintel.models.train import train as train_model
 from custintel.segments.fit import Progress as SegmentProgress
@@ -632,6 +634,83 @@ class Project:
             "notes": s["notes"],
         }
 
+    def _snapshot_rows(self, label: str, as_of: dt.date) -> pd.DataFrame:
+        wh = self.warehouse
+        table = f"train_{label}"
+        if not wh.exists("features", table):
+            raise StageError(f"models: no training table features.{table}")
+        t = wh.table("features", table)
+        rows = t.filter(t.as_of == ibis.literal(as_of)).execute()
+        if rows.empty:
+            have = ", ".join(str(d)[:10] for d in t.as_of.cast("string").to_pandas().unique())
+            raise StageError(
+                f"models: features.{table} has no rows as of {as_of} (it has {have}); "
+                "add the date to the snapshots and rebuild it"
+            )
+        return rows
+
+    def model_evaluate(self, label: str, version: int, as_of: dt.date) -> dict[str, Any]:
+        """A version's figures on the rows of ``features.train_<label>`` as of a date, with
+        a warning when the version learned from that date (then it is not out of time)."""
+        entry = registry.get(self.warehouse, label, version)
+        model = registry.load(self.artifacts_dir, entry)
+        rows = self._snapshot_rows(label, as_of)
+        p = model.predict_frame(rows)
+        learned = as_of.isoformat() in entry.snapshots[:-1]
+        return {
+            "name": label,
+            "version": version,
+            "as_of": as_of.isoformat(),
+            "out_of_time": not learned,
+            "warning": (
+                f"v{version} trained or was calibrated on {as_of}: these figures are not out of time"
+                if learned
+                else None
+            ),
+            "metrics": evaluate_scores(rows.label.to_numpy(), p),
+        }
+
+    def model_compare(self, label: str, challenger: int | None = None) -> dict[str, Any]:
+        """Champion against a challenger (default: the latest other version) on the
+        challenger's out-of-time snapshot, by a paired bootstrap of the AUC difference."""
+        wh = self.warehouse
+        try:
+            champ = registry.get(wh, label, alias=CHAMPION)
+        except StageError:
+            raise StageError(f"models: {label} has no champion to compare with") from None
+        if challenger is None:
+            others = registry.versions(wh, label)
+            others = others[others.version != champ.version]
+            if others.empty:
+                raise StageError(
+                    f"models: {label} has no version besides the champion v{champ.version}"
+                )
+            challenger = int(others.version.max())
+        chal = registry.get(wh, label, challenger)
+        day = dt.date.fromisoformat(chal.snapshots[-1])
+        if day.isoformat() in champ.snapshots[:-1]:
+            raise StageError(
+                f"models: the champion v{champ.version} learned from {day}, the challenger's "
+                "test snapshot; they cannot be compared fairly there"
+            )
+        rows = self._snapshot_rows(label, day)
+        a = registry.load(self.artifacts_dir, champ).predict_frame(rows)
+        b = registry.load(self.artifacts_dir, chal).predict_frame(rows)
+        result = paired_bootstrap(
+            rows.label.to_numpy(),
+            a,
+            b,
+            rounds=self.config.models.bootstrap_rounds,
+            seed=self.config.models.seed,
+        )
+        return {
+            "name": label,
+            "champion": champ.version,
+            "challenger": chal.version,
+            "as_of": day.isoformat(),
+            **result,
+        }
+
     def model_promote(self, label: str, version: int) -> dict[str, Any]:
         """Make ``version`` the champion of ``label`` if its out-of-time figures meet every
         gate in ``models.gates`` (promoting an older version is a rollback)."""
@@ -654,8 +733,26 @@ class Project:
             before: int | None = registry.get(wh, label, alias=CHAMPION).version
         except StageError:
             before = None
+        comparison = None
+        if before is not None and version > before:
+            # a newer version replaces the champion only when it is shown better;
+            # promoting an older version is a rollback and needs only the gates
+            comparison = self.model_compare(label, version)
+            if not comparison["better"]:
+                raise StageError(
+                    f"models: {label} v{version} is not promoted: against the champion "
+                    f"v{before} on {comparison['as_of']} its AUC differs by "
+                    f"{comparison['difference']:+.4f} (95 % interval {comparison['ci_low']:+.4f} "
+                    f"to {comparison['ci_high']:+.4f}), not better"
+                )
         registry.set_alias(wh, label, CHAMPION, version)
-        return {"name": label, "champion": version, "previous": before, "metrics": entry.metrics}
+        return {
+            "name": label,
+            "champion": version,
+            "previous": before,
+            "metrics": entry.metrics,
+            "comparison": comparison,
+        }
 
     def score(
         self,
