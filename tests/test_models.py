@@ -204,3 +204,53 @@ def test_a_worse_challenger_is_not_promoted_and_rollback_needs_only_the_gates(
         registry.set_alias(p.warehouse, "churn_90d", "champion", v2)
         back = p.model_promote("churn_90d", 1)
         assert back["champion"] == 1 and back["previous"] == v2 and back["comparison"] is None
+
+
+def test_your_own_table_with_a_leak(tmp_path: Path, runner) -> None:
+    """The Hillstrom e-mail test as a prepared table: visits are predicted from the
+    customers' history; a column made from the outcome is caught as a leak."""
+    import numpy as np
+
+    from tests.conftest import SHARED_DATA
+
+    source = SHARED_DATA / "hillstrom.csv"
+    if not source.exists():
+        pytest.skip(f"{source} is not here")
+    table = pd.read_csv(source).drop(columns=["conversion", "spend"])
+    table["visit_logged"] = table.visit * 2 + np.random.default_rng(0).normal(0, 0.1, len(table))
+    table["order_id"] = np.arange(len(table))
+    path = tmp_path / "hillstrom.parquet"
+    table.to_parquet(path)
+    project = tmp_path / "p"
+    runner.invoke(app, ["init", str(project)])
+    r = runner.invoke(
+        app,
+        [
+            "model",
+            "train",
+            "visit",
+            "-p",
+            str(project),
+            "--table",
+            str(path),
+            "--target",
+            "visit",
+            "--json",
+        ],
+    )
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["leaks"] == ["visit_logged"]
+    assert any("order_id: an identifier" in n for n in out["notes"])
+    assert 0.6 < out["test"]["auc"] < 0.75  # e-mail visits are hard to predict
+    assert out["test"]["ece"] < 0.02 and out["rows"]["test"] == 12_800
+    with Project.open(project) as p:
+        entry = registry.get(p.warehouse, "visit")
+        model = registry.load(p.artifacts_dir, entry)
+    assert entry.feature_set == "table:hillstrom.parquet"
+    assert set(model.categories) == {"channel", "zip_code", "history_segment", "segment"}
+    r = runner.invoke(
+        app,
+        ["model", "train", "visit", "-p", str(project), "--table", str(path), "--target", "nope"],
+    )
+    assert r.exit_code == 1 and "no column 'nope'" in r.output

@@ -862,11 +862,24 @@ def model_train(
         "--force",
         help="Train and register even when nothing changed since the last version.",
     ),
+    table: Path | None = typer.Option(
+        None, "--table", help="Your own prepared table (CSV or Parquet); LABEL names the model."
+    ),
+    target: str = typer.Option("label", "--target", help="With --table: the 0/1 target column."),
+    time_column: str | None = typer.Option(
+        None, "--time-column", help="With --table: snapshot dates, for a split by time."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Train on earlier snapshots, calibrate and choose on the next, test on the latest."""
+    """Train on earlier snapshots, calibrate and choose on the next, test on the latest;
+    or on your own table with --table."""
     with _open(project) as proj, _progress(not as_json) as progress:
-        result = proj.model_train(label, force=force, progress=progress)
+        if table is not None:
+            result = proj.model_train_table(
+                label, table, target, time_column=time_column, progress=progress
+            )
+        else:
+            result = proj.model_train(label, force=force, progress=progress)
     if as_json:
         _print_json(result)
         return
@@ -879,7 +892,8 @@ def model_train(
     console.print(
         f"{result['name']} v{result['version']}: {result['algorithm']} "
         f"({result['chosen_because']}); trained on {', '.join(split['train'])}, "
-        f"tested out of time on {split['test']} ({result['rows']['test']:,} customers)",
+        + ("tested on " if "random" in split["test"] else "tested out of time on ")
+        + f"{split['test']} ({result['rows']['test']:,} customers)",
         highlight=False,
     )
     table = Table(title="Out-of-time test")

@@ -13,19 +13,25 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from sklearn.metrics import roc_auc_score
 
 from custintel.core.errors import StageError
 
 NOT_FEATURES = frozenset({"customer_id", "as_of", "label", "feature_set_version"})
 
 
+LEAK_AUC = 0.99
+"""A single column ranking the target this well is flagged as a leak and left out."""
+
+
 @dataclass
 class Dataset:
     X: pd.DataFrame
     y: np.ndarray
-    when: np.ndarray  # snapshot date of each row (datetime64[D])
+    when: np.ndarray | None  # snapshot date of each row (datetime64[D]); None: no dates
     ids: np.ndarray
     notes: list[str] = field(default_factory=list)
+    leaks: list[str] = field(default_factory=list)
 
     @property
     def features(self) -> list[str]:
@@ -34,9 +40,6 @@ class Dataset:
     @property
     def categorical(self) -> list[str]:
         return [c for c in self.X.columns if isinstance(self.X[c].dtype, pd.CategoricalDtype)]
-
-    def rows(self, mask: np.ndarray) -> Dataset:
-        return Dataset(self.X[mask], self.y[mask], self.when[mask], self.ids[mask], self.notes)
 
 
 def feature_frame(
@@ -61,19 +64,29 @@ def feature_frame(
     return X
 
 
+def _leak_auc(x: pd.Series, y: np.ndarray) -> float:
+    """How well one numeric column alone ranks the target (0.5: not at all, 1: perfectly)."""
+    values = pd.to_numeric(x, errors="coerce").to_numpy("float64")
+    low = np.nanmin(values) - 1 if np.isfinite(values).any() else 0.0
+    auc = roc_auc_score(y, np.where(np.isnan(values), low, values))
+    return float(max(auc, 1 - auc))
+
+
 def prepare(
     frame: pd.DataFrame,
     *,
     target: str = "label",
-    time: str = "as_of",
+    time: str | None = "as_of",
     id_column: str = "customer_id",
     exclude: frozenset[str] = NOT_FEATURES,
 ) -> Dataset:
     """Split a table into features, target, snapshot dates and ids; refuse a target with
-    one class; drop constant and identifier-like columns with a note."""
+    one class; drop constant, identifier-like and leaking columns with a note."""
     for col in (target, time):
-        if col not in frame:
-            raise StageError(f"models: the table has no column {col!r}")
+        if col is not None and col not in frame:
+            shown = ", ".join(map(str, frame.columns[:12]))
+            more = ", ..." if frame.shape[1] > 12 else ""
+            raise StageError(f"models: the table has no column {col!r} (columns: {shown}{more})")
     y = pd.to_numeric(frame[target], errors="coerce")
     if y.isna().any():
         raise StageError(f"models: {int(y.isna().sum()):,} rows have no value in {target!r}")
@@ -86,6 +99,8 @@ def prepare(
     if set(classes) - {0, 1}:
         raise StageError(f"models: the target {target!r} must be 0/1, found {classes[:5]}")
     notes: list[str] = []
+    leaks: list[str] = []
+    target_values = y.to_numpy().astype(int)
     keep = []
     for col in frame.columns:
         if col in exclude or col in (target, time, id_column):
@@ -98,6 +113,22 @@ def prepare(
         if is_text and values.nunique() > 0.5 * len(values):
             notes.append(f"{col}: an identifier (a different value in most rows), dropped")
             continue
+        if (
+            pd.api.types.is_integer_dtype(values)
+            and str(col).lower().endswith("id")
+            and values.nunique() == len(values)
+        ):
+            notes.append(f"{col}: an identifier (a different whole number in every row), dropped")
+            continue
+        if not is_text:
+            auc = _leak_auc(values, target_values)
+            if auc >= LEAK_AUC:
+                notes.append(
+                    f"{col}: alone it predicts {target} almost perfectly (AUC {auc:.3f}); a "
+                    "leak (known only after the outcome?), left out"
+                )
+                leaks.append(str(col))
+                continue
         keep.append(col)
     categories = {
         c: sorted(frame[c].dropna().astype("string").unique())
@@ -105,13 +136,15 @@ def prepare(
         if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))
     }
     X = feature_frame(frame, keep, categories)
-    when = pd.to_datetime(frame[time]).to_numpy().astype("datetime64[D]")
+    when = None if time is None else pd.to_datetime(frame[time]).to_numpy().astype("datetime64[D]")
     ids = (
         frame[id_column].astype("string").to_numpy()
         if id_column in frame
         else np.arange(len(frame)).astype(str)
     )
-    return Dataset(X.reset_index(drop=True), y.to_numpy().astype(int), when, ids, notes)
+    if not keep:
+        raise StageError("models: no usable feature column is left: " + "; ".join(notes))
+    return Dataset(X.reset_index(drop=True), target_values, when, ids, notes, leaks)
 
 
 @dataclass(frozen=True)

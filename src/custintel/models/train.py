@@ -71,6 +71,18 @@ def _importance(model: Any, X: pd.DataFrame, seed: int) -> list[dict[str, Any]]:
     return sorted(out, key=lambda r: -r["mean_abs_shap"])
 
 
+def _random_split(y: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Without snapshot dates: 60 % training, 20 % validation, 20 % test, stratified."""
+    rows = np.arange(len(y))
+    rest, test_idx = train_test_split(rows, test_size=0.2, random_state=seed, stratify=y)
+    train_idx, valid = train_test_split(rest, test_size=0.25, random_state=seed, stratify=y[rest])
+    train_rows = np.zeros(len(y), bool)
+    train_rows[train_idx] = True
+    test = np.zeros(len(y), bool)
+    test[test_idx] = True
+    return train_rows, np.sort(valid), test
+
+
 def _sample(y: np.ndarray, p: np.ndarray, seed: int) -> dict[str, list[float]]:
     """Outcomes and scores of up to ``SAMPLE_ROWS`` test customers, kept with the model for
     what-if tables at any cost and value."""
@@ -83,11 +95,26 @@ def _sample(y: np.ndarray, p: np.ndarray, seed: int) -> dict[str, list[float]]:
 def train(
     ds: Dataset, name: str, cfg: ModelsConfig, *, progress: Progress | None = None
 ) -> Trained:
-    split = time_split(ds.when)
-    when = ds.when.astype(str)
-    train_rows = np.isin(when, split.train)
-    valid = np.where(when == split.validation)[0]
-    test = when == split.test
+    if ds.when is not None:
+        split = time_split(ds.when)
+        when = ds.when.astype(str)
+        train_rows = np.isin(when, split.train)
+        valid = np.where(when == split.validation)[0]
+        test = when == split.test
+        where = f"the {split.validation} snapshot"
+        split_info: dict[str, Any] = {
+            "train": split.train,
+            "validation": split.validation,
+            "test": split.test,
+        }
+    else:
+        train_rows, valid, test = _random_split(ds.y, cfg.seed)
+        where = "a random 20 % of the rows"
+        split_info = {
+            "train": ["random 60 %"],
+            "validation": "random 20 %",
+            "test": "random 20 % (no time column: not out of time)",
+        }
     stop, cal = train_test_split(valid, test_size=0.5, random_state=cfg.seed, stratify=ds.y[valid])
     X, y = ds.X, ds.y
     for part, rows in (("training", train_rows), ("test", test)):
@@ -148,8 +175,8 @@ def train(
         "name": name,
         "algorithm": best,
         "chosen_because": f"highest validation AUC ({candidates[best]['validation_auc']:.4f}) "
-        f"on the {split.validation} snapshot",
-        "split": {"train": split.train, "validation": split.validation, "test": split.test},
+        f"on {where}",
+        "split": split_info,
         "rows": {
             "train": int(train_rows.sum()),
             "early_stopping": len(stop),

@@ -7,6 +7,7 @@ the result, so every interface behaves the same.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -618,6 +619,53 @@ class Project:
             summary=s,
         )
         return self._train_result(entry, s, False)
+
+    def model_train_table(
+        self,
+        name: str,
+        path: Path,
+        target: str,
+        *,
+        time_column: str | None = None,
+        progress: SegmentProgress | None = None,
+    ) -> dict[str, Any]:
+        """Train on a prepared table of your own (CSV or Parquet) with the same validation,
+        calibration, evaluation and registry; by time when ``time_column`` is given."""
+        path = Path(path)
+        if not path.is_absolute():
+            path = (Path.cwd() / path) if path.exists() else self.dir / path
+        if not path.exists():
+            raise StageError(f"models: no table at {path}")
+        suffix = path.suffix.lower()
+        if suffix == ".parquet":
+            frame = pd.read_parquet(path)
+        elif suffix in (".csv", ".txt", ".tsv"):
+            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+        else:
+            raise StageError(
+                f"models: {path.name}: read CSV or Parquet, not {suffix or 'no extension'}"
+            )
+        ds = prepare_dataset(frame, target=target, time=time_column, id_column="")
+        trained = train_model(ds, name, self.config.models, progress=progress)
+        s = {**trained.summary, "table": str(path.name), "target": target, "leaks": ds.leaks}
+        split = s["split"]
+        columns = ",".join(sorted(map(str, frame.columns)))
+        entry = registry.register(
+            self.warehouse,
+            self.artifacts_dir,
+            name=name,
+            kind="propensity",
+            algorithm=s["algorithm"],
+            model=trained.model,
+            params=self.config.models.model_dump(mode="json"),
+            feature_set=f"table:{path.name}",
+            feature_set_version=hashlib.sha256(columns.encode()).hexdigest()[:12],
+            snapshots=[*split["train"], split["validation"], split["test"]],
+            data_hash=data_hash(frame, sorted(frame.columns)),
+            metrics={k: v for k, v in s["test"].items() if k != "rows"},
+            summary=s,
+        )
+        return {**self._train_result(entry, s, False), "leaks": ds.leaks}
 
     @staticmethod
     def _train_result(entry: registry.Entry, s: dict[str, Any], unchanged: bool) -> dict[str, Any]:
