@@ -186,7 +186,11 @@ def test_a_worse_challenger_is_not_promoted_and_rollback_needs_only_the_gates(
     with Project.open(project) as p:
         p.model_promote("churn_90d", 1)
         weak = p.config.models.model_copy(
-            update={"algorithms": ["lightgbm"], "lightgbm": {"num_leaves": 2, "n_estimators": 3}}
+            update={
+                "algorithms": ["lightgbm"],
+                "lightgbm": {"num_leaves": 2, "n_estimators": 3},
+                "gates": {"auc": 0.5},  # passes the gates, so only the comparison refuses it
+            }
         )
         p.config = p.config.model_copy(update={"models": weak})
         v2 = p.model_train("churn_90d")["version"]
@@ -254,3 +258,52 @@ def test_your_own_table_with_a_leak(tmp_path: Path, runner) -> None:
         ["model", "train", "visit", "-p", str(project), "--table", str(path), "--target", "nope"],
     )
     assert r.exit_code == 1 and "no column 'nope'" in r.output
+
+
+def test_the_model_never_sees_data_after_its_training_dates(
+    churn: dict[str, Any], tmp_path: Path
+) -> None:
+    """Change what happened on or after the test snapshot (2025-03-31): delete most later
+    orders (the last weeks stay, so labels still have their horizon) and triple the rest,
+    delete every later e-mail, web, ticket, consent and contact event. Rebuild the
+    training table and train again: the fitted model is the same, because training and
+    validation rows (features before their dates, labels up to 90 days after 2024-12-31)
+    end before it. Only the out-of-time test, which reads what followed, changes."""
+    from custintel.core.contracts import CONTRACTS
+
+    project = tmp_path / "shop"
+    shutil.copytree(churn["project"], project)
+    cut = "2025-03-31"
+    with Project.open(project) as p:
+        wh = p.warehouse
+        for name, contract in CONTRACTS.items():
+            if name not in ("customers", "orders") and wh.exists("clean", name):
+                wh.delete_where("clean", name, f"{contract.timestamp} >= TIMESTAMP '{cut}'")
+        later = f"order_ts >= TIMESTAMP '{cut}'"
+        wh.delete_where("clean", "orders", f"{later} AND order_ts < TIMESTAMP '2025-06-01'")
+        wh.sql(f"UPDATE clean.orders SET amount = amount * 3 WHERE {later}")
+        old_rows = p.warehouse.table("features", "train_churn_90d").execute()
+        p.features_training_set("churn_90d", SNAPSHOTS)
+        new_rows = p.warehouse.table("features", "train_churn_90d").execute()
+        again = p.model_train("churn_90d", force=True)
+        model = registry.load(p.artifacts_dir, registry.get(p.warehouse, "churn_90d"))
+    frame = churn["frame"]
+    before = churn["model"].predict_frame(frame)
+    after = model.predict_frame(frame)
+    # the rows it learns from are the same (to the last bits of parallel float sums)
+    learned = [str(d) for d in SNAPSHOTS[:-1]]
+    a, b = (
+        t[t.as_of.astype(str).str[:10].isin(learned)].sort_values(
+            ["as_of", "customer_id"], ignore_index=True
+        )
+        for t in (old_rows, new_rows)
+    )
+    assert len(a) == len(b) > 10_000
+    for c in a.columns:
+        if pd.api.types.is_numeric_dtype(a[c]) and not pd.api.types.is_bool_dtype(a[c]):
+            gap = (a[c].astype(float) - b[c].astype(float)).abs().max()
+            assert not gap > 1e-9, c
+        else:
+            assert ((a[c] == b[c]) | (a[c].isna() & b[c].isna())).all(), c
+    assert abs(before - after).max() < 1e-12
+    assert again["test"]["positive_rate"] > churn["result"]["test"]["positive_rate"]

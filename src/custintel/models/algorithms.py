@@ -68,6 +68,8 @@ def lightgbm(params: dict[str, Any], seed: int = 0) -> LGBMClassifier:
         "colsample_bytree": 0.8,
         "reg_lambda": 1.0,
         "n_jobs": 2,
+        "deterministic": True,  # the same rows give the same model, whatever the threads
+        "force_row_wise": True,
         "verbose": -1,
         **params,
     }

@@ -60,7 +60,10 @@ def feature_frame(
             text = text.where(text.isin(categories[c]))
             X[c] = pd.Categorical(text, categories=categories[c])
         else:
-            X[c] = pd.to_numeric(X[c], errors="coerce").astype("float64")
+            # Parallel sums in the warehouse differ in the last bits from one build to the
+            # next; rounding far below any meaningful precision makes a rebuild of the
+            # same data give the same model.
+            X[c] = pd.to_numeric(X[c], errors="coerce").astype("float64").round(9)
     return X
 
 
@@ -87,6 +90,11 @@ def prepare(
             shown = ", ".join(map(str, frame.columns[:12]))
             more = ", ..." if frame.shape[1] > 12 else ""
             raise StageError(f"models: the table has no column {col!r} (columns: {shown}{more})")
+    # Tables come back from the warehouse in any order; bagging and splits must not
+    # depend on it, so the rows are put in a fixed order first.
+    order = [c for c in (time, id_column) if c and c in frame]
+    if order:
+        frame = frame.sort_values(order, kind="stable", ignore_index=True)
     y = pd.to_numeric(frame[target], errors="coerce")
     if y.isna().any():
         raise StageError(f"models: {int(y.isna().sum()):,} rows have no value in {target!r}")
@@ -101,11 +109,19 @@ def prepare(
     notes: list[str] = []
     leaks: list[str] = []
     target_values = y.to_numpy().astype(int)
+    when = None if time is None else pd.to_datetime(frame[time]).to_numpy().astype("datetime64[D]")
+    # Decisions about columns come from the rows a model may learn from: never from the
+    # latest snapshot, which is the out-of-time test.
+    fit = (
+        np.ones(len(frame), bool) if when is None or len(np.unique(when)) < 2 else when < when.max()
+    )
+    learn = frame[fit]
+    fit_target = target_values[fit]
     keep = []
     for col in frame.columns:
         if col in exclude or col in (target, time, id_column):
             continue
-        values = frame[col]
+        values = learn[col]
         if values.nunique(dropna=True) < 2:
             notes.append(f"{col}: constant, dropped")
             continue
@@ -121,7 +137,7 @@ def prepare(
             notes.append(f"{col}: an identifier (a different whole number in every row), dropped")
             continue
         if not is_text:
-            auc = _leak_auc(values, target_values)
+            auc = _leak_auc(values, fit_target) if len(np.unique(fit_target)) == 2 else 0.5
             if auc >= LEAK_AUC:
                 notes.append(
                     f"{col}: alone it predicts {target} almost perfectly (AUC {auc:.3f}); a "
@@ -131,12 +147,11 @@ def prepare(
                 continue
         keep.append(col)
     categories = {
-        c: sorted(frame[c].dropna().astype("string").unique())
+        c: sorted(learn[c].dropna().astype("string").unique())
         for c in keep
         if not (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))
     }
     X = feature_frame(frame, keep, categories)
-    when = None if time is None else pd.to_datetime(frame[time]).to_numpy().astype("datetime64[D]")
     ids = (
         frame[id_column].astype("string").to_numpy()
         if id_column in frame
