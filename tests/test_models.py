@@ -127,6 +127,23 @@ def test_promote_by_gates_then_score_everyone_with_reasons(
     top = scores.sort_values("score", ascending=False).iloc[0]
     assert 1 <= len(json.loads(top.reasons)) <= 3
     assert all(": " in r for r in json.loads(top.reasons))
+    # past models.exact_reasons_rows, reasons come from binned SHAP dependence
+    with Project.open(project) as p:
+        p.config = p.config.model_copy(
+            update={"models": p.config.models.model_copy(update={"exact_reasons_rows": 1000})}
+        )
+        binned = p.score("churn_90d", AS_OF)
+        quick = p.warehouse.table("scores", "churn_90d").execute()
+    assert binned["reasons"] == "binned SHAP dependence" and binned["reason_agreement"] > 0.7
+    assert (quick.set_index("customer_id").score == scores.set_index("customer_id").score).all()
+
+    def first(t: pd.DataFrame) -> pd.Series:
+        return t.set_index("customer_id").reasons.map(
+            lambda r: (json.loads(r) or [""])[0].split(":")[0]
+        )
+
+    approx, exact = first(quick), first(scores)
+    assert (approx.loc[exact.index] == exact).mean() > 0.7
     # the scores as of the date equal the registered model's own predictions
     mine = pd.Series(churn["model"].predict_frame(churn["frame"]), index=churn["frame"].customer_id)
     stored = scores.set_index("customer_id").score

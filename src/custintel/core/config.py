@@ -339,6 +339,11 @@ class ModelsConfig(_Strict):
         description="out-of-time minimums a version must meet before `model promote`",
     )
     chunk_rows: int = Field(default=200_000, ge=1000, description="rows scored at a time")
+    exact_reasons_rows: int = Field(
+        default=50_000,
+        ge=1000,
+        description="up to this many customers get exact SHAP reasons; more: binned dependence",
+    )
     bootstrap_rounds: int = Field(
         default=200, ge=20, description="paired bootstrap rounds of champion-challenger"
     )

@@ -51,7 +51,7 @@ from custintel.ingest.quality import quality_summary
 from custintel.models.compare import paired_bootstrap
 from custintel.models.dataset import feature_frame
 from custintel.models.dataset import prepare as prepare_dataset
-from custintel.models.explain import contributions, reasons
+from custintel.models.explain import contributions, dependence, reasons
 from custintel.models.metrics import evaluate as evaluate_scores
 from custintel.models.metrics import threshold_table
 from custintel.models.train import train as train_model
@@ -844,12 +844,21 @@ class Project:
         catalog = self.features_catalog()
         words = dict(zip(catalog.name, catalog.description, strict=True))
         scores, why = [], []
-        step = self.config.models.chunk_rows
+        mc = self.config.models
+        step = mc.chunk_rows
+        approx = None
+        if len(frame) > mc.exact_reasons_rows:
+            # exact TreeSHAP for everyone would take minutes: tabulate it on a sample
+            approx = dependence(
+                model.members,
+                feature_frame(frame, model.features, model.categories),
+                seed=mc.seed,
+            )
         for start in range(0, len(frame), step):
             X = feature_frame(frame.iloc[start : start + step], model.features, model.categories)
             scores.append(model.predict(X))
-            pushes = contributions(model.members, X)
-            why += [[] for _ in range(len(X))] if pushes is None else reasons(pushes, X, words)
+            pushes = approx.pushes(X) if approx is not None else contributions(model.members, X)
+            why += ["[]"] * len(X) if pushes is None else reasons(pushes, X, words)
             if progress:
                 progress(f"scoring {label}", min(start + step, len(frame)), len(frame))
         score = np.concatenate(scores) if scores else np.empty(0)
@@ -863,7 +872,7 @@ class Project:
                 "score": score,
                 "decile": decile.astype("int64"),
                 "tier": np.where(decile <= 2, "high", np.where(decile <= 5, "medium", "low")),
-                "reasons": [json.dumps(r) for r in why],
+                "reasons": why,
                 "model_version": entry.version,
             }
         )
@@ -880,6 +889,8 @@ class Project:
             "customers": len(out),
             "opted_out": len(excluded),
             "mean_score": float(score.mean()) if len(score) else None,
+            "reasons": "exact" if approx is None else "binned SHAP dependence",
+            "reason_agreement": None if approx is None else approx.agreement,
             "table": f"scores.{label}",
         }
 
