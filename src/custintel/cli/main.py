@@ -896,30 +896,13 @@ def model_train(
         + f"{split['test']} ({result['rows']['test']:,} customers)",
         highlight=False,
     )
+    from custintel.models.metrics import CANDIDATE_COLUMNS, candidate_cells
+
     table = Table(title="Out-of-time test")
-    for col in (
-        "candidate",
-        "validation AUC",
-        "AUC",
-        "PR AUC",
-        "KS",
-        "Brier",
-        "ECE",
-        "top-decile lift",
-    ):
+    for col in CANDIDATE_COLUMNS:
         table.add_column(col, justify="left" if col == "candidate" else "right")
     for name, c in result["candidates"].items():
-        t = c["test"]
-        table.add_row(
-            name + (" (chosen)" if name == result["algorithm"] else ""),
-            f"{c['validation_auc']:.4f}",
-            f"{t['auc']:.4f}",
-            f"{t['pr_auc']:.4f}",
-            f"{t['ks']:.3f}",
-            f"{t['brier']:.4f}",
-            f"{t['ece']:.4f}",
-            f"{t['top_decile_lift']:.2f}",
-        )
+        table.add_row(*candidate_cells(name, c, result["algorithm"]))
     console.print(table)
     for note in result["notes"]:
         console.print(f"note: {note}", highlight=False)
@@ -1017,6 +1000,8 @@ def model_threshold(
     as_json: bool = JsonOpt,
 ) -> None:
     """What if we contact the top share by score? Volume, positives, cost, value and ROI."""
+    from custintel.models.metrics import THRESHOLD_COLUMNS, threshold_cells
+
     with _open(project) as proj:
         result = proj.model_threshold(label, cost=cost, value=value, version=version)
     if as_json:
@@ -1027,20 +1012,10 @@ def model_threshold(
         f"value {result['value_per_success']:g} per success (out-of-time test, "
         f"{result['customers']:,} customers)"
     )
-    cols = ("top share", "volume", "score cut-off", "expected", "observed", "cost", "value", "ROI")
-    for col in cols:
+    for col in THRESHOLD_COLUMNS:
         table.add_column(col, justify="right")
     for r in result["rows"]:
-        table.add_row(
-            f"{r['share']:.0%}",
-            f"{r['volume']:,}",
-            f"{r['cutoff']:.4f}",
-            f"{r['expected_positives']:,.0f}",
-            f"{r.get('observed_positives', 0):,}",
-            f"{r['cost']:,.0f}",
-            f"{r['expected_value']:,.0f}",
-            f"{r['roi']:.0%}",
-        )
+        table.add_row(*threshold_cells(r))
     console.print(table)
 
 

@@ -136,3 +136,55 @@ def evaluate(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
         "ece": expected_calibration_error(y, p),
         "top_decile_lift": float(table.lift.iloc[0]),
     }
+
+
+# One wording of the tables for every interface (the CLI prints them, the report shows them).
+CANDIDATE_COLUMNS = (
+    "candidate",
+    "validation AUC",
+    "test AUC",
+    "PR AUC",
+    "KS",
+    "Brier",
+    "ECE",
+    "top-decile lift",
+)
+THRESHOLD_COLUMNS = (
+    "top share",
+    "volume",
+    "score cut-off",
+    "expected positives",
+    "observed",
+    "cost",
+    "value",
+    "ROI",
+)
+
+
+def candidate_cells(name: str, candidate: dict, chosen: str) -> list[str]:
+    """A candidate learner's row: validation AUC and its out-of-time figures."""
+    t = candidate["test"]
+    return [
+        name + (" (chosen)" if name == chosen else ""),
+        f"{candidate['validation_auc']:.4f}",
+        f"{t['auc']:.4f}",
+        f"{t['pr_auc']:.4f}",
+        f"{t['ks']:.3f}",
+        f"{t['brier']:.4f}",
+        f"{t['ece']:.4f}",
+        f"{t['top_decile_lift']:.2f}",
+    ]
+
+
+def threshold_cells(row: dict) -> list[str]:
+    """One row of the threshold table as text."""
+    return [
+        f"{row['share']:.0%}",
+        f"{row['volume']:,}",
+        f"{row['cutoff']:.4f}",
+        f"{row['expected_positives']:,.0f}",
+        f"{row.get('observed_positives', 0):,}",
+        f"{row['cost']:,.0f}",
+        f"{row['expected_value']:,.0f}",
+        f"{row['roi']:.0%}",
+    ]

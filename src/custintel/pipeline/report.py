@@ -16,6 +16,12 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from custintel import __version__
+from custintel.models.metrics import (
+    CANDIDATE_COLUMNS,
+    THRESHOLD_COLUMNS,
+    candidate_cells,
+    threshold_cells,
+)
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2rem auto;max-width:1100px;color:#1d232b;padding:0 1rem}
@@ -679,34 +685,13 @@ def _model_section(item: dict[str, Any]) -> str:
         f"tested out of time on {html.escape(split.get('test', ''))} "
         f"({s.get('rows', {}).get('test', 0):,} customers).</p>",
     ]
-    rows = []
-    for name, c in s.get("candidates", {}).items():
-        t = c["test"]
-        rows.append(
-            [
-                name + (" (chosen)" if name == s.get("algorithm") else ""),
-                f"{c['validation_auc']:.4f}",
-                f"{t['auc']:.4f}",
-                f"{t['pr_auc']:.4f}",
-                f"{t['ks']:.3f}",
-                f"{t['brier']:.4f}",
-                f"{t['ece']:.4f}",
-                f"{t['top_decile_lift']:.2f}",
-            ]
-        )
     parts.append(
         _table(
+            list(CANDIDATE_COLUMNS),
             [
-                "candidate",
-                "validation AUC",
-                "test AUC",
-                "PR AUC",
-                "KS",
-                "Brier",
-                "ECE",
-                "top-decile lift",
+                candidate_cells(name, c, s.get("algorithm", ""))
+                for name, c in s.get("candidates", {}).items()
             ],
-            rows,
             numeric={1, 2, 3, 4, 5, 6, 7},
         )
     )
@@ -812,29 +797,8 @@ def _model_section(item: dict[str, Any]) -> str:
     )
     parts.append(
         _table(
-            [
-                "top share",
-                "volume",
-                "score cut-off",
-                "expected positives",
-                "observed",
-                "cost",
-                "value",
-                "ROI",
-            ],
-            [
-                [
-                    f"{r['share']:.0%}",
-                    f"{r['volume']:,}",
-                    f"{r['cutoff']:.4f}",
-                    f"{r['expected_positives']:,.0f}",
-                    f"{r.get('observed_positives', 0):,}",
-                    f"{r['cost']:,.0f}",
-                    f"{r['expected_value']:,.0f}",
-                    f"{r['roi']:.0%}",
-                ]
-                for r in th["rows"]
-            ],
+            list(THRESHOLD_COLUMNS),
+            [threshold_cells(r) for r in th["rows"]],
             numeric={0, 1, 2, 3, 4, 5, 6, 7},
         )
     )
