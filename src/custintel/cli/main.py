@@ -904,8 +904,36 @@ def model_train(
     for name, c in result["candidates"].items():
         table.add_row(*candidate_cells(name, c, result["algorithm"]))
     console.print(table)
+    tuning = result.get("tuning")
+    if tuning:
+        console.print(
+            f"tuned: {tuning['trials']} Optuna trials in {tuning['seconds']} s "
+            f"(stopped by the {tuning['stopped_by']} budget), best early-stopping AUC "
+            f"{tuning['best_auc']:.4f}",
+            highlight=False,
+        )
+    if result.get("imbalance"):
+        from custintel.models.metrics import IMBALANCE_COLUMNS, imbalance_cells
+
+        table = Table(title="Class imbalance (out-of-time test, after calibration)")
+        for col in IMBALANCE_COLUMNS:
+            table.add_column(col, justify="left" if col == "strategy" else "right")
+        for row in result["imbalance"]:
+            table.add_row(*imbalance_cells(row))
+        console.print(table)
+    onnx = result.get("onnx") or {}
+    if onnx.get("available"):
+        console.print(
+            f"ONNX: model.onnx, largest difference from native {onnx['max_abs_difference']:.1e} "
+            f"on {onnx['parity_rows']:,} test customers",
+            highlight=False,
+        )
+    elif onnx:
+        console.print(f"ONNX: none ({onnx.get('reason')})", highlight=False)
     for note in result["notes"]:
         console.print(f"note: {note}", highlight=False)
+    if not result["unchanged"]:
+        console.print(f"model card: {result['card']}", highlight=False)
 
 
 @model_app.command("list")
@@ -1017,6 +1045,27 @@ def model_threshold(
     for r in result["rows"]:
         table.add_row(*threshold_cells(r))
     console.print(table)
+
+
+@model_app.command("card")
+@guarded
+def model_card(
+    label: str = typer.Argument(..., help="Model name (its label), e.g. churn_90d."),
+    project: Path = ProjectOpt,
+    version: int | None = typer.Option(None, "--version", help="Version (default: champion)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Write a version's model card (Markdown and HTML) and print where it is."""
+    with _open(project) as proj:
+        result = proj.model_card(label, version)
+    result = {k: str(v) if isinstance(v, Path) else v for k, v in result.items()}
+    if as_json:
+        _print_json(result)
+        return
+    console.print(
+        f"{label} v{result['version']} model card: {result['markdown']} and {result['html']}",
+        highlight=False,
+    )
 
 
 @model_app.command("evaluate")

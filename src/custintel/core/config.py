@@ -316,6 +316,16 @@ class SegmentsConfig(_Strict):
         return value
 
 
+class TuningConfig(_Strict):
+    """The Optuna search of LightGBM settings (docs/models.md#tuning)."""
+
+    trials: int = Field(default=20, ge=0, description="trials per training; 0 turns tuning off")
+    timeout_s: float = Field(
+        default=300, gt=0, description="stop starting new trials after this many seconds"
+    )
+    pruning: bool = Field(default=True, description="stop trials behind the median early")
+
+
 class ModelsConfig(_Strict):
     """Propensity models: learners, calibration and LightGBM settings (docs/models.md)."""
 
@@ -330,6 +340,15 @@ class ModelsConfig(_Strict):
         description="learners compared on validation; the best is kept",
     )
     calibration: Literal["isotonic", "sigmoid"] = "isotonic"
+    tuning: TuningConfig = Field(default_factory=TuningConfig)
+    imbalance: Literal["none", "class_weight", "undersample", "oversample"] = Field(
+        default="none",
+        description="how LightGBM treats the rarer class (the logistic baseline always "
+        "weighs classes)",
+    )
+    compare_imbalance: bool = Field(
+        default=True, description="fit LightGBM with every imbalance strategy and report them"
+    )
     lightgbm: dict[str, float | int] = Field(
         default_factory=dict,
         description="LightGBM settings replacing the defaults (learning_rate, num_leaves, ...)",

@@ -103,6 +103,7 @@ def register(
     data_hash: str,
     metrics: dict[str, Any],
     summary: dict[str, Any] | None = None,
+    files: dict[str, bytes] | None = None,
 ) -> Entry:
     """Save the artefact and add a registry row with the next version number.
 
@@ -118,6 +119,8 @@ def register(
         shutil.rmtree(folder)  # left by an interrupted earlier attempt
     folder.mkdir(parents=True)
     joblib.dump(model, folder / "model.joblib")
+    for file_name, content in (files or {}).items():
+        (folder / file_name).write_bytes(content)
     if summary is not None:
         (folder / "summary.json").write_text(json.dumps(summary, default=str), encoding="utf-8")
     row = {

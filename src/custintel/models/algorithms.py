@@ -33,7 +33,7 @@ def as_text(x: pd.DataFrame) -> pd.DataFrame:
     return x.astype("object").where(x.notna(), MISSING)
 
 
-def logistic(seed: int = 0) -> Pipeline:
+def logistic(seed: int = 0, class_weight: bool = True) -> Pipeline:
     numbers = Pipeline(
         [
             ("log", FunctionTransformer(signed_log1p, feature_names_out="one-to-one")),
@@ -53,7 +53,9 @@ def logistic(seed: int = 0) -> Pipeline:
             ("categories", categories, make_column_selector(dtype_include="category")),
         ]
     )
-    model = LogisticRegression(class_weight="balanced", max_iter=2000, random_state=seed)
+    model = LogisticRegression(
+        class_weight="balanced" if class_weight else None, max_iter=2000, random_state=seed
+    )
     return Pipeline([("prep", prep), ("model", model)])
 
 
@@ -86,11 +88,12 @@ def fit(
     params: dict[str, Any],
     seed: int,
     patience: int = 100,
+    class_weight: bool = True,
 ) -> Any:
     """A fitted learner; LightGBM stops when the AUC on ``stop_X`` has not improved for
     ``patience`` rounds."""
     if algorithm == "logistic":
-        return logistic(seed).fit(X, y)
+        return logistic(seed, class_weight).fit(X, y)
     if algorithm == "lightgbm":
         model = lightgbm(params, seed)
         model.fit(

@@ -161,6 +161,22 @@ THRESHOLD_COLUMNS = (
 )
 
 
+IMBALANCE_COLUMNS = ("strategy", "training rows", "positive share", "AUC", "PR AUC", "Brier", "ECE")
+
+
+def imbalance_cells(row: dict) -> list[str]:
+    """One imbalance strategy's row: its training rows and validation figures."""
+    return [
+        row["strategy"] + (" (used)" if row["used"] else ""),
+        f"{row['training_rows']:,}",
+        f"{row['positive_share']:.3f}",
+        f"{row['auc']:.4f}",
+        f"{row['pr_auc']:.4f}",
+        f"{row['brier']:.4f}",
+        f"{row['ece']:.4f}",
+    ]
+
+
 def candidate_cells(name: str, candidate: dict, chosen: str) -> list[str]:
     """A candidate learner's row: validation AUC and its out-of-time figures."""
     t = candidate["test"]

@@ -22,12 +22,16 @@ from sklearn.model_selection import train_test_split
 from custintel.core.config import ModelsConfig
 from custintel.core.errors import StageError
 from custintel.models import metrics
+from custintel.models import onnx as onnx_export
 from custintel.models.algorithms import calibrate, fit
 from custintel.models.dataset import Dataset, feature_frame, time_split
+from custintel.models.resample import STRATEGIES, rows_for
+from custintel.models.tune import tune
 
 Progress = Callable[[str, int, int], None]
 IMPORTANCE_ROWS = 20_000
 SAMPLE_ROWS = 20_000
+PARITY_ROWS = 20_000
 
 
 @dataclass
@@ -51,6 +55,7 @@ class PropensityModel:
 class Trained:
     model: PropensityModel
     summary: dict[str, Any]
+    onnx: bytes | None = None  # the serving graph, when every member converts
 
 
 def _importance(model: Any, X: pd.DataFrame, seed: int) -> list[dict[str, Any]]:
@@ -124,30 +129,80 @@ def train(
                 "nothing to learn or to test"
             )
     candidates: dict[str, dict[str, Any]] = {}
+    params = dict(cfg.lightgbm)
+    tuning = None
+    imbalance: list[dict[str, Any]] = []
     steps = len(cfg.algorithms) + 1
     for i, algorithm in enumerate(cfg.algorithms, start=1):
         if progress:
             progress(f"{name}: {algorithm}", i - 1, steps)
-        began = time.perf_counter()
-        base = fit(
-            algorithm,
-            X[train_rows],
-            y[train_rows],
-            X.iloc[stop],
-            y[stop],
-            params=dict(cfg.lightgbm),
-            seed=cfg.seed,
-        )
-        fitted_s = time.perf_counter() - began
-        calibrated = calibrate(base, X.iloc[cal], y[cal], cfg.calibration)
-        p_cal = calibrated.predict_proba(X.iloc[cal])[:, 1]
-        candidates[algorithm] = {
-            "base": base,
-            "members": [calibrated],
-            "validation_auc": float(roc_auc_score(y[cal], p_cal)),
-            "seconds": round(fitted_s, 2),
-            "iterations": int(getattr(base, "best_iteration_", 0) or 0) or None,
-        }
+        if algorithm == "lightgbm" and cfg.tuning.trials > 0:
+            if progress:
+                progress(f"{name}: tuning lightgbm", i - 1, steps)
+            tuned = tune(
+                X[train_rows],
+                y[train_rows],
+                X.iloc[stop],
+                y[stop],
+                base=dict(cfg.lightgbm),
+                trials=cfg.tuning.trials,
+                timeout=cfg.tuning.timeout_s,
+                seed=cfg.seed,
+                pruning=cfg.tuning.pruning,
+            )
+            params = tuned.params
+            tuning = {
+                "trials": tuned.trials,
+                "best_params": tuned.params,
+                "best_auc": tuned.best_auc,
+                "seconds": round(tuned.seconds, 1),
+                "stopped_by": tuned.stopped_by,
+                "budget": cfg.tuning.model_dump(),
+            }
+        strategies = [cfg.imbalance]
+        if algorithm == "lightgbm" and cfg.compare_imbalance:
+            strategies = [cfg.imbalance, *(s for s in STRATEGIES if s != cfg.imbalance)]
+        for strategy in strategies:
+            began = time.perf_counter()
+            rows_X, rows_y, extra = rows_for(strategy, X[train_rows], y[train_rows], cfg.seed)
+            base = fit(
+                algorithm,
+                rows_X,
+                rows_y,
+                X.iloc[stop],
+                y[stop],
+                params={**params, **extra} if algorithm == "lightgbm" else params,
+                seed=cfg.seed,
+                class_weight=strategy == "class_weight" or algorithm == "logistic",
+            )
+            fitted_s = time.perf_counter() - began
+            calibrated = calibrate(base, X.iloc[cal], y[cal], cfg.calibration)
+            p_cal = calibrated.predict_proba(X.iloc[cal])[:, 1]
+            if algorithm == "lightgbm" and cfg.compare_imbalance:
+                # reported, never used to choose: the configured strategy is the one kept
+                figures = metrics.evaluate(y[test], calibrated.predict_proba(X[test])[:, 1])
+                imbalance.append(
+                    {
+                        "strategy": strategy,
+                        "used": strategy == cfg.imbalance,
+                        "training_rows": len(rows_y),
+                        "positive_share": round(float(np.mean(rows_y)), 4),
+                        "auc": figures["auc"],
+                        "pr_auc": figures["pr_auc"],
+                        "brier": figures["brier"],
+                        "ece": figures["ece"],
+                        "seconds": round(fitted_s, 2),
+                    }
+                )
+            if strategy != cfg.imbalance:
+                continue
+            candidates[algorithm] = {
+                "base": base,
+                "members": [calibrated],
+                "validation_auc": float(roc_auc_score(y[cal], p_cal)),
+                "seconds": round(fitted_s, 2),
+                "iterations": int(getattr(base, "best_iteration_", 0) or 0) or None,
+            }
     if len(candidates) > 1:
         members = [c["members"][0] for c in candidates.values()]
         p_avg = np.mean([m.predict_proba(X.iloc[cal])[:, 1] for m in members], axis=0)
@@ -171,6 +226,14 @@ def train(
     model = PropensityModel(name, best, ds.features, categories, candidates[best]["members"])
     p_test = model.predict(X[test])
     lgbm = candidates.get("lightgbm", {}).get("base")
+    exported = onnx_export.export(model.members, len(ds.features))
+    onnx_info: dict[str, Any] = {"available": exported.model is not None, "reason": exported.reason}
+    if exported.model is not None:
+        rows = X[test]
+        if len(rows) > PARITY_ROWS:
+            rows = rows.sample(PARITY_ROWS, random_state=cfg.seed)
+        onnx_info["max_abs_difference"] = onnx_export.parity(model.members, exported.model, rows)
+        onnx_info["parity_rows"] = len(rows)
     summary = {
         "name": name,
         "algorithm": best,
@@ -193,7 +256,12 @@ def train(
         "importance": [] if lgbm is None else _importance(lgbm, X[test], cfg.seed),
         "curves": metrics.curves(y[test], p_test),
         "test_sample": _sample(y[test], p_test, cfg.seed),
+        "params": params if "lightgbm" in candidates else {},
+        "tuning": tuning,
+        "imbalance": imbalance,
+        "onnx": onnx_info,
     }
     if progress:
         progress(f"{name}: done", steps, steps)
-    return Trained(model, summary)
+    graph = None if exported.model is None else exported.model.SerializeToString()
+    return Trained(model, summary, graph)

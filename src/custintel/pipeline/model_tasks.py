@@ -1,0 +1,463 @@
+"""Propensity-model tasks of a project: train, evaluate, compare, promote, score."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import ibis
+import numpy as np
+import pandas as pd
+
+from custintel.core import registry
+from custintel.core.errors import StageError
+from custintel.features.build import events_for, params_for, version_of
+from custintel.features.training import opted_out
+from custintel.models import card
+from custintel.models.compare import paired_bootstrap
+from custintel.models.dataset import feature_frame
+from custintel.models.dataset import prepare as prepare_dataset
+from custintel.models.explain import contributions, dependence, reasons
+from custintel.models.metrics import evaluate as evaluate_scores
+from custintel.models.metrics import threshold_table
+from custintel.models.train import Progress, Trained
+from custintel.models.train import train as train_model
+from custintel.pipeline.parts import ProjectParts
+from custintel.segments.fit import data_hash
+
+CHAMPION = "champion"
+
+
+def _files(trained: Trained) -> dict[str, bytes]:
+    """Artefacts saved beside the native model: the ONNX graph when there is one."""
+    return {} if trained.onnx is None else {"model.onnx": trained.onnx}
+
+
+class ModelTasks(ProjectParts):
+    """Propensity-model methods of :class:`~custintel.pipeline.project.Project`."""
+
+    # -- propensity models ---------------------------------------------------------------
+    def model_train(
+        self, label: str, *, force: bool = False, progress: Progress | None = None
+    ) -> dict[str, Any]:
+        """Train, calibrate and evaluate out of time a model of ``features.train_<label>``,
+        registered as a new version of the model named ``label``; when the latest version
+        was trained on the same rows with the same settings it is kept unless ``force``."""
+        wh = self.warehouse
+        table = f"train_{label}"
+        if not wh.exists("features", table):
+            raise StageError(
+                f"models: no training table features.{table}; build it with "
+                f"`custintel features training-set --label {label}`"
+            )
+        frame = wh.table("features", table).execute()
+        if frame.empty:
+            raise StageError(f"models: features.{table} is empty")
+        params = self.config.models.model_dump(mode="json")
+        rows_hash = data_hash(frame, sorted(frame.columns))
+        if not force:
+            try:
+                last: registry.Entry | None = registry.get(wh, label)
+            except StageError:
+                last = None
+            if (
+                last is not None
+                and last.data_hash == rows_hash
+                and last.params == json.loads(json.dumps(params, sort_keys=True))
+            ):
+                return self._train_result(last, registry.summary(self.artifacts_dir, last), True)
+        trained = train_model(prepare_dataset(frame), label, self.config.models, progress=progress)
+        s = trained.summary
+        dates = [*s["split"]["train"], s["split"]["validation"], s["split"]["test"]]
+        metrics = {k: v for k, v in s["test"].items() if k != "rows"}
+        entry = registry.register(
+            wh,
+            self.artifacts_dir,
+            name=label,
+            kind="propensity",
+            algorithm=s["algorithm"],
+            model=trained.model,
+            params=params,
+            feature_set="customer",
+            feature_set_version=str(frame.feature_set_version.iloc[0]),
+            snapshots=dates,
+            data_hash=rows_hash,
+            metrics=metrics,
+            summary=s,
+            files=_files(trained),
+        )
+        written = self.model_card(label, entry.version)
+        return {**self._train_result(entry, s, False), "card": str(written["html"])}
+
+    def model_train_table(
+        self,
+        name: str,
+        path: Path,
+        target: str,
+        *,
+        time_column: str | None = None,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """Train on a prepared table of your own (CSV or Parquet) with the same validation,
+        calibration, evaluation and registry; by time when ``time_column`` is given."""
+        path = Path(path)
+        if not path.is_absolute():
+            path = (Path.cwd() / path) if path.exists() else self.dir / path
+        if not path.exists():
+            raise StageError(f"models: no table at {path}")
+        suffix = path.suffix.lower()
+        if suffix == ".parquet":
+            frame = pd.read_parquet(path)
+        elif suffix in (".csv", ".txt", ".tsv"):
+            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+        else:
+            raise StageError(
+                f"models: {path.name}: read CSV or Parquet, not {suffix or 'no extension'}"
+            )
+        ds = prepare_dataset(frame, target=target, time=time_column, id_column="")
+        trained = train_model(ds, name, self.config.models, progress=progress)
+        s = {**trained.summary, "table": str(path.name), "target": target, "leaks": ds.leaks}
+        split = s["split"]
+        columns = ",".join(sorted(map(str, frame.columns)))
+        entry = registry.register(
+            self.warehouse,
+            self.artifacts_dir,
+            name=name,
+            kind="propensity",
+            algorithm=s["algorithm"],
+            model=trained.model,
+            params=self.config.models.model_dump(mode="json"),
+            feature_set=f"table:{path.name}",
+            feature_set_version=hashlib.sha256(columns.encode()).hexdigest()[:12],
+            snapshots=[*split["train"], split["validation"], split["test"]],
+            data_hash=data_hash(frame, sorted(frame.columns)),
+            metrics={k: v for k, v in s["test"].items() if k != "rows"},
+            summary=s,
+            files=_files(trained),
+        )
+        written = self.model_card(name, entry.version)
+        return {
+            **self._train_result(entry, s, False),
+            "leaks": ds.leaks,
+            "card": str(written["html"]),
+        }
+
+    def model_card(self, label: str, version: int | None = None) -> dict[str, Any]:
+        """Write (again) the Markdown and HTML model card of a version (the champion, else
+        the latest, by default) into its artefact folder."""
+        entry = self._propensity_entry(label, version)
+        s = registry.summary(self.artifacts_dir, entry)
+        info = {**dataclasses.asdict(entry), "created_at": f"{entry.created_at:%Y-%m-%d %H:%M} UTC"}
+        gates = self.config.models.gates
+        folder = entry.folder(self.artifacts_dir)
+        (folder / "card.md").write_text(card.markdown(info, s, gates), encoding="utf-8")
+        (folder / "card.html").write_text(card.to_html(info, s, gates), encoding="utf-8")
+        return {
+            "name": label,
+            "version": entry.version,
+            "markdown": folder / "card.md",
+            "html": folder / "card.html",
+        }
+
+    @staticmethod
+    def _train_result(entry: registry.Entry, s: dict[str, Any], unchanged: bool) -> dict[str, Any]:
+        return {
+            "name": entry.name,
+            "version": entry.version,
+            "unchanged": unchanged,
+            "algorithm": s["algorithm"],
+            "chosen_because": s["chosen_because"],
+            "split": s["split"],
+            "rows": s["rows"],
+            "candidates": s["candidates"],
+            "test": s["test"],
+            "notes": s["notes"],
+            "tuning": None
+            if not s.get("tuning")
+            else {k: v for k, v in s["tuning"].items() if k != "trials"}
+            | {"trials": len(s["tuning"]["trials"])},
+            "imbalance": s.get("imbalance", []),
+            "onnx": s.get("onnx"),
+        }
+
+    def _snapshot_rows(self, label: str, as_of: dt.date) -> pd.DataFrame:
+        wh = self.warehouse
+        table = f"train_{label}"
+        if not wh.exists("features", table):
+            raise StageError(f"models: no training table features.{table}")
+        t = wh.table("features", table)
+        rows = t.filter(t.as_of == ibis.literal(as_of)).execute()
+        if rows.empty:
+            have = ", ".join(str(d)[:10] for d in t.as_of.cast("string").to_pandas().unique())
+            raise StageError(
+                f"models: features.{table} has no rows as of {as_of} (it has {have}); "
+                "add the date to the snapshots and rebuild it"
+            )
+        return rows
+
+    def model_evaluate(self, label: str, version: int, as_of: dt.date) -> dict[str, Any]:
+        """A version's figures on the rows of ``features.train_<label>`` as of a date, with
+        a warning when the version learned from that date (then it is not out of time)."""
+        entry = registry.get(self.warehouse, label, version)
+        model = registry.load(self.artifacts_dir, entry)
+        rows = self._snapshot_rows(label, as_of)
+        p = model.predict_frame(rows)
+        learned = as_of.isoformat() in entry.snapshots[:-1]
+        return {
+            "name": label,
+            "version": version,
+            "as_of": as_of.isoformat(),
+            "out_of_time": not learned,
+            "warning": (
+                f"v{version} trained or was calibrated on {as_of}: these figures are not out of time"
+                if learned
+                else None
+            ),
+            "metrics": evaluate_scores(rows.label.to_numpy(), p),
+        }
+
+    def model_compare(self, label: str, challenger: int | None = None) -> dict[str, Any]:
+        """Champion against a challenger (default: the latest other version) on the
+        challenger's out-of-time snapshot, by a paired bootstrap of the AUC difference."""
+        wh = self.warehouse
+        try:
+            champ = registry.get(wh, label, alias=CHAMPION)
+        except StageError:
+            raise StageError(f"models: {label} has no champion to compare with") from None
+        if challenger is None:
+            others = registry.versions(wh, label)
+            others = others[others.version != champ.version]
+            if others.empty:
+                raise StageError(
+                    f"models: {label} has no version besides the champion v{champ.version}"
+                )
+            challenger = int(others.version.max())
+        chal = registry.get(wh, label, challenger)
+        day = dt.date.fromisoformat(chal.snapshots[-1])
+        if day.isoformat() in champ.snapshots[:-1]:
+            raise StageError(
+                f"models: the champion v{champ.version} learned from {day}, the challenger's "
+                "test snapshot; they cannot be compared fairly there"
+            )
+        rows = self._snapshot_rows(label, day)
+        a = registry.load(self.artifacts_dir, champ).predict_frame(rows)
+        b = registry.load(self.artifacts_dir, chal).predict_frame(rows)
+        result = paired_bootstrap(
+            rows.label.to_numpy(),
+            a,
+            b,
+            rounds=self.config.models.bootstrap_rounds,
+            seed=self.config.models.seed,
+        )
+        return {
+            "name": label,
+            "champion": champ.version,
+            "challenger": chal.version,
+            "as_of": day.isoformat(),
+            **result,
+        }
+
+    def model_promote(self, label: str, version: int) -> dict[str, Any]:
+        """Make ``version`` the champion of ``label`` if its out-of-time figures meet every
+        gate in ``models.gates`` (promoting an older version is a rollback)."""
+        wh = self.warehouse
+        if not wh.exists("models", "registry"):
+            raise StageError(f"models: no model named {label!r} in the registry")
+        entry = registry.get(wh, label, version)
+        failed = [
+            f"{metric} {entry.metrics.get(metric, float('nan')):.4f} < {least}"
+            for metric, least in self.config.models.gates.items()
+            if not entry.metrics.get(metric, float("-inf")) >= least
+        ]
+        if failed:
+            raise StageError(
+                f"models: {label} v{version} is not promoted: out of time "
+                + ", ".join(failed)
+                + " (models.gates)"
+            )
+        try:
+            before: int | None = registry.get(wh, label, alias=CHAMPION).version
+        except StageError:
+            before = None
+        comparison = None
+        if before is not None and version > before:
+            # a newer version replaces the champion only when it is shown better;
+            # promoting an older version is a rollback and needs only the gates
+            comparison = self.model_compare(label, version)
+            if not comparison["better"]:
+                raise StageError(
+                    f"models: {label} v{version} is not promoted: against the champion "
+                    f"v{before} on {comparison['as_of']} its AUC differs by "
+                    f"{comparison['difference']:+.4f} (95 % interval {comparison['ci_low']:+.4f} "
+                    f"to {comparison['ci_high']:+.4f}), not better"
+                )
+        registry.set_alias(wh, label, CHAMPION, version)
+        return {
+            "name": label,
+            "champion": version,
+            "previous": before,
+            "metrics": entry.metrics,
+            "comparison": comparison,
+        }
+
+    def score(
+        self,
+        label: str,
+        as_of: dt.date,
+        *,
+        version: int | None = None,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """``scores.<label>``: every eligible customer's score as of a date with its decile,
+        tier and top three reasons, by the champion (or ``version``); scoring a date again
+        with the same version replaces its rows."""
+        wh = self.warehouse
+        if not wh.exists("models", "registry"):
+            raise StageError(f"models: no model named {label!r} in the registry")
+        try:
+            entry = registry.get(wh, label, version=version, alias=None if version else CHAMPION)
+        except StageError as exc:
+            if version is None and "no 'champion'" in str(exc):
+                raise StageError(
+                    f"models: {label} has no champion yet: promote a version "
+                    f"(`custintel model promote {label} --version N`) or give --version"
+                ) from None
+            raise
+        if entry.kind != "propensity":
+            raise StageError(f"models: {label} is a {entry.kind} model, not a propensity model")
+        model = registry.load(self.artifacts_dir, entry)
+        _, fs_version = version_of(params_for(wh, self.config))
+        if entry.feature_set_version != fs_version:
+            raise StageError(
+                f"models: {label} v{entry.version} was trained on feature set version "
+                f"{entry.feature_set_version}, the features are now version {fs_version}; "
+                "retrain it"
+            )
+        frame = self.features_frame(as_of)
+        if frame.empty:
+            raise StageError(f"models: no customers existed before {as_of}")
+        events, _ = events_for(wh, self.config)
+        excluded = set(opted_out(events, as_of).execute().customer_id)
+        frame = frame[~frame.customer_id.isin(excluded)].reset_index(drop=True)
+        catalog = self.features_catalog()
+        words = dict(zip(catalog.name, catalog.description, strict=True))
+        scores, why = [], []
+        mc = self.config.models
+        step = mc.chunk_rows
+        approx = None
+        if len(frame) > mc.exact_reasons_rows:
+            # exact TreeSHAP for everyone would take minutes: tabulate it on a sample
+            approx = dependence(
+                model.members,
+                feature_frame(frame, model.features, model.categories),
+                seed=mc.seed,
+            )
+        for start in range(0, len(frame), step):
+            X = feature_frame(frame.iloc[start : start + step], model.features, model.categories)
+            scores.append(model.predict(X))
+            pushes = approx.pushes(X) if approx is not None else contributions(model.members, X)
+            why += ["[]"] * len(X) if pushes is None else reasons(pushes, X, words)
+            if progress:
+                progress(f"scoring {label}", min(start + step, len(frame)), len(frame))
+        score = np.concatenate(scores) if scores else np.empty(0)
+        rank = np.empty(len(score), dtype=int)
+        rank[np.argsort(-score, kind="stable")] = np.arange(len(score))
+        decile = rank * 10 // max(len(score), 1) + 1
+        out = pd.DataFrame(
+            {
+                "customer_id": frame.customer_id.to_numpy(),
+                "as_of": as_of,
+                "score": score,
+                "decile": decile.astype("int64"),
+                "tier": np.where(decile <= 2, "high", np.where(decile <= 5, "medium", "low")),
+                "reasons": why,
+                "model_version": entry.version,
+            }
+        )
+        wh.ensure_schema("scores")
+        with wh.transaction():
+            wh.delete_where(
+                "scores", label, f"as_of = DATE '{as_of}' AND model_version = {entry.version}"
+            )
+            wh.put("scores", label, out, append=True)
+        return {
+            "name": label,
+            "version": entry.version,
+            "as_of": as_of.isoformat(),
+            "customers": len(out),
+            "opted_out": len(excluded),
+            "mean_score": float(score.mean()) if len(score) else None,
+            "reasons": "exact" if approx is None else "binned SHAP dependence",
+            "reason_agreement": None if approx is None else approx.agreement,
+            "table": f"scores.{label}",
+        }
+
+    def _propensity_entry(self, label: str, version: int | None) -> registry.Entry:
+        """The given version, else the champion, else the latest."""
+        wh = self.warehouse
+        if not wh.exists("models", "registry"):
+            raise StageError(f"models: no model named {label!r} in the registry")
+        if version is not None:
+            return registry.get(wh, label, version)
+        try:
+            return registry.get(wh, label, alias=CHAMPION)
+        except StageError:
+            return registry.get(wh, label)
+
+    def model_threshold(
+        self,
+        label: str,
+        *,
+        cost: float | None = None,
+        value: float | None = None,
+        version: int | None = None,
+    ) -> dict[str, Any]:
+        """What contacting the top share of customers would cost and return, from the
+        out-of-time test of a version (the champion by default)."""
+        entry = self._propensity_entry(label, version)
+        sample = registry.summary(self.artifacts_dir, entry).get("test_sample")
+        if not sample:
+            raise StageError(f"models: {label} v{entry.version} has no stored test scores")
+        mc = self.config.models
+        cost = mc.cost_per_contact if cost is None else cost
+        value = mc.value_per_success if value is None else value
+        table = threshold_table(
+            np.array(sample["y"]), np.array(sample["p"]), cost=cost, value=value
+        )
+        return {
+            "name": label,
+            "version": entry.version,
+            "cost_per_contact": cost,
+            "value_per_success": value,
+            "customers": len(sample["y"]),
+            "rows": table.to_dict(orient="records"),
+        }
+
+    def models_summary(self) -> list[dict[str, Any]]:
+        """What the report shows per propensity model: the champion (or latest) version's
+        training summary, its threshold table and every version."""
+        wh = self.warehouse
+        if not wh.exists("models", "registry"):
+            return []
+        versions = registry.versions(wh)
+        versions = versions[versions.kind == "propensity"]
+        out = []
+        for name in sorted(versions.name.unique()):
+            entry = self._propensity_entry(name, None)
+            out.append(
+                {
+                    "entry": entry,
+                    "summary": registry.summary(self.artifacts_dir, entry),
+                    "threshold": self.model_threshold(name, version=entry.version),
+                    "versions": versions[versions.name == name],
+                }
+            )
+        return out
+
+    def model_list(self) -> pd.DataFrame:
+        """Every registered model version with its aliases and headline metrics."""
+        return registry.versions(self.warehouse)
