@@ -2,11 +2,11 @@
 
 The graph takes one double matrix: the model's features in order, numbers as they are and
 categories as their codes (missing: NaN), exactly what :func:`encode` makes of a feature
-frame. Inside: each LightGBM member (converted by onnxmltools in double precision, so no
-split flips on a value rounded to float32), its calibration written out as plain
-arithmetic (isotonic: linear interpolation as a sum of clipped ramps; sigmoid: the fitted
-logistic curve), and the mean over members. The logistic baseline has no converter for
-its signed-log step, so a model using it is served natively and says why.
+frame. Inside: each LightGBM member as a TreeEnsemble in double precision (see
+:func:`_trees`), its calibration written out as plain arithmetic (isotonic: linear
+interpolation as a sum of clipped ramps; sigmoid: the fitted logistic curve), and the mean
+over members. The logistic baseline has no converter for its signed-log step, so a model
+using it is served natively and says why.
 
 Parity with the native model is measured on real rows at export and kept with the model.
 """
