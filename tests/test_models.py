@@ -78,9 +78,39 @@ def test_time_split_and_registry_entry(churn: dict[str, Any]) -> None:
     assert set(r["candidates"]) >= {"logistic", "lightgbm"}
     assert entry.kind == "propensity" and entry.metrics["auc"] == r["test"]["auc"]
     assert entry.snapshots == ["2024-09-30", "2024-12-31", "2025-03-31"]
+    # tuned within the configured budget, every imbalance strategy compared, served as ONNX
+    assert r["tuning"]["trials"] == 20 and r["tuning"]["stopped_by"] == "trials"
+    assert [i["strategy"] for i in r["imbalance"] if i["used"]] == ["none"]
+    assert {i["strategy"] for i in r["imbalance"]} == {
+        "none",
+        "class_weight",
+        "undersample",
+        "oversample",
+    }
+    assert r["onnx"]["available"] and r["onnx"]["max_abs_difference"] <= 1e-5
+    folder = entry.folder(churn["project"] / "artifacts")
+    assert {"model.joblib", "model.onnx", "card.md", "card.html"} <= {
+        f.name for f in folder.iterdir()
+    }
+    assert f"| AUC | {r['test']['auc']:.4f} |" in (folder / "card.md").read_text()
     s = registry.summary(churn["project"] / "artifacts", entry)
     assert len(s["gains"]) == 10 and s["gains"][0]["lift"] > s["gains"][-1]["lift"]
     assert s["importance"] and s["importance"][0]["mean_abs_shap"] > 0
+
+
+def test_onnx_artefact_scores_like_the_native_model(churn: dict[str, Any]) -> None:
+    """The stored graph, on customers as of a later date than any it saw (categories,
+    missing values and all), gives the native scores to 1e-5."""
+    from custintel.models import onnx
+    from custintel.models.dataset import feature_frame
+
+    model, frame = churn["model"], churn["frame"]
+    graph = churn["entry"].folder(churn["project"] / "artifacts") / "model.onnx"
+    session = onnx.session(graph.read_bytes())
+    X = feature_frame(frame, model.features, model.categories)
+    assert any(isinstance(X[c].dtype, pd.CategoricalDtype) for c in X) and X.isna().any().any()
+    gap = abs(onnx.predict(session, X) - model.predict(X)).max()
+    assert gap <= 1e-5, gap
 
 
 def test_bad_requests_say_what_is_missing(churn: dict[str, Any], runner) -> None:
@@ -191,6 +221,9 @@ def test_threshold_table_report_page_and_a_rerun_that_changes_nothing(
         "Reliability",
         "mean |SHAP|",
         "What if",
+        "Tuning: 20 Optuna trials",
+        "Class imbalance",
+        "Model card",
     ):
         assert title in page, title
 
@@ -323,4 +356,6 @@ def test_the_model_never_sees_data_after_its_training_dates(
         else:
             assert ((a[c] == b[c]) | (a[c].isna() & b[c].isna())).all(), c
     assert abs(before - after).max() < 1e-12
+    # the seeded search within a trial budget chose the same settings
+    assert again["tuning"]["best_params"] == churn["result"]["tuning"]["best_params"]
     assert again["test"]["positive_rate"] > churn["result"]["test"]["positive_rate"]

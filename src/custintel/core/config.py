@@ -324,6 +324,11 @@ class TuningConfig(_Strict):
         default=300, gt=0, description="stop starting new trials after this many seconds"
     )
     pruning: bool = Field(default=True, description="stop trials behind the median early")
+    sample_rows: int = Field(
+        default=200_000,
+        ge=1000,
+        description="trials learn from at most this many training rows (the final fit: all)",
+    )
 
 
 class ModelsConfig(_Strict):

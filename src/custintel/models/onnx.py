@@ -3,10 +3,11 @@
 The graph takes one double matrix: the model's features in order, numbers as they are and
 categories as their codes (missing: NaN), exactly what :func:`encode` makes of a feature
 frame. Inside: each LightGBM member as a TreeEnsemble in double precision (see
-:func:`_trees`), its calibration written out as plain arithmetic (isotonic: linear
+:func:`_trees`), each logistic baseline as the additive function it is (see
+:func:`_linear`), every calibration written out as plain arithmetic (isotonic: linear
 interpolation as a sum of clipped ramps; sigmoid: the fitted logistic curve), and the mean
-over members. The logistic baseline has no converter for its signed-log step, so a model
-using it is served natively and says why.
+over members. Both converters are written here: onnxmltools rounds tree thresholds to
+float32 and skl2onnx has no form for the signed-log step.
 
 Parity with the native model is measured on real rows at export and kept with the model.
 """
@@ -112,24 +113,21 @@ def _trees(booster: Any) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
             missing_true[i] = 0
             link(i, child(tree["left_child"]), child(tree["right_child"]))
             return i
-        left, right = child(tree["left_child"]), child(tree["right_child"])
         threshold = float(tree["threshold"])
         mode[i], split[i] = LEQ, threshold
-        if missing == "NaN":
-            missing_true[i] = int(default_left)
-            link(i, left, right)
-        elif missing == "Zero":
-            # exact zero and NaN go the default way, then the threshold decides
-            link(i, left, right)
-            missing_true[i] = int(default_left)
-            compare = i
-            i = new_node()
-            feature[i], mode[i], split[i] = feature[compare], EQ, 0.0
-            missing_true[i] = 1
-            link(i, left if default_left else right, (compare, 0))
-        else:  # no missing values seen in training: NaN counts as zero
-            missing_true[i] = int(threshold >= 0.0)
-            link(i, left, right)
+        if missing == "Zero":
+            # exact zero and NaN go the default way, the rest by the threshold; the default
+            # subtree is built twice because ONNX trees cannot share a node
+            mode[i], split[i], missing_true[i] = EQ, 0.0, 1
+            default = child(tree["left_child"] if default_left else tree["right_child"])
+            compare = new_node()
+            feature[compare], mode[compare], split[compare] = feature[i], LEQ, threshold
+            link(compare, child(tree["left_child"]), child(tree["right_child"]))
+            link(i, default, (compare, 0))
+            return i
+        # NaN: the learned default way; with no missing values in training NaN counts as 0
+        missing_true[i] = int(default_left) if missing == "NaN" else int(threshold >= 0.0)
+        link(i, child(tree["left_child"]), child(tree["right_child"]))
         return i
 
     for info in dump["tree_info"]:
@@ -213,30 +211,126 @@ def _calibration_nodes(
     return nodes, inits
 
 
-def export(members: list[Any], n_features: int) -> Export:
+def _linear(
+    pipeline: Any, columns: list[str], categories: dict[str, list[str]], prefix: str
+) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto]]:
+    """The logistic baseline's decision function as arithmetic on the input columns.
+
+    The model is additive over columns, so it is written as: a constant, plus for each
+    number ``a * v + b * isnan(x)`` where ``v`` is the signed log of ``x`` or, when
+    missing, the training median (``a`` and ``b`` fold the scaling into the
+    coefficients), plus for each category a looked-up weight per code. The category
+    weights are read off the fitted pipeline itself (its decision for each level against
+    missing), so the one-hot encoder's grouping of rare and unseen levels is reproduced
+    without restating its rules.
+    """
+    p = prefix
+    prep, model = pipeline.named_steps["prep"], pipeline.named_steps["model"]
+    coef = model.coef_[0]
+    numbers = next((t for t in prep.transformers_ if t[0] == "numbers"), None)
+    num_cols: list[str] = list(numbers[2]) if numbers is not None else []
+    a = np.zeros(len(num_cols))
+    b = np.zeros(len(num_cols))
+    median = np.zeros(len(num_cols))
+    if num_cols:
+        steps = numbers[1].named_steps
+        impute, scale = steps["impute"], steps["scale"]
+        median = np.asarray(impute.statistics_, dtype=np.float64)
+        flagged = list(impute.indicator_.features_) if impute.indicator_ is not None else []
+        n, k = len(num_cols), len(flagged)
+        a = coef[:n] / scale.scale_[:n]
+        b[flagged] = coef[n : n + k] / scale.scale_[n : n + k]
+
+    position = {c: j for j, c in enumerate(columns)}
+    cat_cols = [c for c in columns if c in categories]
+    # the all-missing row: every number at its median with its flag up, every category missing
+    blank = pd.DataFrame({c: [np.nan] for c in columns})
+    for c in cat_cols:
+        blank[c] = pd.Categorical([None], categories=categories[c])
+    for c in columns:
+        if c not in categories:
+            blank[c] = blank[c].astype("float64")
+    base = float(pipeline.decision_function(blank)[0])
+    tables = {}
+    for c in cat_cols:
+        levels = categories[c]
+        probe = pd.concat([blank] * len(levels), ignore_index=True)
+        probe[c] = pd.Categorical(levels, categories=levels)
+        tables[c] = np.append(pipeline.decision_function(probe) - base, 0.0)  # last: missing
+    constant = base - float(np.dot(a, median) + b.sum())
+    nodes: list[onnx.NodeProto] = []
+    inits = [_const(p + "constant", [constant])]
+    terms = [p + "constant"]
+    if num_cols:
+        inits += [
+            numpy_helper.from_array(
+                np.array([position[c] for c in num_cols], dtype=np.int64), p + "num_idx"
+            ),
+            _const(p + "one", [1.0]),
+            _const(p + "median", median.reshape(1, -1)),
+            _const(p + "a", a.reshape(-1, 1)),
+            _const(p + "b", b.reshape(-1, 1)),
+        ]
+        nodes += [
+            helper.make_node("Gather", [INPUT, p + "num_idx"], [p + "x"], axis=1),
+            helper.make_node("Abs", [p + "x"], [p + "abs"]),
+            helper.make_node("Add", [p + "abs", p + "one"], [p + "abs1"]),
+            helper.make_node("Log", [p + "abs1"], [p + "log"]),
+            helper.make_node("Sign", [p + "x"], [p + "sign"]),
+            helper.make_node("Mul", [p + "sign", p + "log"], [p + "slog"]),
+            helper.make_node("IsNaN", [p + "x"], [p + "missing"]),
+            helper.make_node("Where", [p + "missing", p + "median", p + "slog"], [p + "v"]),
+            helper.make_node("Cast", [p + "missing"], [p + "flag"], to=TensorProto.DOUBLE),
+            helper.make_node("MatMul", [p + "v", p + "a"], [p + "num_a"]),
+            helper.make_node("MatMul", [p + "flag", p + "b"], [p + "num_b"]),
+        ]
+        terms += [p + "num_a", p + "num_b"]
+    for j, c in enumerate(cat_cols):
+        q = f"{p}c{j}_"
+        last = len(tables[c]) - 1
+        inits += [
+            numpy_helper.from_array(np.array([position[c]], dtype=np.int64), q + "idx"),
+            _const(q + "table", tables[c]),
+            _const(q + "missing_code", [float(last)]),
+        ]
+        nodes += [
+            helper.make_node("Gather", [INPUT, q + "idx"], [q + "code"], axis=1),
+            helper.make_node("IsNaN", [q + "code"], [q + "nan"]),
+            helper.make_node("Where", [q + "nan", q + "missing_code", q + "code"], [q + "filled"]),
+            helper.make_node("Cast", [q + "filled"], [q + "int"], to=TensorProto.INT64),
+            helper.make_node("Gather", [q + "table", q + "int"], [q + "weight"], axis=0),
+        ]
+        terms.append(q + "weight")
+    nodes.append(helper.make_node("Sum", terms, [p + "margin"]))
+    return nodes, inits
+
+
+def export(members: list[Any], columns: list[str], categories: dict[str, list[str]]) -> Export:
     """One graph averaging the calibrated members, or why it cannot be made."""
     nodes: list[onnx.NodeProto] = []
     inits: list[onnx.TensorProto] = []
     outputs: list[str] = []
     for i, member in enumerate(members):
         base, method, calibrator = _parts(member)
-        if not hasattr(base, "booster_"):
-            return Export(
-                None,
-                f"{type(base).__name__} has no ONNX converter here (its signed-log step); "
-                "served natively",
-            )
         p = f"m{i}_"
-        # the calibrator was fitted on LightGBM's raw margin (its decision function)
-        nodes.append(
-            helper.make_node(
-                "TreeEnsemble",
-                [INPUT],
-                [p + "margin"],
-                domain="ai.onnx.ml",
-                **_trees(base.booster_),
+        # each calibrator was fitted on its learner's decision function (the raw margin)
+        if hasattr(base, "booster_"):
+            nodes.append(
+                helper.make_node(
+                    "TreeEnsemble",
+                    [INPUT],
+                    [p + "margin"],
+                    domain="ai.onnx.ml",
+                    **_trees(base.booster_),
+                )
             )
-        )
+        elif hasattr(base, "named_steps") and "prep" in base.named_steps:
+            linear_nodes, linear_inits = _linear(base, columns, categories, p + "lin_")
+            nodes += linear_nodes
+            inits += linear_inits
+            nodes.append(helper.make_node("Identity", [p + "lin_margin"], [p + "margin"]))
+        else:
+            return Export(None, f"{type(base).__name__} has no ONNX form here; served natively")
         cal_nodes, cal_inits = _calibration_nodes(
             method, calibrator, p + "margin", p + "calibrated", p + "cal_"
         )
@@ -252,7 +346,7 @@ def export(members: list[Any], n_features: int) -> Export:
     graph = helper.make_graph(
         nodes,
         "custintel_propensity",
-        [helper.make_tensor_value_info(INPUT, TensorProto.DOUBLE, [None, n_features])],
+        [helper.make_tensor_value_info(INPUT, TensorProto.DOUBLE, [None, len(columns)])],
         [helper.make_tensor_value_info(OUTPUT, TensorProto.DOUBLE, [None])],
         initializer=inits,
     )

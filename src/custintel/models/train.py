@@ -139,11 +139,27 @@ def train(
         if algorithm == "lightgbm" and cfg.tuning.trials > 0:
             if progress:
                 progress(f"{name}: tuning lightgbm", i - 1, steps)
+            rows = np.flatnonzero(train_rows)
+            if len(rows) > cfg.tuning.sample_rows:
+                # a stratified sample keeps trials quick on millions of rows
+                rows, _ = train_test_split(
+                    rows, train_size=cfg.tuning.sample_rows, random_state=cfg.seed, stratify=y[rows]
+                )
+                rows = np.sort(rows)
+            judge = stop
+            if len(judge) > cfg.tuning.sample_rows:
+                judge, _ = train_test_split(
+                    judge,
+                    train_size=cfg.tuning.sample_rows,
+                    random_state=cfg.seed,
+                    stratify=y[judge],
+                )
+                judge = np.sort(judge)
             tuned = tune(
-                X[train_rows],
-                y[train_rows],
-                X.iloc[stop],
-                y[stop],
+                X.iloc[rows],
+                y[rows],
+                X.iloc[judge],
+                y[judge],
                 base=dict(cfg.lightgbm),
                 trials=cfg.tuning.trials,
                 timeout=cfg.tuning.timeout_s,
@@ -158,6 +174,7 @@ def train(
                 "seconds": round(tuned.seconds, 1),
                 "stopped_by": tuned.stopped_by,
                 "budget": cfg.tuning.model_dump(),
+                "rows": len(rows),
             }
         strategies = [cfg.imbalance]
         if algorithm == "lightgbm" and cfg.compare_imbalance:
@@ -226,7 +243,7 @@ def train(
     model = PropensityModel(name, best, ds.features, categories, candidates[best]["members"])
     p_test = model.predict(X[test])
     lgbm = candidates.get("lightgbm", {}).get("base")
-    exported = onnx_export.export(model.members, len(ds.features))
+    exported = onnx_export.export(model.members, ds.features, categories)
     onnx_info: dict[str, Any] = {"available": exported.model is not None, "reason": exported.reason}
     if exported.model is not None:
         rows = X[test]

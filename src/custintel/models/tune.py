@@ -7,6 +7,9 @@ the tuned LightGBM and the other learners afterwards is still fair. Every tenth 
 round reports its AUC, and a trial running behind the median of earlier trials at the
 same round is stopped early (pruned).
 
+On large tables the trials learn from a stratified sample (``tuning.sample_rows``) and
+the final model from every training row.
+
 With a trial budget the search is repeatable (same seed, same trials); a time budget that
 cuts it short depends on the machine's speed, which the summary records.
 """

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,10 @@ from plotly.offline import get_plotlyjs
 from custintel import __version__
 from custintel.models.metrics import (
     CANDIDATE_COLUMNS,
+    IMBALANCE_COLUMNS,
     THRESHOLD_COLUMNS,
     candidate_cells,
+    imbalance_cells,
     threshold_cells,
 )
 
@@ -788,6 +791,71 @@ def _model_section(item: dict[str, Any]) -> str:
             yaxis={"autorange": "reversed"},
         )
         parts.append(_figure(fig, height=max(360, 22 * len(top) + 80)))
+    tuning = s.get("tuning")
+    if tuning and tuning.get("trials"):
+        trials = tuning["trials"]
+        done = [t for t in trials if t["state"] == "complete"]
+        pruned = [t for t in trials if t["state"] == "pruned" and t["auc"] is not None]
+        best, running = [], float("-inf")
+        for t in done:
+            running = max(running, t["auc"])
+            best.append(running)
+        fig = go.Figure()
+        fig.add_scatter(
+            x=[t["trial"] for t in done],
+            y=[t["auc"] for t in done],
+            mode="markers",
+            name="complete trial",
+        )
+        fig.add_scatter(
+            x=[t["trial"] for t in pruned],
+            y=[t["auc"] for t in pruned],
+            mode="markers",
+            marker_symbol="x",
+            name="pruned (AUC when stopped)",
+        )
+        fig.add_scatter(x=[t["trial"] for t in done], y=best, mode="lines", name="best so far")
+        fig.update_layout(
+            title=f"Tuning: {len(trials)} Optuna trials "
+            f"({sum(t['state'] == 'pruned' for t in trials)} pruned) in "
+            f"{tuning['seconds']} s, stopped by the {tuning['stopped_by']} budget",
+            xaxis_title="trial",
+            yaxis_title="AUC on the early-stopping rows",
+        )
+        parts.append(_figure(fig, height=340))
+        parts.append(
+            _table(
+                ["setting", "chosen"],
+                [
+                    [k, f"{v:.4g}" if isinstance(v, float) else str(v)]
+                    for k, v in sorted(tuning["best_params"].items())
+                ],
+            )
+        )
+    if s.get("imbalance"):
+        parts.append(
+            "<h3>Class imbalance</h3><p>LightGBM refitted with each strategy, calibrated on "
+            "the same rows and tested out of time; <code>models.imbalance</code> is the one "
+            "kept (none is chosen on the test).</p>"
+        )
+        parts.append(
+            _table(
+                list(IMBALANCE_COLUMNS),
+                [imbalance_cells(r) for r in s["imbalance"]],
+                numeric={1, 2, 3, 4, 5, 6},
+            )
+        )
+    onnx = s.get("onnx") or {}
+    serving = (
+        f"ONNX graph <code>model.onnx</code>: largest difference from the native model "
+        f"{onnx['max_abs_difference']:.1e} on {onnx['parity_rows']:,} test customers."
+        if onnx.get("available")
+        else f"No ONNX graph: {html.escape(str(onnx.get('reason', 'trained before export')))}."
+    )
+    card = item.get("card")
+    if card:
+        serving += f' <a href="{html.escape(card)}">Model card</a>.'
+    parts.append(f"<p>{serving}</p>")
     parts.append(
         f"<h3>What if: contacting the top share by score</h3><p>Cost "
         f"{th['cost_per_contact']:g} per contact, value {th['value_per_success']:g} per "
@@ -903,6 +971,10 @@ def write_reports(project: Any) -> Path:
             )
         )
     models = project.models_summary()
+    for m in models:
+        card = m["entry"].folder(project.artifacts_dir) / "card.html"
+        if card.exists():
+            m["card"] = Path(os.path.relpath(card, out)).as_posix()
     if models:
         (out / "models.html").write_text(models_page(models), encoding="utf-8")
         pages.append(
