@@ -37,6 +37,7 @@ def test_every_config_key_is_documented() -> None:
         config.FeaturesConfig,
         config.SegmentsConfig,
         config.ModelsConfig,
+        config.TuningConfig,
     ]
     for model in models:
         for key in model.model_fields:

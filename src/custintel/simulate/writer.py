@@ -810,6 +810,8 @@ def _people_truth(
     purchases given the latent state: alive people buy at rate ``lam`` in operational time
     and drop out after each purchase with probability ``p``, so
     ``P(no purchase) = exp(-lam * t)`` and ``E[purchases] = (1 - exp(-lam * p * t)) / p``.
+    The ``..._given_history`` columns are the same probabilities for someone who knows
+    ``lam`` and ``p`` but, like any model, only the purchases before the as-of date.
     """
     truth = people.merge(lifetimes, on="person_id")
     as_of = float(cfg.history_weeks)
@@ -818,6 +820,19 @@ def _people_truth(
     buys = orders[~orders.is_return.to_numpy()]
     alive = truth.alive_at_as_of.to_numpy()
     lam, p = truth.lam.to_numpy(), truth.p.to_numpy()
+    # What the best model could know: the true lam and p, but only the purchases seen
+    # before the as-of date. Dropout can follow only a repeat purchase, so with x >= 1
+    # repeats, the last at t, P(alive) = (1-p) e^{-lam (T-t)} / ((1-p) e^{-lam (T-t)} + p)
+    # in operational time; with none the person is alive. No purchase yet: not a customer.
+    seen = buys[buys.week < as_of].groupby("person").week.agg(["size", "max"])
+    seen = seen.reindex(truth.person_id)
+    repeats = seen["size"].to_numpy() - 1
+    gap = float(np.interp(as_of, cal_w, op_w)) - np.interp(
+        np.nan_to_num(seen["max"].to_numpy()), cal_w, op_w
+    )
+    stay = (1 - p) * np.exp(-lam * gap)
+    p_alive = np.where(repeats >= 1, stay / (stay + p), 1.0)
+    truth["p_alive_given_history"] = np.where(np.isnan(repeats), np.nan, p_alive)
     for horizon in (90, 365):
         end = as_of + horizon / 7
         span = float(np.interp(end, cal_w, op_w) - np.interp(as_of, cal_w, op_w))
@@ -831,6 +846,9 @@ def _people_truth(
         ).to_numpy()
         truth[f"p_purchase_{horizon}d"] = alive * (1 - np.exp(-lam * span))
         truth[f"expected_purchases_{horizon}d"] = alive * (1 - np.exp(-lam * p * span)) / p
+        truth[f"p_purchase_{horizon}d_given_history"] = truth.p_alive_given_history * (
+            1 - np.exp(-lam * span)
+        )
     return truth
 
 
