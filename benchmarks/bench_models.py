@@ -13,8 +13,8 @@ of churn_90d over 2024-09-30, 2024-12-31 and 2025-03-31. Timed, each in a fresh 
   evaluation, importance and registration.
 - **custintel score churn_90d --as-of 2025-06-30**: features read, every customer scored
   with decile, tier and three reasons, `scores.churn_90d` written.
-- **single-row latency** of the registered model's `predict_frame` (p50, p99 over 2,000
-  calls, one customer each).
+- **single-row latency**, native against ONNX Runtime (p50, p99 over 2,000 calls, one
+  customer each): from a row of `features.customer` to the score, and inference alone.
 
 Wall time from the parent, peak memory as the child's own maximum resident set size.
 """
@@ -87,21 +87,37 @@ def latency(project: Path, calls: int) -> None:
         frame = p.warehouse.sql(
             "SELECT * FROM features.customer USING SAMPLE 2000 ROWS (reservoir, 3)"
         ).df()
-    times = []
-    for i in range(calls):
-        row = frame.iloc[[i % len(frame)]]
-        began = time.perf_counter()
-        model.predict_frame(row)
-        times.append(time.perf_counter() - began)
-    ms = np.array(times[20:]) * 1000  # the first calls warm caches
-    print(
-        json.dumps(
-            {
-                "p50_ms": round(float(np.percentile(ms, 50)), 2),
-                "p99_ms": round(float(np.percentile(ms, 99)), 2),
-            }
-        )
-    )
+    from custintel.models import onnx
+    from custintel.models.dataset import feature_frame
+
+    graph = entry.folder(p.artifacts_dir) / "model.onnx"
+    session = onnx.session(graph.read_bytes())
+    rows = [frame.iloc[[i % len(frame)]] for i in range(calls)]
+    ready = [feature_frame(r, model.features, model.categories) for r in rows]
+    encoded = [onnx.encode(x) for x in ready]
+    ways = {
+        # from a row of features.customer to the score
+        "native": lambda i: model.predict_frame(rows[i]),
+        "onnx": lambda i: onnx.predict(
+            session, feature_frame(rows[i], model.features, model.categories)
+        ),
+        # inference alone, on a row already typed (native) or encoded (ONNX)
+        "native_inference": lambda i: model.predict(ready[i]),
+        "onnx_inference": lambda i: session.run([onnx.OUTPUT], {onnx.INPUT: encoded[i]}),
+    }
+    out = {}
+    for name, call in ways.items():
+        times = []
+        for i in range(calls):
+            began = time.perf_counter()
+            call(i)
+            times.append(time.perf_counter() - began)
+        ms = np.array(times[20:]) * 1000  # the first calls warm caches
+        out[name] = {
+            "p50_ms": round(float(np.percentile(ms, 50)), 3),
+            "p99_ms": round(float(np.percentile(ms, 99)), 3),
+        }
+    print(json.dumps(out))
 
 
 def main() -> None:

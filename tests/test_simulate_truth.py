@@ -161,6 +161,32 @@ def test_label_probabilities_are_calibrated(simulated_shop) -> None:
     assert (dead.purchases_next_365d == 0).all() and (dead.p_purchase_365d == 0).all()
 
 
+def test_the_history_oracle_is_calibrated_and_below_the_latent_one(simulated_shop) -> None:
+    """P(alive) and P(purchase) from each person's persona priors and purchase history
+    alone (BG/NBD in operational time) agree with the hidden state and what happened."""
+    from sklearn.metrics import roc_auc_score
+
+    project, _ = simulated_shop
+    people = _truth(project, "people")
+    people = people[people.p_alive_given_history.notna()]
+    for column, truth in (
+        ("p_alive_given_history", people.alive_at_as_of),
+        ("p_purchase_90d_given_history", people.purchases_next_90d > 0),
+        ("p_purchase_365d_given_history", people.purchases_next_365d > 0),
+    ):
+        p = people[column]
+        bins = pd.cut(p, np.linspace(0, 1, 11), include_lowest=True)
+        table = pd.DataFrame({"p": p, "y": truth}).groupby(bins, observed=True)
+        table = table.agg(p=("p", "mean"), y=("y", "mean"), n=("p", "size"))
+        allowed = np.maximum(0.04, 3 * np.sqrt(table.p * (1 - table.p) / table.n))
+        assert ((table.p - table.y).abs() < allowed).all(), (column, table)
+        assert abs(p.mean() - truth.mean()) < 0.01, column
+    churned = people.purchases_next_90d == 0
+    latent = roc_auc_score(churned, 1 - people.p_purchase_90d)
+    history = roc_auc_score(churned, 1 - people.p_purchase_90d_given_history)
+    assert 0.85 < history < latent, (history, latent)
+
+
 def _monthly(project: Path, folder: str) -> pd.DataFrame:
     """All monthly event files of one folder, in order."""
     files = sorted((project / "data" / folder).glob("events_*.csv"))

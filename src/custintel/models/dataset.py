@@ -52,18 +52,25 @@ def feature_frame(
             f"models: the features differ from the model's: {', '.join(missing[:5])} missing"
             + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
         )
-    X = frame[features].copy()
-    for c in X.columns:
-        if c in categories:
-            text = X[c].astype("string")
-            # a category first seen after training counts as missing
-            text = text.where(text.isin(categories[c]))
-            X[c] = pd.Categorical(text, categories=categories[c])
-        else:
-            # Parallel sums in the warehouse differ in the last bits from one build to the
-            # next; rounding far below any meaningful precision makes a rebuild of the
-            # same data give the same model.
-            X[c] = pd.to_numeric(X[c], errors="coerce").astype("float64").round(9)
+    numbers = [f for f in features if f not in categories]
+    block = frame[numbers]
+    try:
+        values = block.to_numpy(dtype="float64", na_value=np.nan)
+    except (TypeError, ValueError):  # text in a number column: unreadable values are missing
+        values = block.apply(pd.to_numeric, errors="coerce").to_numpy("float64", na_value=np.nan)
+    # Parallel sums in the warehouse differ in the last bits from one build to the next;
+    # rounding far below any meaningful precision makes a rebuild of the same data give
+    # the same model. One 2-D step for all numbers: a single customer takes well under a
+    # millisecond, where a step per column took ten.
+    X = pd.DataFrame(np.round(values, 9), columns=numbers, index=frame.index)
+    for c in categories:
+        if c not in features:
+            continue
+        text = frame[c].astype("string")
+        # a category first seen after training counts as missing
+        text = text.where(text.isin(categories[c]))
+        X[c] = pd.Categorical(text, categories=categories[c])
+    X = X[features]
     return X
 
 

@@ -97,6 +97,112 @@ def _sample(y: np.ndarray, p: np.ndarray, seed: int) -> dict[str, list[float]]:
     return {"y": [int(v) for v in y[rows]], "p": [round(float(v), 6) for v in p[rows]]}
 
 
+def _subsample(rows: np.ndarray, y: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    """At most ``limit`` of ``rows``, stratified by the target, in their order."""
+    if len(rows) <= limit:
+        return rows
+    picked, _ = train_test_split(rows, train_size=limit, random_state=seed, stratify=y[rows])
+    return np.sort(picked)
+
+
+def _tune(
+    X: pd.DataFrame, y: np.ndarray, fit_rows: np.ndarray, stop: np.ndarray, cfg: ModelsConfig
+) -> dict[str, Any]:
+    """The Optuna search; on large tables trials learn from (and are judged on) a
+    stratified sample, which keeps each trial quick."""
+    rows = _subsample(fit_rows, y, cfg.tuning.sample_rows, cfg.seed)
+    judge = _subsample(stop, y, cfg.tuning.sample_rows, cfg.seed)
+    tuned = tune(
+        X.iloc[rows],
+        y[rows],
+        X.iloc[judge],
+        y[judge],
+        base=dict(cfg.lightgbm),
+        trials=cfg.tuning.trials,
+        timeout=cfg.tuning.timeout_s,
+        seed=cfg.seed,
+        pruning=cfg.tuning.pruning,
+    )
+    return {
+        "trials": tuned.trials,
+        "best_params": tuned.params,
+        "best_auc": tuned.best_auc,
+        "seconds": round(tuned.seconds, 1),
+        "stopped_by": tuned.stopped_by,
+        "budget": cfg.tuning.model_dump(),
+        "rows": len(rows),
+    }
+
+
+def _fit_calibrated(
+    algorithm: str,
+    strategy: str,
+    X: pd.DataFrame,
+    y: np.ndarray,
+    rows: np.ndarray,
+    stop: np.ndarray,
+    cal: np.ndarray,
+    params: dict[str, Any],
+    cfg: ModelsConfig,
+) -> tuple[Any, Any]:
+    """A learner fitted on ``rows`` (resampled or weighted by ``strategy``), stopped on
+    ``stop`` and calibrated on ``cal``."""
+    rows_X, rows_y, extra = rows_for(strategy, X.iloc[rows], y[rows], cfg.seed)
+    base = fit(
+        algorithm,
+        rows_X,
+        rows_y,
+        X.iloc[stop],
+        y[stop],
+        params={**params, **extra} if algorithm == "lightgbm" else params,
+        seed=cfg.seed,
+        class_weight=strategy == "class_weight",
+    )
+    return base, calibrate(base, X.iloc[cal], y[cal], cfg.calibration)
+
+
+def _compare_imbalance(
+    X: pd.DataFrame,
+    y: np.ndarray,
+    fit_rows: np.ndarray,
+    stop: np.ndarray,
+    cal: np.ndarray,
+    test: np.ndarray,
+    params: dict[str, Any],
+    cfg: ModelsConfig,
+) -> list[dict[str, Any]]:
+    """LightGBM with each imbalance strategy, on the same (on large tables, sampled)
+    training rows, calibrated alike and tested out of time. Reported, never used to
+    choose: the configured strategy is the one kept."""
+    rows = _subsample(fit_rows, y, cfg.tuning.sample_rows, cfg.seed)
+    out = []
+    for strategy in STRATEGIES:
+        began = time.perf_counter()
+        _, calibrated = _fit_calibrated("lightgbm", strategy, X, y, rows, stop, cal, params, cfg)
+        seconds = time.perf_counter() - began
+        figures = metrics.evaluate(y[test], calibrated.predict_proba(X[test])[:, 1])
+        share = y[rows].mean() if strategy in ("none", "class_weight") else 0.5
+        n = len(rows)
+        if strategy == "undersample":
+            n = 2 * int(min(np.bincount(y[rows], minlength=2)))
+        elif strategy == "oversample":
+            n = 2 * int(max(np.bincount(y[rows], minlength=2)))
+        out.append(
+            {
+                "strategy": strategy,
+                "used": strategy == cfg.imbalance,
+                "training_rows": n,
+                "positive_share": round(float(share), 4),
+                "auc": figures["auc"],
+                "pr_auc": figures["pr_auc"],
+                "brier": figures["brier"],
+                "ece": figures["ece"],
+                "seconds": round(seconds, 2),
+            }
+        )
+    return out
+
+
 def train(
     ds: Dataset, name: str, cfg: ModelsConfig, *, progress: Progress | None = None
 ) -> Trained:
@@ -133,93 +239,34 @@ def train(
     tuning = None
     imbalance: list[dict[str, Any]] = []
     steps = len(cfg.algorithms) + 1
+    fit_rows = np.flatnonzero(train_rows)
     for i, algorithm in enumerate(cfg.algorithms, start=1):
         if progress:
             progress(f"{name}: {algorithm}", i - 1, steps)
         if algorithm == "lightgbm" and cfg.tuning.trials > 0:
             if progress:
                 progress(f"{name}: tuning lightgbm", i - 1, steps)
-            rows = np.flatnonzero(train_rows)
-            if len(rows) > cfg.tuning.sample_rows:
-                # a stratified sample keeps trials quick on millions of rows
-                rows, _ = train_test_split(
-                    rows, train_size=cfg.tuning.sample_rows, random_state=cfg.seed, stratify=y[rows]
-                )
-                rows = np.sort(rows)
-            judge = stop
-            if len(judge) > cfg.tuning.sample_rows:
-                judge, _ = train_test_split(
-                    judge,
-                    train_size=cfg.tuning.sample_rows,
-                    random_state=cfg.seed,
-                    stratify=y[judge],
-                )
-                judge = np.sort(judge)
-            tuned = tune(
-                X.iloc[rows],
-                y[rows],
-                X.iloc[judge],
-                y[judge],
-                base=dict(cfg.lightgbm),
-                trials=cfg.tuning.trials,
-                timeout=cfg.tuning.timeout_s,
-                seed=cfg.seed,
-                pruning=cfg.tuning.pruning,
-            )
-            params = tuned.params
-            tuning = {
-                "trials": tuned.trials,
-                "best_params": tuned.params,
-                "best_auc": tuned.best_auc,
-                "seconds": round(tuned.seconds, 1),
-                "stopped_by": tuned.stopped_by,
-                "budget": cfg.tuning.model_dump(),
-                "rows": len(rows),
-            }
-        strategies = [cfg.imbalance]
+            tuning = _tune(X, y, fit_rows, stop, cfg)
+            params = tuning["best_params"]
+        strategy = cfg.imbalance if algorithm == "lightgbm" else "class_weight"
+        began = time.perf_counter()
+        base, calibrated = _fit_calibrated(
+            algorithm, strategy, X, y, fit_rows, stop, cal, params, cfg
+        )
+        fitted_s = time.perf_counter() - began
+        candidates[algorithm] = {
+            "base": base,
+            "members": [calibrated],
+            "validation_auc": float(
+                roc_auc_score(y[cal], calibrated.predict_proba(X.iloc[cal])[:, 1])
+            ),
+            "seconds": round(fitted_s, 2),
+            "iterations": int(getattr(base, "best_iteration_", 0) or 0) or None,
+        }
         if algorithm == "lightgbm" and cfg.compare_imbalance:
-            strategies = [cfg.imbalance, *(s for s in STRATEGIES if s != cfg.imbalance)]
-        for strategy in strategies:
-            began = time.perf_counter()
-            rows_X, rows_y, extra = rows_for(strategy, X[train_rows], y[train_rows], cfg.seed)
-            base = fit(
-                algorithm,
-                rows_X,
-                rows_y,
-                X.iloc[stop],
-                y[stop],
-                params={**params, **extra} if algorithm == "lightgbm" else params,
-                seed=cfg.seed,
-                class_weight=strategy == "class_weight" or algorithm == "logistic",
-            )
-            fitted_s = time.perf_counter() - began
-            calibrated = calibrate(base, X.iloc[cal], y[cal], cfg.calibration)
-            p_cal = calibrated.predict_proba(X.iloc[cal])[:, 1]
-            if algorithm == "lightgbm" and cfg.compare_imbalance:
-                # reported, never used to choose: the configured strategy is the one kept
-                figures = metrics.evaluate(y[test], calibrated.predict_proba(X[test])[:, 1])
-                imbalance.append(
-                    {
-                        "strategy": strategy,
-                        "used": strategy == cfg.imbalance,
-                        "training_rows": len(rows_y),
-                        "positive_share": round(float(np.mean(rows_y)), 4),
-                        "auc": figures["auc"],
-                        "pr_auc": figures["pr_auc"],
-                        "brier": figures["brier"],
-                        "ece": figures["ece"],
-                        "seconds": round(fitted_s, 2),
-                    }
-                )
-            if strategy != cfg.imbalance:
-                continue
-            candidates[algorithm] = {
-                "base": base,
-                "members": [calibrated],
-                "validation_auc": float(roc_auc_score(y[cal], p_cal)),
-                "seconds": round(fitted_s, 2),
-                "iterations": int(getattr(base, "best_iteration_", 0) or 0) or None,
-            }
+            if progress:
+                progress(f"{name}: imbalance strategies", i - 1, steps)
+            imbalance = _compare_imbalance(X, y, fit_rows, stop, cal, test, params, cfg)
     if len(candidates) > 1:
         members = [c["members"][0] for c in candidates.values()]
         p_avg = np.mean([m.predict_proba(X.iloc[cal])[:, 1] for m in members], axis=0)

@@ -349,15 +349,12 @@ class ModelTasks(ProjectParts):
         mc = self.config.models
         step = mc.chunk_rows
         approx = None
+        every = feature_frame(frame, model.features, model.categories)
         if len(frame) > mc.exact_reasons_rows:
             # exact TreeSHAP for everyone would take minutes: tabulate it on a sample
-            approx = dependence(
-                model.members,
-                feature_frame(frame, model.features, model.categories),
-                seed=mc.seed,
-            )
+            approx = dependence(model.members, every, seed=mc.seed)
         for start in range(0, len(frame), step):
-            X = feature_frame(frame.iloc[start : start + step], model.features, model.categories)
+            X = every.iloc[start : start + step]
             scores.append(model.predict(X))
             pushes = approx.pushes(X) if approx is not None else contributions(model.members, X)
             why += ["[]"] * len(X) if pushes is None else reasons(pushes, X, words)

@@ -811,7 +811,8 @@ def _people_truth(
     and drop out after each purchase with probability ``p``, so
     ``P(no purchase) = exp(-lam * t)`` and ``E[purchases] = (1 - exp(-lam * p * t)) / p``.
     The ``..._given_history`` columns are the same probabilities for someone who knows
-    ``lam`` and ``p`` but, like any model, only the purchases before the as-of date.
+    each person's persona (the priors of ``lam`` and ``p``) but, like any model, only
+    the purchases before the as-of date: the oracle a model can aim for.
     """
     truth = people.merge(lifetimes, on="person_id")
     as_of = float(cfg.history_weeks)
@@ -820,19 +821,28 @@ def _people_truth(
     buys = orders[~orders.is_return.to_numpy()]
     alive = truth.alive_at_as_of.to_numpy()
     lam, p = truth.lam.to_numpy(), truth.p.to_numpy()
-    # What the best model could know: the true lam and p, but only the purchases seen
-    # before the as-of date. Dropout can follow only a repeat purchase, so with x >= 1
-    # repeats, the last at t, P(alive) = (1-p) e^{-lam (T-t)} / ((1-p) e^{-lam (T-t)} + p)
-    # in operational time; with none the person is alive. No purchase yet: not a customer.
-    seen = buys[buys.week < as_of].groupby("person").week.agg(["size", "max"])
-    seen = seen.reindex(truth.person_id)
-    repeats = seen["size"].to_numpy() - 1
-    gap = float(np.interp(as_of, cal_w, op_w)) - np.interp(
-        np.nan_to_num(seen["max"].to_numpy()), cal_w, op_w
+    # What the best model could know: each person's persona (the Gamma and Beta priors of
+    # lam and p) and the purchases before the as-of date, but not lam and p themselves.
+    # The purchase process is BG/NBD in operational time, so with x repeat purchases, the
+    # last t after the first, and T since the first: P(alive) = 1 / (1 + [x > 0] a / (b
+    # + x - 1) ((alpha + T) / (alpha + t))^(r + x)), and given alive lam ~ Gamma(r + x,
+    # alpha + T). No purchase yet: not a customer (NaN).
+    priors = {q.name: (q.r, q.alpha, q.a, q.b) for q in PERSONAS}
+    r_, alpha_, a_, b_ = (
+        truth.persona.map({k: v[i] for k, v in priors.items()}).to_numpy(float) for i in range(4)
     )
-    stay = (1 - p) * np.exp(-lam * gap)
-    p_alive = np.where(repeats >= 1, stay / (stay + p), 1.0)
-    truth["p_alive_given_history"] = np.where(np.isnan(repeats), np.nan, p_alive)
+    seen = buys[buys.week < as_of].groupby("person").week.agg(["size", "min", "max"])
+    seen = seen.reindex(truth.person_id)
+    x = seen["size"].to_numpy() - 1
+    first = np.interp(np.nan_to_num(seen["min"].to_numpy()), cal_w, op_w)
+    t_x = np.interp(np.nan_to_num(seen["max"].to_numpy()), cal_w, op_w) - first
+    T = float(np.interp(as_of, cal_w, op_w)) - first
+    odds = np.where(
+        x > 0,
+        a_ / np.maximum(b_ + x - 1, 1e-12) * ((alpha_ + T) / (alpha_ + t_x)) ** (r_ + x),
+        0.0,
+    )
+    truth["p_alive_given_history"] = np.where(np.isnan(x), np.nan, 1 / (1 + odds))
     for horizon in (90, 365):
         end = as_of + horizon / 7
         span = float(np.interp(end, cal_w, op_w) - np.interp(as_of, cal_w, op_w))
@@ -846,8 +856,9 @@ def _people_truth(
         ).to_numpy()
         truth[f"p_purchase_{horizon}d"] = alive * (1 - np.exp(-lam * span))
         truth[f"expected_purchases_{horizon}d"] = alive * (1 - np.exp(-lam * p * span)) / p
+        stay_quiet = ((alpha_ + T) / (alpha_ + T + span)) ** (r_ + x)
         truth[f"p_purchase_{horizon}d_given_history"] = truth.p_alive_given_history * (
-            1 - np.exp(-lam * span)
+            1 - stay_quiet
         )
     return truth
 
