@@ -390,6 +390,7 @@ class ModelTasks(ProjectParts):
             "mean_score": float(score.mean()) if len(score) else None,
             "reasons": "exact" if approx is None else "binned SHAP dependence",
             "reason_agreement": None if approx is None else approx.agreement,
+            "reason_sample": None if approx is None else approx.sample_rows,
             "table": f"scores.{label}",
         }
 
