@@ -119,12 +119,22 @@ def params_for(wh: Warehouse, cfg: ProjectConfig) -> Params:
     )
 
 
+_VERSIONS: dict[str, tuple[FeatureSet, str]] = {}
+
+
 def version_of(params: Params) -> tuple[FeatureSet, str]:
     """The feature set and its version: the hash of its declarations and of the SQL its
-    definitions compile to (on schema-only tables, for a fixed probe date)."""
-    fs = feature_set(params)
-    sql = ibis.to_sql(customer_features(Events.unbound(), VERSION_PROBE, params), dialect="duckdb")
-    return fs, fs.version(str(sql))
+    definitions compile to (on schema-only tables, for a fixed probe date). Remembered
+    per parameters: compiling the SQL takes about a second, and one scoring asks several
+    times."""
+    key = repr(params)
+    if key not in _VERSIONS:
+        fs = feature_set(params)
+        sql = ibis.to_sql(
+            customer_features(Events.unbound(), VERSION_PROBE, params), dialect="duckdb"
+        )
+        _VERSIONS[key] = (fs, fs.version(str(sql)))
+    return _VERSIONS[key]
 
 
 def _utc_day(value: Any) -> dt.date:

@@ -225,7 +225,7 @@ def dependence(
     X: pd.DataFrame,
     seed: int = 0,
     rows: int = 4_000,
-    seconds: float = 6.0,
+    seconds: float = 4.0,
 ) -> Dependence | None:
     """Tables from exact pushes on a sample of ``X``, and their top-reason agreement with
     the exact pushes on other rows (up to 2,000).
