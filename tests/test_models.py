@@ -14,6 +14,7 @@ from sklearn.metrics import roc_auc_score
 
 from custintel.cli.main import app
 from custintel.core import registry
+from custintel.core.config import TuningConfig
 from custintel.core.errors import StageError
 from custintel.pipeline.project import Project
 from tests.conftest import persona_of_customers
@@ -364,3 +365,39 @@ def test_the_model_never_sees_data_after_its_training_dates(
     # the seeded search within a trial budget chose the same settings
     assert again["tuning"]["best_params"] == churn["result"]["tuning"]["best_params"]
     assert again["test"]["positive_rate"] > churn["result"]["test"]["positive_rate"]
+
+
+def test_other_targets_including_a_rare_high_value_purchase(
+    churn: dict[str, Any], tmp_path: Path
+) -> None:
+    """Conversion, cross-sell and a rare high-value purchase train the same way; the rare
+    one is checked against what the simulator's people really spent afterwards."""
+    project = tmp_path / "shop"
+    shutil.copytree(churn["project"], project)
+    with Project.open(project) as p:
+        quick = p.config.models.model_copy(update={"tuning": TuningConfig(trials=4)})
+        p.config = p.config.model_copy(update={"models": quick})
+        results = {}
+        for label in ("purchase_90d", "new_category_90d", "high_value_90d"):
+            p.features_training_set(label, SNAPSHOTS)
+            results[label] = p.model_train(label)
+        model = registry.load(p.artifacts_dir, registry.get(p.warehouse, "high_value_90d"))
+        p.features_training_set("spend_90d", SNAPSHOTS)
+        with pytest.raises(StageError, match="must be 0/1"):
+            p.model_train("spend_90d")
+    for label in ("purchase_90d", "new_category_90d"):
+        assert results[label]["test"]["auc"] > 0.7, (label, results[label]["test"])
+    rare = results["high_value_90d"]
+    assert rare["test"]["positive_rate"] < 0.1 and rare["test"]["auc"] > 0.8, rare["test"]
+    assert len(rare["imbalance"]) == 4 and rare["onnx"]["available"]
+    linked = persona_of_customers(churn["project"])
+    people = linked.groupby("customer_id").agg(
+        people=("person_id", "nunique"), spent=("spend_next_90d", "first")
+    )
+    people = people[people.people == 1]
+    frame = churn["frame"]
+    scored = pd.Series(model.predict_frame(frame), index=frame.customer_id, name="score")
+    both = people.join(scored, how="inner")
+    big = (both.spent >= 500).astype(int)
+    assert 0.01 < big.mean() < 0.15
+    assert roc_auc_score(big, both.score) > 0.8

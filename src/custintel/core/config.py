@@ -225,6 +225,9 @@ class FeaturesConfig(_Strict):
         default_factory=dict, description="currency -> units of the reporting currency"
     )
     response_window_days: int = Field(default=30, ge=1)
+    high_value_spend: float = Field(
+        default=500.0, gt=0, description="spend in the horizon that makes high_value_<h>d a 1"
+    )
 
     @field_validator("windows", "engagement_windows")
     @classmethod

@@ -269,7 +269,9 @@ def build_training(
     """Write ``features.train_<label>``: eligible customers per snapshot with the label."""
     started = now()
     try:
-        label = parse_label(label_name, cfg.features.response_window_days)
+        label = parse_label(
+            label_name, cfg.features.response_window_days, cfg.features.high_value_spend
+        )
     except ValueError as exc:
         raise StageError(f"features: {exc}") from None
     if label.kind == "response" and not snapshots:

@@ -10,6 +10,8 @@ customers who were active). Names are parsed, so any horizon works:
 - ``spend_<h>d``: spend minus returns in the next h days.
 - ``new_category_<h>d``: among customers who bought before D, 1 when they buy a category
   in the next h days that they had never bought before (cross-sell).
+- ``high_value_<h>d``: 1 when the customer's spend minus returns in the next h days
+  reaches ``features.high_value_spend`` (a rare, valuable event).
 - ``response_<campaign>``: among customers contacted in the campaign (treated or held
   out), 1 when they buy within the response window after their contact.
 """
@@ -26,16 +28,17 @@ import ibis.expr.types as ir
 from custintel.features.events import Events, as_of_day
 
 ACTIVE_DAYS = 365
-_HORIZON = re.compile(r"^(churn|purchase|spend|new_category)_(\d+)d$")
+_HORIZON = re.compile(r"^(churn|purchase|spend|new_category|high_value)_(\d+)d$")
 _RESPONSE = re.compile(r"^response_(.+)$")
 
 
 @dataclass(frozen=True)
 class Label:
     name: str
-    kind: str  # churn | purchase | spend | new_category | response
+    kind: str  # churn | purchase | spend | new_category | high_value | response
     horizon_days: int
     campaign: str | None = None
+    threshold: float = 0.0  # high_value: the spend that counts
 
     @property
     def table(self) -> str:
@@ -43,18 +46,20 @@ class Label:
         return "train_" + re.sub(r"[^a-z0-9]+", "_", self.name.lower()).strip("_")
 
 
-def parse_label(name: str, response_window_days: int = 30) -> Label:
+def parse_label(
+    name: str, response_window_days: int = 30, high_value_spend: float = 500.0
+) -> Label:
     """A label from its name; the error lists the forms that exist."""
     if m := _HORIZON.match(name):
         horizon = int(m.group(2))
         if horizon < 1:
             raise ValueError(f"label {name!r}: the horizon must be at least 1 day")
-        return Label(name, m.group(1), horizon)
+        return Label(name, m.group(1), horizon, threshold=high_value_spend)
     if m := _RESPONSE.match(name):
         return Label(name, "response", response_window_days, campaign=m.group(1))
     raise ValueError(
         f"unknown label {name!r}: use churn_<days>d, purchase_<days>d, spend_<days>d, "
-        "new_category_<days>d or response_<campaign id>"
+        "new_category_<days>d, high_value_<days>d or response_<campaign id>"
     )
 
 
@@ -83,8 +88,11 @@ def label_values(events: Events, label: Label, as_of: dt.date) -> ir.Table:
             label=hit.fill_null(False).cast("int64").max().cast("float64"),
             treated=j.treated.max(),
         )
-    if label.kind == "spend":
+    if label.kind in ("spend", "high_value"):
         s = ahead.group_by("customer_id").aggregate(spend=ahead.amount.sum().cast("float64"))
+        if label.kind == "high_value":
+            big = s.spend >= ibis.literal(label.threshold, type="float64")
+            return s.select("customer_id", label=big.cast("float64"))
         return s.select("customer_id", label=s.spend)
     buyers_ahead = buys_ahead.select("customer_id").distinct()
     if label.kind == "purchase":
@@ -115,4 +123,4 @@ def label_values(events: Events, label: Label, as_of: dt.date) -> ir.Table:
 
 def defined_for_all(label: Label) -> bool:
     """Labels where a customer with nothing in the horizon is a 0, not a missing row."""
-    return label.kind in ("purchase", "spend")
+    return label.kind in ("purchase", "spend", "high_value")
