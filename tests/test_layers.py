@@ -16,6 +16,7 @@ LAYER = {
     "features": 1,
     "segments": 1,
     "models": 1,
+    "clv": 1,
     "pipeline": 2,
     "cli": 3,
 }
