@@ -101,3 +101,63 @@ def test_bad_histories_are_named_with_counts() -> None:
     with pytest.raises(ValueError, match="not fitted"):
         BetaGeo().probability_alive(1, 1, 2)
     assert np.isnan(GammaGamma.independence([0, 0], [1.0, 2.0]))
+
+
+def _bg_nbd_customers(n: int, seed: int) -> pd.DataFrame:
+    """Customers drawn from the BG/NBD process itself: r 0.25, alpha 4, a 0.8, b 2.5."""
+    rng = np.random.default_rng(seed)
+    lam, drop = rng.gamma(0.25, 1 / 4.0, n), rng.beta(0.8, 2.5, n)
+    T = rng.integers(7, 3 * 365, n) / 7.0
+    x, t_x, t = np.zeros(n), np.zeros(n), np.zeros(n)
+    buying, died = np.ones(n, bool), np.zeros(n, bool)
+    while buying.any():
+        nxt = t + rng.exponential(1.0, n) / np.maximum(lam, 1e-12)
+        ok = buying & (nxt < T)
+        t, x, t_x = np.where(ok, nxt, t), x + ok, np.where(ok, nxt, t_x)
+        gone = ok & (rng.random(n) < drop)  # drops out right after this purchase
+        died |= gone
+        buying = ok & ~gone
+    recency = np.minimum(np.ceil(t_x * 7), T * 7) / 7
+    return pd.DataFrame({"frequency": x, "recency": recency, "T": T, "alive": ~died})
+
+
+def test_parameters_are_recovered_from_their_own_process() -> None:
+    d = _bg_nbd_customers(200_000, seed=5)
+    m = BetaGeo().fit(d.frequency, d.recency, d["T"])
+    true = {"r": 0.25, "alpha": 4.0, "a": 0.8, "b": 2.5}
+    for k, v in true.items():
+        # within three standard errors of the truth, and the errors are small
+        assert abs(m.params_[k] - v) < 3 * m.standard_errors_[k] + 1e-9, (k, m.params_)
+        assert m.standard_errors_[k] < 0.1 * v
+    # P(alive) is calibrated against who really had not dropped out
+    alive = m.probability_alive(d.frequency, d.recency, d["T"])
+    bins = pd.qcut(alive, 10, duplicates="drop")
+    table = pd.DataFrame({"p": alive, "y": d.alive}).groupby(bins, observed=True).mean()
+    assert (table.p - table.y).abs().max() < 0.03, table
+
+
+def test_analytic_gradients_match_differences(cdnow: pd.DataFrame) -> None:
+    from custintel.clv.fitting import compress
+
+    data = compress(cdnow.frequency, cdnow.recency, cdnow["T"])
+    x, t_x, T = data.columns
+    f = BetaGeo()._gradient(x, t_x, T, data.weights)
+    params = np.array([0.3, 5.0, 0.7, 2.0])
+    value, grad = f(params)
+    assert value == pytest.approx(-np.dot(data.weights, BetaGeo._log_likelihood(params, x, t_x, T)))
+    for i in range(4):
+        h = np.zeros(4)
+        h[i] = 1e-6 * params[i]
+        numeric = (f(params + h)[0] - f(params - h)[0]) / (2 * h[i])
+        assert grad[i] == pytest.approx(numeric, rel=1e-5)
+    repeat = cdnow.frequency > 0
+    gx, gm = cdnow.frequency[repeat].to_numpy(float), cdnow.monetary[repeat].to_numpy(float)
+    g = GammaGamma._gradient(gx, gm)
+    params = np.array([5.0, 3.0, 12.0])
+    value, grad = g(params)
+    assert value == pytest.approx(-GammaGamma._log_likelihood(params, gx, gm).sum())
+    for i in range(3):
+        h = np.zeros(3)
+        h[i] = 1e-6 * params[i]
+        numeric = (g(params + h)[0] - g(params - h)[0]) / (2 * h[i])
+        assert grad[i] == pytest.approx(numeric, rel=1e-5)

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 from scipy.optimize import minimize
 
 
@@ -26,9 +27,29 @@ class Compressed:
 
 
 def compress(*columns: np.ndarray) -> Compressed:
-    stacked = np.column_stack([np.asarray(c, dtype=np.float64) for c in columns])
-    unique, counts = np.unique(stacked, axis=0, return_counts=True)
-    return Compressed(tuple(unique[:, i] for i in range(unique.shape[1])), counts.astype(float))
+    """Distinct rows by hashing (pandas); numpy's row-wise unique sorts and is five
+    times slower at a million rows."""
+    frame = pd.DataFrame({i: np.asarray(c, dtype=np.float64) for i, c in enumerate(columns)})
+    counts = frame.groupby(list(frame.columns), sort=False).size()
+    keys = counts.index.to_frame(index=False)
+    return Compressed(
+        tuple(keys[i].to_numpy(np.float64) for i in range(len(columns))),
+        counts.to_numpy(np.float64),
+    )
+
+
+@dataclass
+class Indexed:
+    """A column as its distinct values and, per row, which one: functions of a single
+    column (log-gamma of r + x, log of alpha + T) are computed once per distinct value."""
+
+    values: np.ndarray
+    index: np.ndarray
+
+    @classmethod
+    def of(cls, column: np.ndarray) -> Indexed:
+        values, index = np.unique(column, return_inverse=True)
+        return cls(values, index)
 
 
 @dataclass
@@ -58,28 +79,58 @@ def hessian(f: Callable[[np.ndarray], float], x: np.ndarray, rel: float = 1e-4) 
     return out
 
 
+def hessian_from_gradient(
+    g: Callable[[np.ndarray], np.ndarray], x: np.ndarray, rel: float = 1e-5
+) -> np.ndarray:
+    """Central differences of an analytic gradient: 2n gradient calls instead of 4n²
+    likelihood calls."""
+    n = len(x)
+    h = rel * np.maximum(np.abs(x), 1e-3)
+    out = np.empty((n, n))
+    for i in range(n):
+        e = np.zeros(n)
+        e[i] = h[i]
+        out[i] = (g(x + e) - g(x - e)) / (2 * h[i])
+    return (out + out.T) / 2
+
+
 def maximise(
     negative_ll: Callable[[np.ndarray], float],
     start: np.ndarray,
     *,
+    gradient: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None,
     tolerance: float = 1e-10,
     max_iterations: int = 2000,
 ) -> Fit:
-    """Minimise ``negative_ll(params)`` over positive parameters."""
+    """Minimise ``negative_ll(params)`` over positive parameters; ``gradient``, when
+    given, returns the value and its gradient in the parameters (about five times fewer
+    likelihood evaluations than differences)."""
 
     def on_log(z: np.ndarray) -> float:
         value = negative_ll(np.exp(z))
         return value if np.isfinite(value) else 1e300
 
+    def on_log_with_gradient(z: np.ndarray) -> tuple[float, np.ndarray]:
+        params = np.exp(z)
+        value, grad = gradient(params)  # type: ignore[misc]
+        if not np.isfinite(value) or not np.all(np.isfinite(grad)):
+            return 1e300, np.zeros_like(z)
+        return value, grad * params  # chain rule to the log scale
+
     result = minimize(
-        on_log,
+        on_log if gradient is None else on_log_with_gradient,
         np.log(start),
+        jac=gradient is not None,
         method="L-BFGS-B",
         options={"maxiter": max_iterations, "ftol": tolerance, "gtol": 1e-8},
     )
     params = np.exp(result.x)
     try:
-        covariance = np.linalg.inv(hessian(negative_ll, params))
+        if gradient is None:
+            curvature = hessian(negative_ll, params)
+        else:
+            curvature = hessian_from_gradient(lambda z: gradient(z)[1], params)
+        covariance = np.linalg.inv(curvature)
         errors = np.sqrt(np.clip(np.diag(covariance), 0, None))
     except np.linalg.LinAlgError:
         errors = np.full(len(params), np.nan)

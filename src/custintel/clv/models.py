@@ -21,12 +21,13 @@ distinct data rows (see :mod:`custintel.clv.fitting`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from scipy.special import betaln, gammaln, hyp2f1
+from scipy.special import betaln, digamma, gammaln, hyp2f1
 
-from custintel.clv.fitting import Fit, compress, maximise
+from custintel.clv.fitting import Fit, Indexed, compress, maximise
 
 
 def _arrays(*values: Any) -> tuple[np.ndarray, ...]:
@@ -81,13 +82,20 @@ class _Purchases:
         def negative(params: np.ndarray) -> float:
             return -float(np.dot(w, self._log_likelihood(params, cx, ct, cT)))
 
-        fit = maximise(negative, np.array(self.start))
+        gradient = self._gradient(cx, ct, cT, w)
+        fit = maximise(negative, np.array(self.start), gradient=gradient)
         self.fit_ = fit
         self.params_ = dict(zip(self.names, map(float, fit.params), strict=True))
         self.standard_errors_ = dict(zip(self.names, map(float, fit.standard_errors), strict=True))
         self.log_likelihood_ = fit.log_likelihood
         self.customers_ = len(x)
         return self
+
+    def _gradient(
+        self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray
+    ) -> Callable[[np.ndarray], tuple[float, np.ndarray]] | None:
+        """The negative log-likelihood and its gradient, when the model has one."""
+        return None
 
     def _p(self) -> tuple[float, ...]:
         if not self.params_:
@@ -121,6 +129,59 @@ class BetaGeo(_Purchases):
             -np.inf,
         )
         return a1 + a2 + np.logaddexp(a3, a4)
+
+    def _gradient(
+        self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray, w: np.ndarray
+    ) -> Callable[[np.ndarray], tuple[float, np.ndarray]] | None:
+        if type(self) is not BetaGeo:
+            return None
+        ux, ut, uT = Indexed.of(x), Indexed.of(t_x), Indexed.of(T)
+        repeat = x > 0
+        total_w = float(w.sum())
+
+        def value_and_gradient(params: np.ndarray) -> tuple[float, np.ndarray]:
+            r, alpha, a, b = params
+            v = ux.values
+            # terms of x alone, once per distinct x
+            head = (
+                gammaln(r + v)
+                - gammaln(r)
+                + gammaln(a + b)
+                + gammaln(b + v)
+                - gammaln(b)
+                - gammaln(a + b + v)
+            )
+            d_r_head = digamma(r + v) - digamma(r)
+            d_a_head = digamma(a + b) - digamma(a + b + v)
+            d_b_head = d_a_head + digamma(b + v) - digamma(b)
+            b_x = np.maximum(b + v - 1, 1e-300)
+            # logs of alpha + T and alpha + t_x, once per distinct value
+            log_T = np.log(alpha + uT.values)[uT.index]
+            log_t = np.log(alpha + ut.values)[ut.index]
+            rx = r + x
+            a3 = -rx * log_T
+            a4 = np.where(repeat, np.log(a) - np.log(b_x)[ux.index] - rx * log_t, -np.inf)
+            both = np.logaddexp(a3, a4)
+            ll = float(np.dot(w, head[ux.index] + both)) + total_w * r * np.log(alpha)
+            share4 = np.exp(a4 - both)  # weight of the "dropped out at t_x" branch
+            share3 = 1 - share4
+            ws3, ws4 = w * share3, w * share4
+            g_r = (
+                float(np.dot(w, d_r_head[ux.index]))
+                + total_w * np.log(alpha)
+                - float(np.dot(ws3, log_T))
+                - float(np.dot(ws4, log_t))
+            )
+            g_alpha = (
+                total_w * r / alpha
+                - float(np.dot(ws3, rx / (alpha + uT.values)[uT.index]))
+                - float(np.dot(ws4, rx / (alpha + ut.values)[ut.index]))
+            )
+            g_a = float(np.dot(w, d_a_head[ux.index])) + float(ws4.sum()) / a
+            g_b = float(np.dot(w, d_b_head[ux.index])) - float(np.dot(ws4, (1 / b_x)[ux.index]))
+            return -ll, -np.array([g_r, g_alpha, g_a, g_b])
+
+        return value_and_gradient
 
     def probability_alive(self, frequency: Any, recency: Any, T: Any) -> np.ndarray:
         r, alpha, a, b = self._p()
@@ -265,6 +326,50 @@ class GammaGamma:
         )
 
     @staticmethod
+    def _gradient(x: np.ndarray, m: np.ndarray) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+        """Value and gradient with every term that does not involve gamma summed once:
+        the log-gammas per distinct frequency, the sums of log m and x log m and x log x
+        up front; only log(gamma + m x) is evaluated per customer."""
+        ux = Indexed.of(x)
+        counts = np.bincount(ux.index).astype(float)
+        n = float(len(x))
+        sum_log_m = float(np.log(m).sum())
+        sum_x_log_m = float(np.dot(x, np.log(m)))
+        sum_x_log_x = float(np.dot(x, np.log(x)))
+        mx = m * x
+
+        def value_and_gradient(params: np.ndarray) -> tuple[float, np.ndarray]:
+            p, q, gamma = params
+            v = ux.values
+            per_x = gammaln(p * v + q) - gammaln(p * v)
+            log_tail = np.log(gamma + mx)
+            ll = (
+                float(np.dot(counts, per_x))
+                - n * gammaln(q)
+                + n * q * np.log(gamma)
+                + p * sum_x_log_m
+                - sum_log_m
+                + p * sum_x_log_x
+                - float(np.dot(p * x + q, log_tail))
+            )
+            d_p = (
+                float(np.dot(counts, v * (digamma(p * v + q) - digamma(p * v))))
+                + sum_x_log_m
+                + sum_x_log_x
+                - float(np.dot(x, log_tail))
+            )
+            d_q = (
+                float(np.dot(counts, digamma(p * v + q)))
+                - n * digamma(q)
+                + n * np.log(gamma)
+                - float(log_tail.sum())
+            )
+            d_gamma = n * q / gamma - float(np.sum((p * x + q) / (gamma + mx)))
+            return -ll, -np.array([d_p, d_q, d_gamma])
+
+        return value_and_gradient
+
+    @staticmethod
     def independence(frequency: Any, monetary: Any) -> float:
         """Pearson correlation of frequency and mean spend among repeat buyers."""
         x, m = _arrays(frequency, monetary)
@@ -287,14 +392,12 @@ class GammaGamma:
                 f"clv: cannot fit Gamma-Gamma: {bad:,} repeat buyers have a mean spend "
                 "that is not positive"
             )
-        data = compress(x[keep], m[keep])
-        cx, cm = data.columns
-        w = data.weights
+        x, m = x[keep], m[keep]
 
         def negative(params: np.ndarray) -> float:
-            return -float(np.dot(w, self._log_likelihood(params, cx, cm)))
+            return -float(np.sum(self._log_likelihood(params, x, m)))
 
-        fit = maximise(negative, np.array([1.0, 1.0, 1.0]))
+        fit = maximise(negative, np.array([1.0, 1.0, 1.0]), gradient=self._gradient(x, m))
         self.params_ = dict(zip(self.names, map(float, fit.params), strict=True))
         self.standard_errors_ = dict(zip(self.names, map(float, fit.standard_errors), strict=True))
         self.log_likelihood_ = fit.log_likelihood
