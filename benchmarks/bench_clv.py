@@ -160,6 +160,7 @@ def main() -> None:
         .splitlines()[-1]
     )
     print(f"lifetimes: {theirs}", flush=True)
+    theirs["gamma_gamma"]["gamma"] = theirs["gamma_gamma"].pop("v")  # lifetimes' name
     same = {
         model: {k: (round(ours[model][k], 3), round(theirs[model][k], 3)) for k in ours[model]}
         for model in ("bgnbd", "gamma_gamma")

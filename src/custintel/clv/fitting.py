@@ -48,8 +48,8 @@ class Indexed:
 
     @classmethod
     def of(cls, column: np.ndarray) -> Indexed:
-        values, index = np.unique(column, return_inverse=True)
-        return cls(values, index)
+        index, values = pd.factorize(column, sort=False)  # hashing: no sort
+        return cls(np.asarray(values, dtype=np.float64), index)
 
 
 @dataclass
@@ -82,15 +82,16 @@ def hessian(f: Callable[[np.ndarray], float], x: np.ndarray, rel: float = 1e-4) 
 def hessian_from_gradient(
     g: Callable[[np.ndarray], np.ndarray], x: np.ndarray, rel: float = 1e-5
 ) -> np.ndarray:
-    """Central differences of an analytic gradient: 2n gradient calls instead of 4n²
+    """Forward differences of an analytic gradient: n + 1 gradient calls instead of 4n²
     likelihood calls."""
     n = len(x)
     h = rel * np.maximum(np.abs(x), 1e-3)
     out = np.empty((n, n))
+    at = g(x)
     for i in range(n):
         e = np.zeros(n)
         e[i] = h[i]
-        out[i] = (g(x + e) - g(x - e)) / (2 * h[i])
+        out[i] = (g(x + e) - at) / h[i]  # forward: ample for standard errors
     return (out + out.T) / 2
 
 
@@ -101,6 +102,7 @@ def maximise(
     gradient: Callable[[np.ndarray], tuple[float, np.ndarray]] | None = None,
     tolerance: float = 1e-10,
     max_iterations: int = 2000,
+    errors: bool = True,
 ) -> Fit:
     """Minimise ``negative_ll(params)`` over positive parameters; ``gradient``, when
     given, returns the value and its gradient in the parameters (about five times fewer
@@ -125,6 +127,15 @@ def maximise(
         options={"maxiter": max_iterations, "ftol": tolerance, "gtol": 1e-8},
     )
     params = np.exp(result.x)
+    if not errors:
+        return Fit(
+            params,
+            -float(result.fun),
+            np.full(len(params), np.nan),
+            int(result.nit),
+            bool(result.success),
+            str(result.message),
+        )
     try:
         if gradient is None:
             curvature = hessian(negative_ll, params)
