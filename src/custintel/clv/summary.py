@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import ibis
+import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
 
@@ -53,3 +55,58 @@ def from_transactions(
         out["holdout_length"] = (pd.Timestamp(holdout_end) - end_ts).days / unit_days
     out["frequency"] = out["frequency"].astype(np.int64)
     return out.reset_index()
+
+
+def rfm_table(
+    orders: ir.Table,
+    as_of_day: int,
+    *,
+    unit_days: float = 7.0,
+    holdout_days: int | None = None,
+) -> ir.Table:
+    """The same summary in the warehouse, as one Ibis expression (no sort in Python).
+
+    ``orders`` has ``customer_id``, ``day`` (a day number), ``amount`` and
+    ``is_return``; purchases are the non-returns on days before ``as_of_day``, the day
+    before it being the last day observed (so T = as_of_day - 1 - first day). Customers whose
+    first purchase is on that last day have T = 0 and are kept, for the caller to count
+    and leave out. With ``holdout_days``, the purchase days and spend in the
+    ``holdout_days`` from ``as_of_day`` are added (``holdout_frequency``,
+    ``holdout_spend``)."""
+    buys = orders.filter(~orders.is_return & orders.customer_id.notnull())
+    daily = buys.group_by(["customer_id", "day"]).aggregate(spend=buys.amount.cast("float64").sum())
+    cal = daily.filter(daily.day < as_of_day)
+    first = cal.group_by("customer_id").aggregate(
+        first_day=cal.day.min(),
+        last_day=cal.day.max(),
+        days=cal.day.count(),
+        total=cal.spend.sum(),
+    )
+    first_spend = cal.join(first, "customer_id").filter(lambda t: t.day == t.first_day)
+    first_spend = first_spend.select("customer_id", first_total=first_spend.spend)
+    s = first.join(first_spend, "customer_id")
+    frequency = (s.days - 1).cast("int64")
+    unit = ibis.literal(unit_days, type="float64")
+    out = s.select(
+        "customer_id",
+        frequency=frequency,
+        recency=(s.last_day - s.first_day).cast("float64") / unit,
+        T=(ibis.literal(as_of_day - 1) - s.first_day).cast("float64") / unit,
+        monetary=ibis.ifelse(
+            frequency > 0, (s.total - s.first_total) / frequency.cast("float64"), 0.0
+        ),
+    )
+    if holdout_days is None:
+        return out
+    ahead = daily.filter((daily.day >= as_of_day) & (daily.day < as_of_day + holdout_days))
+    later = ahead.group_by("customer_id").aggregate(
+        holdout_frequency=ahead.day.count().cast("int64"),
+        holdout_spend=ahead.spend.sum(),
+    )
+    j = out.left_join(later, "customer_id")
+    return j.select(
+        *[j[c] for c in out.columns],
+        holdout_frequency=j.holdout_frequency.fill_null(0),
+        holdout_spend=j.holdout_spend.fill_null(0.0),
+        holdout_length=ibis.literal(holdout_days / unit_days, type="float64"),
+    )
