@@ -38,6 +38,7 @@ def test_every_config_key_is_documented() -> None:
         config.SegmentsConfig,
         config.ModelsConfig,
         config.TuningConfig,
+        config.ClvConfig,
     ]
     for model in models:
         for key in model.model_fields:

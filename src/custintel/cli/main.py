@@ -847,6 +847,83 @@ def segment_export_rules(
         sys.stdout.write(text + "\n")
 
 
+clv_app = typer.Typer(
+    help="Customer lifetime value: BG/NBD, Pareto/NBD and Gamma-Gamma; fit and validate.",
+    no_args_is_help=True,
+)
+app.add_typer(clv_app, name="clv")
+
+
+@clv_app.command("fit")
+@guarded
+def clv_fit(
+    project: Path = ProjectOpt,
+    as_of: str = typer.Option(..., "--as-of", help="Fit on the purchases before this date."),
+    model: str | None = typer.Option(
+        None, "--model", help="bgnbd, mbgnbd or pareto (default: clv.model)."
+    ),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Fit a purchase model and Gamma-Gamma for spend; registered as the model clv."""
+    with _open(project) as proj:
+        result = proj.clv_fit(_date(as_of, "--as-of"), model=model)
+    if as_json:
+        _print_json(result)
+        return
+    table = Table(
+        title=f"clv v{result['version']}: {result['model']} + Gamma-Gamma as of {result['as_of']}"
+    )
+    for col in ("part", "parameter", "estimate", "standard error"):
+        table.add_column(col, justify="left" if col in ("part", "parameter") else "right")
+    for part in ("purchases", "spend"):
+        for k, v in result[part]["params"].items():
+            table.add_row(part, k, f"{v:.4f}", f"{result[part]['standard_errors'][k]:.4f}")
+    console.print(table)
+    console.print(
+        f"{result['customers']:,} customers ({result['repeat_buyers']:,} repeat buyers; "
+        f"{result['left_out_no_history']:,} first bought on the last day, left out); "
+        f"log-likelihood {result['purchases']['log_likelihood']:,.1f}; correlation of "
+        f"frequency and mean spend {result['spend']['frequency_spend_correlation']:.2f} "
+        "(Gamma-Gamma assumes about 0)",
+        highlight=False,
+    )
+
+
+@clv_app.command("validate")
+@guarded
+def clv_validate(
+    project: Path = ProjectOpt,
+    calibration_end: str = typer.Option(..., "--calibration-end", help="Last calibration day."),
+    holdout_end: str = typer.Option(..., "--holdout-end", help="Last holdout day."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Every purchase model fitted on the calibration period, judged on the holdout."""
+    with _open(project) as proj:
+        result = proj.clv_validate(
+            _date(calibration_end, "--calibration-end"), _date(holdout_end, "--holdout-end")
+        )
+    if as_json:
+        _print_json(result)
+        return
+    table = Table(
+        title=f"Holdout {result['calibration_end']} to {result['holdout_end']}: repeat purchases"
+    )
+    for col in ("model", "predicted", "actual", "error", "MAE", "RMSE", "MAE zero", "MAE same"):
+        table.add_column(col, justify="left" if col == "model" else "right")
+    for name, m in result["models"].items():
+        table.add_row(
+            name,
+            f"{m['predicted']:,.0f}",
+            f"{m['actual']:,.0f}",
+            f"{m['aggregate_error']:+.1%}",
+            f"{m['model']['mae']:.3f}",
+            f"{m['model']['rmse']:.3f}",
+            f"{m['naive_zero']['mae']:.3f}",
+            f"{m['naive_same']['mae']:.3f}",
+        )
+    console.print(table)
+
+
 model_app = typer.Typer(
     help="Propensity models: train with out-of-time evaluation, list the registry.",
     no_args_is_help=True,
@@ -999,13 +1076,44 @@ def model_promote(
 @app.command()
 @guarded
 def score(
-    label: str = typer.Argument(..., help="Model name (its label), e.g. churn_90d."),
+    label: str = typer.Argument(..., help="Model name (its label), e.g. churn_90d, or clv."),
     project: Path = ProjectOpt,
     as_of: str = typer.Option(..., "--as-of", help="Score the features as of this date."),
     version: int | None = typer.Option(None, "--version", help="Version (default: champion)."),
+    horizon: int | None = typer.Option(
+        None, "--horizon", help="clv: days ahead (clv.horizon_days)."
+    ),
+    discount: float | None = typer.Option(None, "--discount", help="clv: annual discount rate."),
+    margin: float | None = typer.Option(
+        None, "--margin", help="clv: share of spend that is profit."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Score every eligible customer into scores.<label> with deciles, tiers and reasons."""
+    """Score every eligible customer into scores.<label> with deciles, tiers and reasons;
+    `score clv` writes lifetime values into scores.clv."""
+    if label == "clv":
+        with _open(project) as proj:
+            result = proj.score_clv(
+                _date(as_of, "--as-of"),
+                horizon_days=horizon,
+                discount=discount,
+                margin=margin,
+                version=version,
+            )
+        if as_json:
+            _print_json(result)
+            return
+        console.print(
+            f"scores.clv: {result['customers']:,} customers as of {result['as_of']} by v"
+            f"{result['version']}: {result['horizon_days']} days ahead, discount "
+            f"{result['discount']:g} a year, margin {result['margin']:g}; total CLV "
+            f"{result['total_clv']:,.0f}, mean {result['mean_clv']:,.2f}, the top tenth holds "
+            f"{result['top_decile_share']:.0%}; mean P(alive) {result['mean_p_alive']:.3f} "
+            f"({result['left_out_no_history']:,} first bought on the last day, "
+            f"{result['opted_out']:,} opted out of profiling: not scored)",
+            highlight=False,
+        )
+        return
     with _open(project) as proj, _progress(not as_json) as progress:
         result = proj.score(label, _date(as_of, "--as-of"), version=version, progress=progress)
     if as_json:

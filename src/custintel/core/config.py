@@ -334,6 +334,18 @@ class TuningConfig(_Strict):
     )
 
 
+class ClvConfig(_Strict):
+    """Customer lifetime value: purchase and spend models (docs/clv.md)."""
+
+    model: Literal["bgnbd", "mbgnbd", "pareto"] = Field(
+        default="bgnbd", description="the purchase model fitted and scored"
+    )
+    unit_days: float = Field(default=7.0, gt=0, description="time unit of the models (weeks)")
+    horizon_days: int = Field(default=365, ge=1, description="horizon of `score clv`")
+    discount: float = Field(default=0.1, ge=0, description="annual discount rate of CLV")
+    margin: float = Field(default=0.3, gt=0, le=1, description="share of spend that is profit")
+
+
 class ModelsConfig(_Strict):
     """Propensity models: learners, calibration and LightGBM settings (docs/models.md)."""
 
@@ -455,6 +467,7 @@ class ProjectConfig(_Strict):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     segments: SegmentsConfig = Field(default_factory=SegmentsConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
+    clv: ClvConfig = Field(default_factory=ClvConfig)
     stages: list[Literal["ingest", "identity", "features", "segments", "models"]] = Field(
         default_factory=lambda: list(STAGES)
     )

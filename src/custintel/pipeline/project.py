@@ -45,6 +45,7 @@ from custintel.identity.records import latest_versions
 from custintel.identity.resolve import ResolveResult, resolve
 from custintel.ingest.loader import IngestSummary, Loader, Progress
 from custintel.ingest.quality import quality_summary
+from custintel.pipeline.clv_tasks import ClvTasks
 from custintel.pipeline.model_tasks import CHAMPION, ModelTasks
 from custintel.pipeline.segment_tasks import SegmentTasks
 
@@ -101,7 +102,7 @@ def _weight_examples(links: Any) -> list[dict[str, Any]]:
     ]
 
 
-class Project(SegmentTasks, ModelTasks):
+class Project(SegmentTasks, ModelTasks, ClvTasks):
     """A project folder: its config and (opened on first use) its warehouse."""
 
     def __init__(self, project_dir: Path, config: ProjectConfig) -> None:

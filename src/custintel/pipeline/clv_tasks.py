@@ -1,0 +1,180 @@
+"""Customer-lifetime-value tasks of a project: fit, validate on a holdout, score."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from custintel.clv.models import GammaGamma
+from custintel.clv.summary import rfm_table
+from custintel.clv.value import PURCHASE_MODELS, holdout_check, lifetime_value, purchase_model
+from custintel.core import registry
+from custintel.core.errors import StageError
+from custintel.features.build import events_for
+from custintel.features.events import as_of_day
+from custintel.features.training import opted_out
+from custintel.pipeline.parts import ProjectParts
+from custintel.segments.fit import data_hash
+
+CLV_MODEL = "clv"
+
+
+class ClvTasks(ProjectParts):
+    """CLV methods of :class:`~custintel.pipeline.project.Project`."""
+
+    def clv_summary(self, as_of: dt.date, holdout_days: int | None = None) -> pd.DataFrame:
+        """Frequency, recency, age and repeat spend per customer from the purchases
+        before ``as_of`` (and the holdout after it), computed in the warehouse."""
+        events, _ = events_for(self.warehouse, self.config)
+        orders = events.with_day().orders
+        table = rfm_table(
+            orders,
+            as_of_day(as_of),
+            unit_days=self.config.clv.unit_days,
+            holdout_days=holdout_days,
+        )
+        frame = table.execute().sort_values("customer_id", ignore_index=True)
+        if frame.empty:
+            raise StageError(f"clv: no purchases before {as_of}")
+        return frame
+
+    @staticmethod
+    def _usable(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+        """Customers whose first purchase was on the last day observed have no history
+        yet (T = 0): left out, and counted."""
+        keep = frame["T"] > 0
+        return frame[keep].reset_index(drop=True), int((~keep).sum())
+
+    def clv_fit(self, as_of: dt.date, *, model: str | None = None) -> dict[str, Any]:
+        """Fit the purchase model (``clv.model`` unless given) and Gamma-Gamma on the
+        customers' purchases before ``as_of``; registered as the model ``clv``."""
+        name = model or self.config.clv.model
+        frame, new = self._usable(self.clv_summary(as_of))
+        try:
+            purchases = purchase_model(name).fit(frame.frequency, frame.recency, frame["T"])
+            spend = GammaGamma().fit(frame.frequency, frame.monetary)
+        except ValueError as exc:
+            raise StageError(str(exc)) from None
+        correlation = GammaGamma.independence(frame.frequency, frame.monetary)
+        summary = {
+            "as_of": as_of.isoformat(),
+            "model": name,
+            "unit_days": self.config.clv.unit_days,
+            "customers": len(frame),
+            "left_out_no_history": new,
+            "repeat_buyers": int((frame.frequency > 0).sum()),
+            "purchases": {
+                "params": purchases.params_,
+                "standard_errors": purchases.standard_errors_,
+                "log_likelihood": purchases.log_likelihood_,
+            },
+            "spend": {
+                "params": spend.params_,
+                "standard_errors": spend.standard_errors_,
+                "log_likelihood": spend.log_likelihood_,
+                "frequency_spend_correlation": correlation,
+            },
+        }
+        entry = registry.register(
+            self.warehouse,
+            self.artifacts_dir,
+            name=CLV_MODEL,
+            kind="clv",
+            algorithm=f"{name}+gammagamma",
+            model={"purchases": purchases, "spend": spend, "model": name},
+            params=self.config.clv.model_dump(mode="json") | {"model": name},
+            feature_set="purchases",
+            feature_set_version="rfm",
+            snapshots=[as_of.isoformat()],
+            data_hash=data_hash(frame, ["customer_id", "frequency", "recency", "T", "monetary"]),
+            metrics={"log_likelihood": purchases.log_likelihood_, **purchases.params_},
+            summary=summary,
+        )
+        return {"version": entry.version, **summary}
+
+    def clv_validate(self, calibration_end: dt.date, holdout_end: dt.date) -> dict[str, Any]:
+        """Each purchase model fitted on the purchases up to ``calibration_end`` (the
+        last day, inclusive) and judged on the repeat purchases up to ``holdout_end``."""
+        if holdout_end <= calibration_end:
+            raise StageError("clv: the holdout must end after the calibration period")
+        as_of = calibration_end + dt.timedelta(days=1)
+        days = (holdout_end - calibration_end).days
+        frame, new = self._usable(self.clv_summary(as_of, holdout_days=days))
+        out: dict[str, Any] = {
+            "calibration_end": calibration_end.isoformat(),
+            "holdout_end": holdout_end.isoformat(),
+            "left_out_no_history": new,
+            "models": {},
+        }
+        for name in PURCHASE_MODELS:
+            try:
+                fitted = purchase_model(name).fit(frame.frequency, frame.recency, frame["T"])
+            except ValueError as exc:
+                raise StageError(str(exc)) from None
+            out["models"][name] = {"params": fitted.params_, **holdout_check(fitted, frame)}
+        return out
+
+    def score_clv(
+        self,
+        as_of: dt.date,
+        *,
+        horizon_days: int | None = None,
+        discount: float | None = None,
+        margin: float | None = None,
+        version: int | None = None,
+    ) -> dict[str, Any]:
+        """``scores.clv``: every customer's P(alive), expected purchases and spend over the
+        horizon and discounted CLV as of a date, by the latest (or given) CLV model;
+        scoring a date again with the same version replaces its rows."""
+        wh = self.warehouse
+        if not wh.exists("models", "registry"):
+            raise StageError("clv: no CLV model yet; run `custintel clv fit` first")
+        entry = registry.get(wh, CLV_MODEL, version)
+        fitted = registry.load(self.artifacts_dir, entry)
+        cfg = self.config.clv
+        horizon = cfg.horizon_days if horizon_days is None else horizon_days
+        rate = cfg.discount if discount is None else discount
+        share = cfg.margin if margin is None else margin
+        frame, new = self._usable(self.clv_summary(as_of))
+        events, _ = events_for(wh, self.config)
+        excluded = set(opted_out(events, as_of).execute().customer_id)
+        frame = frame[~frame.customer_id.isin(excluded)].reset_index(drop=True)
+        out = lifetime_value(
+            fitted["purchases"],
+            fitted["spend"],
+            frame,
+            horizon_days=horizon,
+            discount=rate,
+            margin=share,
+            unit_days=cfg.unit_days,
+        )
+        out.insert(1, "as_of", as_of)
+        out["horizon_days"] = horizon
+        out["model_version"] = entry.version
+        wh.ensure_schema("scores")
+        with wh.transaction():
+            if wh.exists("scores", "clv"):
+                wh.delete_where(
+                    "scores", "clv", f"as_of = DATE '{as_of}' AND model_version = {entry.version}"
+                )
+            wh.put("scores", "clv", out, append=True)
+        top = out.clv.sort_values(ascending=False)
+        decile = max(len(top) // 10, 1)
+        return {
+            "version": entry.version,
+            "as_of": as_of.isoformat(),
+            "customers": len(out),
+            "left_out_no_history": new,
+            "opted_out": len(excluded),
+            "horizon_days": horizon,
+            "discount": rate,
+            "margin": share,
+            "total_clv": float(out.clv.sum()),
+            "mean_clv": float(out.clv.mean()) if len(out) else None,
+            "top_decile_share": float(top.head(decile).sum() / top.sum()) if top.sum() else None,
+            "mean_p_alive": float(np.mean(out.p_alive)) if len(out) else None,
+            "table": "scores.clv",
+        }
