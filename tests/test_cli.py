@@ -43,7 +43,7 @@ def test_whole_tour_with_json(runner: CliRunner, tmp_path: Path) -> None:
     code, out, _ = run(runner, "status", "--project", str(shop), "--json")
     status = json.loads(out)
     tables = {t["table"]: t["rows"] for t in status["tables"]}
-    assert tables["clean.orders"] == 3094 and tables["ops.pipeline_runs"] == 5  # one row per stage
+    assert tables["clean.orders"] == 3094 and tables["ops.pipeline_runs"] == 6  # one row per stage
     assert tables["features.customer"] == tables["customer.profile"] > 0
     assert len(status["ingest_runs"]) == 2
 

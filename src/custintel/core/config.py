@@ -22,7 +22,7 @@ from custintel.core.errors import ConfigError
 CONFIG_FILE = "custintel.yaml"
 M = TypeVar("M", bound=BaseModel)
 
-STAGES = ("ingest", "identity", "features", "segments", "models")
+STAGES = ("ingest", "identity", "features", "segments", "models", "clv")
 """Every stage custintel knows, in the order ``custintel run`` executes them."""
 
 
@@ -468,7 +468,7 @@ class ProjectConfig(_Strict):
     segments: SegmentsConfig = Field(default_factory=SegmentsConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     clv: ClvConfig = Field(default_factory=ClvConfig)
-    stages: list[Literal["ingest", "identity", "features", "segments", "models"]] = Field(
+    stages: list[Literal["ingest", "identity", "features", "segments", "models", "clv"]] = Field(
         default_factory=lambda: list(STAGES)
     )
     reports_dir: str = "reports"

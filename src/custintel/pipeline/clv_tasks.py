@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import numpy as np
@@ -115,7 +116,34 @@ class ClvTasks(ProjectParts):
             except ValueError as exc:
                 raise StageError(str(exc)) from None
             out["models"][name] = {"params": fitted.params_, **holdout_check(fitted, frame)}
+        # kept for the report: the latest check
+        folder = self.artifacts_dir / CLV_MODEL
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "validation.json").write_text(json.dumps(out, default=float), encoding="utf-8")
         return out
+
+    def clv_report(self) -> dict[str, Any] | None:
+        """What the report shows: the latest CLV model, its last holdout check and the
+        latest scores."""
+        wh = self.warehouse
+        if not wh.exists("models", "registry"):
+            return None
+        try:
+            entry = registry.get(wh, CLV_MODEL)
+        except StageError:
+            return None
+        path = self.artifacts_dir / CLV_MODEL / "validation.json"
+        scores = None
+        if wh.exists("scores", "clv"):
+            t = wh.table("scores", "clv")
+            latest = t.filter(t.model_version == entry.version)
+            scores = latest.filter(latest.as_of == latest.as_of.max()).execute()
+        return {
+            "entry": entry,
+            "summary": registry.summary(self.artifacts_dir, entry),
+            "validation": json.loads(path.read_text(encoding="utf-8")) if path.exists() else None,
+            "scores": scores,
+        }
 
     def score_clv(
         self,

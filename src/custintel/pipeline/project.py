@@ -384,12 +384,42 @@ class Project(SegmentTasks, ModelTasks, ClvTasks):
                 detail.append(r)
             return StageResult("models", "ok", "; ".join(parts), {"models": detail})
 
+        def clv(run_id: str) -> StageResult:
+            as_of = default_as_of(self.warehouse, self.config)
+            try:
+                fit = self.clv_fit(as_of)
+            except StageError as exc:
+                return StageResult("clv", "skipped", str(exc))
+            parts = [
+                f"clv v{fit['version']} {fit['model']} + Gamma-Gamma on {fit['customers']:,} "
+                f"customers ({fit['repeat_buyers']:,} repeat buyers)"
+            ]
+            check = None
+            try:
+                # a year's holdout inside the observed past
+                check = self.clv_validate(
+                    as_of - dt.timedelta(days=366), as_of - dt.timedelta(days=1)
+                )
+                m = check["models"][fit["model"]]
+                parts.append(
+                    f"holdout of the last year: {m['predicted']:,.0f} predicted, "
+                    f"{m['actual']:,.0f} actual ({m['aggregate_error']:+.1%})"
+                )
+            except StageError as exc:
+                parts.append(f"no holdout check: {exc}")
+            sc = self.score_clv(as_of)
+            parts.append(
+                f"{sc['customers']:,} valued as of {sc['as_of']}, mean CLV {sc['mean_clv']:,.2f}"
+            )
+            return StageResult("clv", "ok", "; ".join(parts), {"fit": fit, "validation": check})
+
         return {
             "ingest": ingest,
             "identity": identity,
             "features": features,
             "segments": segments,
             "models": models,
+            "clv": clv,
         }
 
     def run(self, *, resume: bool = False, progress: Progress | None = None) -> RunResult:

@@ -988,6 +988,19 @@ def write_reports(project: Any) -> Path:
                 ),
             )
         )
+    clv = project.clv_report()
+    if clv:
+        from custintel.pipeline.report_clv import clv_page
+
+        (out / "clv.html").write_text(clv_page(clv), encoding="utf-8")
+        s = clv["summary"]
+        pages.append(
+            (
+                "clv.html",
+                "Customer lifetime value",
+                f"v{clv['entry'].version} {s['model']} + Gamma-Gamma on {s['customers']:,} customers",
+            )
+        )
     status = project.status()
     run = project.last_run()
     run_line = (

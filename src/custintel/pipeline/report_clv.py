@@ -1,0 +1,114 @@
+"""The report's CLV page: the fitted models, the holdout check and the values."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+from custintel.pipeline.report import _figure, _page, _table
+
+NAMES = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "pareto": "Pareto/NBD"}
+
+
+def clv_page(item: dict[str, Any]) -> str:
+    entry, s = item["entry"], item["summary"]
+    parts = [
+        f"<h2>clv v{entry.version}: {html.escape(NAMES.get(s['model'], s['model']))} and "
+        f"Gamma-Gamma as of {html.escape(s['as_of'])}</h2>",
+        f"<p>{s['customers']:,} customers, {s['repeat_buyers']:,} of them repeat buyers; "
+        f"{s['left_out_no_history']:,} first bought on the last day and are left out. "
+        f"Time in units of {s['unit_days']:g} days. Correlation of frequency and mean spend "
+        f"{s['spend']['frequency_spend_correlation']:.2f} (Gamma-Gamma assumes about 0).</p>",
+    ]
+    rows = [
+        [part, k, f"{v:.4f}", f"{s[part]['standard_errors'][k]:.4f}"]
+        for part in ("purchases", "spend")
+        for k, v in s[part]["params"].items()
+    ]
+    parts.append(_table(["part", "parameter", "estimate", "standard error"], rows, {2, 3}))
+    check = item.get("validation")
+    if check:
+        parts.append(
+            f"<h3>Holdout check: fitted to {html.escape(check['calibration_end'])}, "
+            f"judged to {html.escape(check['holdout_end'])}</h3>"
+        )
+        rows = []
+        fig = go.Figure()
+        first = next(iter(check["models"].values()))
+        by = first["by_frequency"]
+        fig.add_bar(
+            x=[str(r["frequency"]) + ("+" if r["frequency"] == 7 else "") for r in by],
+            y=[r["actual"] for r in by],
+            name="actual",
+            marker_color="#9aa5b1",
+        )
+        for name, m in check["models"].items():
+            rows.append(
+                [
+                    NAMES.get(name, name),
+                    f"{m['predicted']:,.0f}",
+                    f"{m['actual']:,.0f}",
+                    f"{m['aggregate_error']:+.1%}",
+                    f"{m['model']['mae']:.3f}",
+                    f"{m['model']['rmse']:.3f}",
+                    f"{m['naive_zero']['mae']:.3f}",
+                    f"{m['naive_same']['mae']:.3f}",
+                ]
+            )
+            fig.add_scatter(
+                x=[
+                    str(r["frequency"]) + ("+" if r["frequency"] == 7 else "")
+                    for r in m["by_frequency"]
+                ],
+                y=[r["predicted"] for r in m["by_frequency"]],
+                mode="lines+markers",
+                name=NAMES.get(name, name),
+            )
+        fig.update_layout(
+            title="Mean repeat purchases in the holdout by purchases in calibration",
+            xaxis_title="repeat purchases in the calibration period",
+            yaxis_title="purchases in the holdout",
+        )
+        parts.append(_figure(fig, height=380, top=60))
+        parts.append(
+            _table(
+                [
+                    "model",
+                    "predicted",
+                    "actual",
+                    "error",
+                    "MAE",
+                    "RMSE",
+                    "MAE: none",
+                    "MAE: same rate",
+                ],
+                rows,
+                {1, 2, 3, 4, 5, 6, 7},
+            )
+        )
+    scores = item.get("scores")
+    if scores is not None and len(scores):
+        fig = go.Figure(go.Histogram(x=scores.p_alive, nbinsx=40))
+        fig.update_layout(
+            title=f"P(alive) as of {scores.as_of.iloc[0]!s:.10}",
+            xaxis_title="P(alive)",
+            yaxis_title="customers",
+        )
+        parts.append(_figure(fig, height=320))
+        values = np.sort(scores.clv.to_numpy())[::-1]
+        deciles = np.array_split(values, 10)
+        total = values.sum() or 1.0
+        fig = go.Figure(
+            go.Bar(x=[str(i + 1) for i in range(10)], y=[100 * d.sum() / total for d in deciles])
+        )
+        fig.update_layout(
+            title=f"Share of the {int(scores.horizon_days.iloc[0])}-day CLV by decile "
+            f"(total {total:,.0f})",
+            xaxis_title="decile (1 = most valuable)",
+            yaxis_title="% of the total",
+        )
+        parts.append(_figure(fig, height=320))
+    return _page("Customer lifetime value", "".join(parts), plotly=True)
