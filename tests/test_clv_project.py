@@ -70,3 +70,9 @@ def test_fit_validate_and_score_against_the_truth(
     )
     assert r.exit_code != 0
     assert np.isfinite(fit["spend"]["frequency_spend_correlation"])
+    from custintel.pipeline.report import write_reports
+
+    with Project.open(project) as p:
+        page = (write_reports(p).parent / "clv.html").read_text()
+    for text in ("Holdout check", "P(alive)", "by decile", "standard error"):
+        assert text in page, text

@@ -135,9 +135,10 @@ class ClvTasks(ProjectParts):
         path = self.artifacts_dir / CLV_MODEL / "validation.json"
         scores = None
         if wh.exists("scores", "clv"):
+            # the latest scores, by whichever version made them
             t = wh.table("scores", "clv")
-            latest = t.filter(t.model_version == entry.version)
-            scores = latest.filter(latest.as_of == latest.as_of.max()).execute()
+            latest = t.filter(t.as_of == t.as_of.max())
+            scores = latest.filter(latest.model_version == latest.model_version.max()).execute()
         return {
             "entry": entry,
             "summary": registry.summary(self.artifacts_dir, entry),
