@@ -31,6 +31,7 @@ def test_fit_validate_and_score_against_the_truth(
             p.score_clv(AS_OF)
         fit = p.clv_fit(AS_OF)
         check = p.clv_validate(dt.date(2024, 6, 30), dt.date(2025, 6, 29))
+        half = p.clv_validate(dt.date(2024, 12, 31), dt.date(2025, 6, 29))
         first = p.score_clv(AS_OF)
         again = p.score_clv(AS_OF)  # the same date and version: replaced, not added
         scores = p.warehouse.table("scores", "clv").execute()
@@ -45,6 +46,13 @@ def test_fit_validate_and_score_against_the_truth(
         assert m["model"]["mae"] < min(m["naive_zero"]["mae"], m["naive_same"]["mae"]), name
         by = pd.DataFrame(m["by_frequency"])
         assert by.actual.is_monotonic_increasing or by.actual.iloc[-1] > by.actual.iloc[0]
+    # next half year's spend two ways on the same customers: both rank it, neither
+    # sees the holdout (the LightGBM alternative learns from the half year before)
+    spend = half["spend"]
+    assert spend["customers"] == half["models"]["bgnbd"]["customers"]
+    for way in ("btyd", "lightgbm"):
+        assert spend[way]["spearman"] > 0.5 and spend[way]["top_decile_revenue_share"] > 0.3
+        assert abs(spend[way]["predicted_total"] / spend["actual_total"] - 1) < 0.5, way
     # P(alive) ranks who is really still alive, and the CLV is concentrated
     linked = persona_of_customers(project)
     people = linked.groupby("customer_id").agg(

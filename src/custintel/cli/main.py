@@ -922,6 +922,23 @@ def clv_validate(
             f"{m['naive_same']['mae']:.3f}",
         )
     console.print(table)
+    spend = result.get("spend") or {}
+    if "btyd" in spend:
+        table = Table(title=f"Holdout spend, {spend['actual_total']:,.0f} in all")
+        for col in ("prediction", "predicted", "MAE", "Spearman", "top-decile share"):
+            table.add_column(col, justify="left" if col == "prediction" else "right")
+        for way in ("btyd", "lightgbm"):
+            w = spend[way]
+            table.add_row(
+                w["model"],
+                f"{w['predicted_total']:,.0f}",
+                f"{w['mae']:.2f}",
+                f"{w['spearman']:.3f}",
+                f"{w['top_decile_revenue_share']:.1%}",
+            )
+        console.print(table)
+    elif spend.get("skipped"):
+        console.print(spend["skipped"], highlight=False)
 
 
 model_app = typer.Typer(

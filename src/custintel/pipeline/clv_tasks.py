@@ -116,11 +116,82 @@ class ClvTasks(ProjectParts):
             except ValueError as exc:
                 raise StageError(str(exc)) from None
             out["models"][name] = {"params": fitted.params_, **holdout_check(fitted, frame)}
+        try:
+            out["spend"] = self._spend_comparison(frame, as_of, days)
+        except StageError as exc:
+            out["spend"] = {"skipped": f"no spend comparison: {exc}"}
         # kept for the report: the latest check
         folder = self.artifacts_dir / CLV_MODEL
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "validation.json").write_text(json.dumps(out, default=float), encoding="utf-8")
         return out
+
+    def _spend_comparison(self, frame: pd.DataFrame, as_of: dt.date, days: int) -> dict[str, Any]:
+        """Holdout spend of the same customers predicted two ways: the configured purchase
+        model times Gamma-Gamma, and LightGBM regression on the feature set, trained one
+        holdout length earlier (features then, spend in the period that followed) so
+        that it never sees the holdout."""
+        from lightgbm import LGBMRegressor
+
+        cfg = self.config.clv
+        unit = cfg.unit_days
+        purchases = purchase_model(cfg.model).fit(frame.frequency, frame.recency, frame["T"])
+        spend = GammaGamma().fit(frame.frequency, frame.monetary)
+        btyd = purchases.conditional_expected_purchases(
+            days / unit, frame.frequency, frame.recency, frame["T"]
+        ) * spend.expected_spend(frame.frequency, frame.monetary)
+        earlier = as_of - dt.timedelta(days=days)
+        past = self.clv_summary(earlier, holdout_days=days)[["customer_id", "holdout_spend"]]
+        train = self.features_frame(earlier).merge(past, on="customer_id")
+        test = self.features_frame(as_of).merge(frame[["customer_id"]], on="customer_id")
+        test = frame[["customer_id", "holdout_spend"]].merge(test, on="customer_id")
+        columns = [
+            c
+            for c in train.columns
+            if c not in ("customer_id", "as_of", "holdout_spend")
+            and pd.api.types.is_numeric_dtype(train[c])
+            and c in test.columns
+        ]
+        model = LGBMRegressor(
+            objective="tweedie",
+            n_estimators=400,
+            learning_rate=0.05,
+            num_leaves=31,
+            min_child_samples=50,
+            subsample=0.8,
+            subsample_freq=1,
+            colsample_bytree=0.8,
+            random_state=0,
+            n_jobs=2,
+            deterministic=True,
+            force_row_wise=True,
+            verbose=-1,
+        ).fit(train[columns].astype("float64"), train.holdout_spend.clip(lower=0))
+        ml = pd.Series(model.predict(test[columns].astype("float64")), index=test.customer_id)
+        actual = frame.holdout_spend.to_numpy(float)
+
+        def judged(guess: np.ndarray) -> dict[str, float]:
+            order = np.argsort(-guess, kind="stable")
+            top = order[: max(len(order) // 10, 1)]
+            return {
+                "predicted_total": float(guess.sum()),
+                "mae": float(np.mean(np.abs(guess - actual))),
+                "spearman": float(pd.Series(guess).corr(pd.Series(actual), method="spearman")),
+                "top_decile_revenue_share": float(actual[top].sum() / actual.sum())
+                if actual.sum()
+                else float("nan"),
+            }
+
+        return {
+            "customers": len(frame),
+            "actual_total": float(actual.sum()),
+            "btyd": {"model": f"{cfg.model} x gamma-gamma", **judged(btyd)},
+            "lightgbm": {
+                "model": f"LightGBM (tweedie) on {len(columns)} features, trained as of {earlier}",
+                "training_customers": len(train),
+                **judged(ml.reindex(frame.customer_id).fillna(0.0).to_numpy()),
+            },
+        }
 
     def clv_report(self) -> dict[str, Any] | None:
         """What the report shows: the latest CLV model, its last holdout check and the

@@ -89,6 +89,32 @@ def clv_page(item: dict[str, Any]) -> str:
                 {1, 2, 3, 4, 5, 6, 7},
             )
         )
+    spend = (check or {}).get("spend") or {}
+    if "btyd" in spend:
+        parts.append(
+            f"<h3>Holdout spend of the same {spend['customers']:,} customers: "
+            f"{spend['actual_total']:,.0f} in all</h3><p>The purchase model times Gamma-Gamma "
+            "against LightGBM regression on the feature set, trained one holdout length "
+            "earlier (it never sees the holdout).</p>"
+        )
+        parts.append(
+            _table(
+                ["prediction", "predicted total", "MAE", "Spearman", "top-decile revenue share"],
+                [
+                    [
+                        spend[w]["model"],
+                        f"{spend[w]['predicted_total']:,.0f}",
+                        f"{spend[w]['mae']:.2f}",
+                        f"{spend[w]['spearman']:.3f}",
+                        f"{spend[w]['top_decile_revenue_share']:.1%}",
+                    ]
+                    for w in ("btyd", "lightgbm")
+                ],
+                {1, 2, 3, 4},
+            )
+        )
+    elif spend.get("skipped"):
+        parts.append(f"<p class=muted>{html.escape(spend['skipped'])}</p>")
     scores = item.get("scores")
     if scores is not None and len(scores):
         fig = go.Figure(go.Histogram(x=scores.p_alive, nbinsx=40))
