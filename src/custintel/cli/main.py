@@ -908,34 +908,20 @@ def clv_validate(
     table = Table(
         title=f"Holdout {result['calibration_end']} to {result['holdout_end']}: repeat purchases"
     )
-    for col in ("model", "predicted", "actual", "error", "MAE", "RMSE", "MAE zero", "MAE same"):
+    from custintel.clv.value import HOLDOUT_COLUMNS, SPEND_COLUMNS, holdout_cells, spend_cells
+
+    for col in HOLDOUT_COLUMNS:
         table.add_column(col, justify="left" if col == "model" else "right")
     for name, m in result["models"].items():
-        table.add_row(
-            name,
-            f"{m['predicted']:,.0f}",
-            f"{m['actual']:,.0f}",
-            f"{m['aggregate_error']:+.1%}",
-            f"{m['model']['mae']:.3f}",
-            f"{m['model']['rmse']:.3f}",
-            f"{m['naive_zero']['mae']:.3f}",
-            f"{m['naive_same']['mae']:.3f}",
-        )
+        table.add_row(*holdout_cells(name, m))
     console.print(table)
     spend = result.get("spend") or {}
     if "btyd" in spend:
         table = Table(title=f"Holdout spend, {spend['actual_total']:,.0f} in all")
-        for col in ("prediction", "predicted", "MAE", "Spearman", "top-decile share"):
+        for col in SPEND_COLUMNS:
             table.add_column(col, justify="left" if col == "prediction" else "right")
         for way in ("btyd", "lightgbm"):
-            w = spend[way]
-            table.add_row(
-                w["model"],
-                f"{w['predicted_total']:,.0f}",
-                f"{w['mae']:.2f}",
-                f"{w['spearman']:.3f}",
-                f"{w['top_decile_revenue_share']:.1%}",
-            )
+            table.add_row(*spend_cells(spend[way]))
         console.print(table)
     elif spend.get("skipped"):
         console.print(spend["skipped"], highlight=False)

@@ -23,6 +23,12 @@ from custintel.segments.fit import data_hash
 CLV_MODEL = "clv"
 
 
+def _numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Features as doubles rounded far below any meaning: warehouse sums computed in
+    parallel differ in the last bits from run to run, and LightGBM's splits with them."""
+    return frame.astype("float64").round(9)
+
+
 class ClvTasks(ProjectParts):
     """CLV methods of :class:`~custintel.pipeline.project.Project`."""
 
@@ -142,7 +148,9 @@ class ClvTasks(ProjectParts):
         ) * spend.expected_spend(frame.frequency, frame.monetary)
         earlier = as_of - dt.timedelta(days=days)
         past = self.clv_summary(earlier, holdout_days=days)[["customer_id", "holdout_spend"]]
+        # in customer order: LightGBM's row sampling depends on the order of the rows
         train = self.features_frame(earlier).merge(past, on="customer_id")
+        train = train.sort_values("customer_id", ignore_index=True)
         test = self.features_frame(as_of).merge(frame[["customer_id"]], on="customer_id")
         test = frame[["customer_id", "holdout_spend"]].merge(test, on="customer_id")
         columns = [
@@ -166,8 +174,8 @@ class ClvTasks(ProjectParts):
             deterministic=True,
             force_row_wise=True,
             verbose=-1,
-        ).fit(train[columns].astype("float64"), train.holdout_spend.clip(lower=0))
-        ml = pd.Series(model.predict(test[columns].astype("float64")), index=test.customer_id)
+        ).fit(_numbers(train[columns]), train.holdout_spend.clip(lower=0).round(6))
+        ml = pd.Series(model.predict(_numbers(test[columns])), index=test.customer_id)
         actual = frame.holdout_spend.to_numpy(float)
 
         def judged(guess: np.ndarray) -> dict[str, float]:

@@ -8,15 +8,20 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
+from custintel.clv.value import (
+    HOLDOUT_COLUMNS,
+    MODEL_NAMES,
+    SPEND_COLUMNS,
+    holdout_cells,
+    spend_cells,
+)
 from custintel.pipeline.report import _figure, _page, _table
-
-NAMES = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "pareto": "Pareto/NBD"}
 
 
 def clv_page(item: dict[str, Any]) -> str:
     entry, s = item["entry"], item["summary"]
     parts = [
-        f"<h2>clv v{entry.version}: {html.escape(NAMES.get(s['model'], s['model']))} and "
+        f"<h2>clv v{entry.version}: {html.escape(MODEL_NAMES.get(s['model'], s['model']))} and "
         f"Gamma-Gamma as of {html.escape(s['as_of'])}</h2>",
         f"<p>{s['customers']:,} customers, {s['repeat_buyers']:,} of them repeat buyers; "
         f"{s['left_out_no_history']:,} first bought on the last day and are left out. "
@@ -46,18 +51,7 @@ def clv_page(item: dict[str, Any]) -> str:
             marker_color="#9aa5b1",
         )
         for name, m in check["models"].items():
-            rows.append(
-                [
-                    NAMES.get(name, name),
-                    f"{m['predicted']:,.0f}",
-                    f"{m['actual']:,.0f}",
-                    f"{m['aggregate_error']:+.1%}",
-                    f"{m['model']['mae']:.3f}",
-                    f"{m['model']['rmse']:.3f}",
-                    f"{m['naive_zero']['mae']:.3f}",
-                    f"{m['naive_same']['mae']:.3f}",
-                ]
-            )
+            rows.append(holdout_cells(name, m))
             fig.add_scatter(
                 x=[
                     str(r["frequency"]) + ("+" if r["frequency"] == 7 else "")
@@ -65,7 +59,7 @@ def clv_page(item: dict[str, Any]) -> str:
                 ],
                 y=[r["predicted"] for r in m["by_frequency"]],
                 mode="lines+markers",
-                name=NAMES.get(name, name),
+                name=MODEL_NAMES.get(name, name),
             )
         fig.update_layout(
             title="Mean repeat purchases in the holdout by purchases in calibration",
@@ -73,22 +67,7 @@ def clv_page(item: dict[str, Any]) -> str:
             yaxis_title="purchases in the holdout",
         )
         parts.append(_figure(fig, height=380, top=60))
-        parts.append(
-            _table(
-                [
-                    "model",
-                    "predicted",
-                    "actual",
-                    "error",
-                    "MAE",
-                    "RMSE",
-                    "MAE: none",
-                    "MAE: same rate",
-                ],
-                rows,
-                {1, 2, 3, 4, 5, 6, 7},
-            )
-        )
+        parts.append(_table(list(HOLDOUT_COLUMNS), rows, {1, 2, 3, 4, 5, 6, 7}))
     spend = (check or {}).get("spend") or {}
     if "btyd" in spend:
         parts.append(
@@ -99,17 +78,8 @@ def clv_page(item: dict[str, Any]) -> str:
         )
         parts.append(
             _table(
-                ["prediction", "predicted total", "MAE", "Spearman", "top-decile revenue share"],
-                [
-                    [
-                        spend[w]["model"],
-                        f"{spend[w]['predicted_total']:,.0f}",
-                        f"{spend[w]['mae']:.2f}",
-                        f"{spend[w]['spearman']:.3f}",
-                        f"{spend[w]['top_decile_revenue_share']:.1%}",
-                    ]
-                    for w in ("btyd", "lightgbm")
-                ],
+                list(SPEND_COLUMNS),
+                [spend_cells(spend[w]) for w in ("btyd", "lightgbm")],
                 {1, 2, 3, 4},
             )
         )
