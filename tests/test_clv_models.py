@@ -16,24 +16,30 @@ from tests.conftest import SHARED_DATA
 CDNOW = SHARED_DATA / "cdnow_sample.txt"
 
 
-@pytest.fixture(scope="module")
-def cdnow() -> pd.DataFrame:
-    if not CDNOW.exists():
-        pytest.skip(f"{CDNOW} is not here")
+def _cdnow_lines() -> pd.DataFrame:
+    """The CDNOW sample's lines: customer, date, CDs, dollars."""
     raw = pd.read_csv(
         CDNOW,
         sep=r"\s+",
         header=None,
-        names=["customer", "sample", "date", "cds", "value"],
-        dtype={"customer": str, "date": str},
+        names=["customer_id", "sample", "date", "cds", "amount"],
+        dtype={"customer_id": str, "date": str},
     )
     raw["date"] = pd.to_datetime(raw.date, format="%Y%m%d")
+    return raw
+
+
+@pytest.fixture(scope="module")
+def cdnow() -> pd.DataFrame:
+    if not CDNOW.exists():
+        pytest.skip(f"{CDNOW} is not here")
+    raw = _cdnow_lines()
     # 39 weeks of calibration (273 days from 1997-01-01), 39 weeks of holdout
     return from_transactions(
         raw,
-        customer="customer",
+        customer="customer_id",
         when="date",
-        amount="value",
+        amount="amount",
         end=dt.date(1997, 9, 30),
         holdout_end=dt.date(1998, 6, 30),
     )
@@ -169,22 +175,16 @@ def test_warehouse_summary_matches_the_pandas_one(cdnow: pd.DataFrame) -> None:
 
     from custintel.clv.summary import rfm_table
 
-    raw = pd.read_csv(
-        CDNOW,
-        sep=r"\s+",
-        header=None,
-        names=["customer_id", "sample", "date", "cds", "amount"],
-        dtype={"customer_id": str, "date": str},
-    )
+    raw = _cdnow_lines()
     epoch = pd.Timestamp("1970-01-01")
-    raw["day"] = (pd.to_datetime(raw.date, format="%Y%m%d") - epoch).dt.days
+    raw["day"] = (raw.date - epoch).dt.days
     raw["is_return"] = False
     con = ibis.duckdb.connect()
     orders = con.create_table("orders", raw[["customer_id", "day", "amount", "is_return"]])
     as_of = (pd.Timestamp("1997-10-01") - epoch).days
     got = rfm_table(orders, as_of, holdout_days=273).to_pandas()
     got = got.set_index("customer_id").sort_index()
-    want = cdnow.set_index("customer").sort_index()
+    want = cdnow.set_index("customer_id").sort_index()
     assert len(got) == len(want) == 2357
     for column in ("frequency", "recency", "T", "monetary", "holdout_frequency"):
         assert np.allclose(got[column].to_numpy(float), want[column].to_numpy(float)), column

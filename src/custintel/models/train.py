@@ -144,9 +144,9 @@ def _fit_calibrated(
     cal: np.ndarray,
     params: dict[str, Any],
     cfg: ModelsConfig,
-) -> tuple[Any, Any]:
+) -> tuple[Any, Any, np.ndarray]:
     """A learner fitted on ``rows`` (resampled or weighted by ``strategy``), stopped on
-    ``stop`` and calibrated on ``cal``."""
+    ``stop`` and calibrated on ``cal``; with the targets it learned from."""
     rows_X, rows_y, extra = rows_for(strategy, X.iloc[rows], y[rows], cfg.seed)
     base = fit(
         algorithm,
@@ -158,7 +158,7 @@ def _fit_calibrated(
         seed=cfg.seed,
         class_weight=strategy == "class_weight",
     )
-    return base, calibrate(base, X.iloc[cal], y[cal], cfg.calibration)
+    return base, calibrate(base, X.iloc[cal], y[cal], cfg.calibration), rows_y
 
 
 def _compare_imbalance(
@@ -178,21 +178,17 @@ def _compare_imbalance(
     out = []
     for strategy in STRATEGIES:
         began = time.perf_counter()
-        _, calibrated = _fit_calibrated("lightgbm", strategy, X, y, rows, stop, cal, params, cfg)
+        _, calibrated, learned = _fit_calibrated(
+            "lightgbm", strategy, X, y, rows, stop, cal, params, cfg
+        )
         seconds = time.perf_counter() - began
         figures = metrics.evaluate(y[test], calibrated.predict_proba(X[test])[:, 1])
-        share = y[rows].mean() if strategy in ("none", "class_weight") else 0.5
-        n = len(rows)
-        if strategy == "undersample":
-            n = 2 * int(min(np.bincount(y[rows], minlength=2)))
-        elif strategy == "oversample":
-            n = 2 * int(max(np.bincount(y[rows], minlength=2)))
         out.append(
             {
                 "strategy": strategy,
                 "used": strategy == cfg.imbalance,
-                "training_rows": n,
-                "positive_share": round(float(share), 4),
+                "training_rows": len(learned),
+                "positive_share": round(float(np.mean(learned)), 4),
                 "auc": figures["auc"],
                 "pr_auc": figures["pr_auc"],
                 "brier": figures["brier"],
@@ -250,7 +246,7 @@ def train(
             params = tuning["best_params"]
         strategy = cfg.imbalance if algorithm == "lightgbm" else "class_weight"
         began = time.perf_counter()
-        base, calibrated = _fit_calibrated(
+        base, calibrated, _ = _fit_calibrated(
             algorithm, strategy, X, y, fit_rows, stop, cal, params, cfg
         )
         fitted_s = time.perf_counter() - began
