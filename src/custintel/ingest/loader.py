@@ -28,7 +28,7 @@ import duckdb
 import ibis.expr.types as ir
 
 from custintel import __version__
-from custintel.core.config import ProjectConfig, SourceConfig
+from custintel.core.config import CsvOptions, ProjectConfig, SourceConfig
 from custintel.core.contracts import Contract, get_contract
 from custintel.core.errors import ReconciliationError, SourceError
 from custintel.core.lineage import append_ops, ensure_ops_tables, now, record_lineage
@@ -36,6 +36,7 @@ from custintel.core.sqltext import ident as _q
 from custintel.core.sqltext import literal as _lit
 from custintel.core.warehouse import Warehouse
 from custintel.ingest import readers
+from custintel.ingest.census import TextCensus, compression_of, text_census
 from custintel.ingest.files import InputFile, discover
 from custintel.ingest.outcomes import clean_rows, quarantined_rows
 from custintel.ingest.parse import (
@@ -252,15 +253,42 @@ class Loader:
         scratch = f"ci_read_{uuid.uuid4().hex[:10]}"
         scan = None
         try:
-            if file.format == "csv":
-                scan = readers.read_csv(self.duck, file, source.csv, scratch)
-            elif file.format == "parquet":
+            if file.format == "parquet":
                 scan = readers.read_parquet(self.duck, file, scratch)
+            elif file.format == "jsonl":
+                encoding = source.csv.encoding
+                scan = readers.read_jsonl(
+                    self.duck, file, scratch, encoding, self._census(file, None, encoding)
+                )
             else:
-                scan = readers.read_jsonl(self.duck, file, scratch)
+                opts = readers.csv_options_for(source.csv, file.path)
+                census = self._census(file, opts, opts.encoding)
+                names = readers.csv_names(self.duck, file, opts)
+                if census.regular and opts.encoding != "utf-16":
+                    # DuckDB's parallel reader, checked against the census; a file it
+                    # cannot account for is read again record by record.
+                    header_lines = opts.skip_rows + int(opts.header)
+                    scan = readers.read_csv(
+                        self.duck, file, opts, scratch, names, census.records(header_lines)
+                    )
+                    try:
+                        return self._load(
+                            name, source, scan, file, file.relative, file.sha256, file.size_bytes
+                        )
+                    except readers.Miscount:
+                        self._drop_scratch(scan.scratch)
+                scan = readers.salvage_csv(self.duck, file, opts, scratch, names, census)
             return self._load(name, source, scan, file, file.relative, file.sha256, file.size_bytes)
         finally:
             self._drop_scratch(scan.scratch if scan else ())
+
+    @staticmethod
+    def _census(file: InputFile, opts: CsvOptions | None, encoding: str) -> TextCensus:
+        compression = compression_of(file.path, opts.compression if opts else "auto")
+        quote, escape = (opts.quote, opts.escape) if opts else ("", "")
+        return text_census(
+            file.path, compression, file.relative, quote=quote, escape=escape, encoding=encoding
+        )
 
     def _load_sql(
         self, name: str, source: SourceConfig, registry: dict[tuple[str, str], str]
@@ -329,6 +357,8 @@ class Loader:
                 raise SourceError(
                     f"{name}: {label}: cannot be read: {readers.first_line(exc)}"
                 ) from exc
+        if scan.expected is not None:
+            readers.check_count(self.duck, scan, target, label)
         malformed = readers.malformed_rows(self.duck, scan)
         if malformed is not None:
             rebuilt = with_malformed(table, malformed, scan.header_lines, constants)

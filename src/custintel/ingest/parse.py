@@ -18,6 +18,10 @@ from custintel.core.sqltext import ident as _q
 from custintel.core.sqltext import literal as _lit
 from custintel.ingest.readers import Scan
 
+DECIMAL_TEXT = r"[+-]?([0-9]+(\.[0-9]{0,4}0*)?|\.[0-9]{1,4}0*)"
+"""The text a decimal column accepts: DECIMAL(18,4) holds it exactly."""
+INTEGER_TEXT = r"[+-]?[0-9]+(\.0*)?"
+"""The text an integer column accepts: a whole number, zeros after a decimal point allowed."""
 TRUE_WORDS = ("true", "t", "1", "yes", "y")
 FALSE_WORDS = ("false", "f", "0", "no", "n")
 
@@ -99,9 +103,18 @@ def parse_expression(col: Column, raw: str, source: SourceConfig) -> str:
             return f"upper({raw})" if col.name == "currency" else f"lower({raw})"
         return raw
     if col.type == "decimal":
-        return f"TRY_CAST({raw} AS DECIMAL(18,4))"
+        # Plain digits with at most four decimals (zeros after them are exact): no
+        # exponent, no digit separators, nothing DECIMAL(18,4) would round.
+        return (
+            f"CASE WHEN regexp_full_match({raw}, {_lit(DECIMAL_TEXT)}) "
+            f"THEN TRY_CAST({raw} AS DECIMAL(18,4)) END"
+        )
     if col.type == "integer":
-        return f"coalesce(TRY_CAST({raw} AS BIGINT), TRY_CAST(TRY_CAST({raw} AS DECIMAL(38,6)) AS BIGINT))"
+        # Whole numbers only; "3.0" is accepted as 3, "2.5" and "1e2" are not numbers here.
+        return (
+            f"CASE WHEN regexp_full_match({raw}, {_lit(INTEGER_TEXT)}) "
+            f"THEN TRY_CAST(split_part({raw}, '.', 1) AS BIGINT) END"
+        )
     if col.type == "boolean":
         words_t = ", ".join(_lit(w) for w in TRUE_WORDS)
         words_f = ", ".join(_lit(w) for w in FALSE_WORDS)

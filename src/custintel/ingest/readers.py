@@ -22,11 +22,14 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from custintel.core.config import CsvOptions, SourceConfig
 from custintel.core.errors import SourceError
 from custintel.core.sqltext import ident as _q
 from custintel.core.sqltext import literal as _lit
+from custintel.ingest import salvage
+from custintel.ingest.census import TextCensus, compression_of
 from custintel.ingest.files import InputFile
 
 
@@ -49,6 +52,39 @@ class Scan:
     numbered: bool = True
     """False when ``sql`` has no ``_ord``: records are then numbered in scan order."""
     scratch: tuple[str, ...] = ()
+    expected: int | None = None
+    """Records the census counted (DuckDB's CSV scan): parsed + rejected must equal it."""
+
+
+class Miscount(SourceError):
+    """DuckDB's scan yielded another number of records than the census counted."""
+
+
+def check_count(duck: Any, scan: Scan, table: str, label: str) -> None:
+    """Compare the records a scan put in ``table`` (plus rejected lines) with the count
+    made independently of the parser; raise :class:`Miscount` (CSV: read it again
+    record by record) or :class:`SourceError` (nothing to fall back on)."""
+    got = duck.execute(f"SELECT count(*) FROM {_q(table)}").fetchone()[0]
+    if scan.rejects is not None:
+        got += duck.execute(f"SELECT count(DISTINCT line) FROM {_q(scan.rejects)}").fetchone()[0]
+        if got != scan.expected:
+            raise Miscount(f"{label}: {got} records read, {scan.expected} counted")
+    elif got != scan.expected:
+        raise SourceError(
+            f"{label}: {got} rows could be read but the file declares {scan.expected}; "
+            "nothing was loaded from it (a corrupt file?)"
+        )
+
+
+def csv_options_for(opts: CsvOptions, path: Path) -> CsvOptions:
+    """The source's CSV options for one file: a ``.tsv`` file is tab-separated unless the
+    source sets a delimiter itself."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] in (".gz", ".zst"):
+        suffixes = suffixes[:-1]
+    if suffixes and suffixes[-1] == ".tsv" and "delimiter" not in opts.model_fields_set:
+        return opts.model_copy(update={"delimiter": "\t"})
+    return opts
 
 
 def first_line(exc: Exception) -> str:
@@ -92,6 +128,11 @@ def _header(duck: Any, file: InputFile, opts: CsvOptions) -> list[str]:
     if not opts.header:
         return [f"column{i}" for i in range(len(fields))]
     names = [f.strip() for f in fields]
+    if opts.delimiter != "\t" and any("\t" in name for name in names):
+        raise SourceError(
+            f"{file.relative}: line {opts.skip_rows + 1}: the header holds tabs, not "
+            f'{opts.delimiter!r}: is the file tab-separated? (set csv.delimiter: "\\t")'
+        )
     if any(not ch.isprintable() for name in names for ch in name):
         raise SourceError(
             f"{file.relative}: line {opts.skip_rows + 1}: the header holds unprintable characters "
@@ -111,11 +152,13 @@ def _header(duck: Any, file: InputFile, opts: CsvOptions) -> list[str]:
     return names
 
 
-def read_csv(duck: Any, file: InputFile, opts: CsvOptions, name: str) -> Scan:
-    """A scan of a delimited file; malformed lines land in ``<name>__rejects``."""
-    if file.size_bytes == 0:
-        raise SourceError(f"{file.relative}: the file is empty (0 bytes), not even a header")
-    names = _header(duck, file, opts)
+def read_csv(
+    duck: Any, file: InputFile, opts: CsvOptions, name: str, names: list[str], expected: int
+) -> Scan:
+    """A scan of a regular delimited file (one record per line, as the census found);
+    malformed lines land in ``<name>__rejects``. The loader compares the records it
+    yields plus the rejected lines with ``expected`` and reads the file with
+    :func:`salvage_csv` when they differ."""
     spec = "{" + ", ".join(f"{_lit(n)}: 'VARCHAR'" for n in names) + "}"
     rejects, scans = f"{name}__rejects", f"{name}__scans"
     # No row_number() here: a window over the whole file would stop DuckDB from parsing in
@@ -126,7 +169,73 @@ def read_csv(duck: Any, file: InputFile, opts: CsvOptions, name: str) -> Scan:
         f"store_rejects = true, rejects_table = {_lit(rejects)}, rejects_scan = {_lit(scans)})"
     )
     header_lines = opts.skip_rows + (1 if opts.header else 0)
-    return Scan(sql, names, header_lines, rejects=rejects, numbered=False, scratch=(rejects, scans))
+    return Scan(
+        sql,
+        names,
+        header_lines,
+        rejects=rejects,
+        numbered=False,
+        scratch=(rejects, scans),
+        expected=expected,
+    )
+
+
+def csv_names(duck: Any, file: InputFile, opts: CsvOptions) -> list[str]:
+    """The header's column names (checked), or column0.. without a header."""
+    if file.size_bytes == 0:
+        raise SourceError(f"{file.relative}: the file is empty (0 bytes), not even a header")
+    return _header(duck, file, opts)
+
+
+def _arrow_table(duck: Any, name: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch]) -> str:
+    """Copy Arrow batches into a DuckDB temp table; errors raised while reading propagate."""
+    reader = pa.RecordBatchReader.from_batches(schema, batches)
+    view, table = f"{name}__arrow", f"{name}__rows"
+    duck.register(view, reader)
+    try:
+        duck.execute(f"CREATE OR REPLACE TEMP TABLE {_q(table)} AS SELECT * FROM {_q(view)}")
+    finally:
+        duck.unregister(view)
+    return table
+
+
+def salvage_csv(
+    duck: Any, file: InputFile, opts: CsvOptions, name: str, names: list[str], census: TextCensus
+) -> Scan:
+    """A delimited file read record by record in Python (:mod:`custintel.ingest.salvage`):
+    records that span lines, blank lines, and broken records that cost only their first
+    line. Every physical line must be accounted for, or the file fails."""
+    tally = salvage.Tally()
+    batches = salvage.csv_batches(
+        file.path, compression_of(file.path, opts.compression), file.relative, opts, names, tally
+    )
+    table = _collect(duck, file, name, salvage.csv_schema(names), batches)
+    _account(file, tally, census)
+    return Scan(f"SELECT * FROM {_q(table)}", names, 0, marks_malformed=True, scratch=(table,))
+
+
+def _collect(
+    duck: Any, file: InputFile, name: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch]
+) -> str:
+    try:
+        return _arrow_table(duck, name, schema, batches)
+    except SourceError:
+        raise
+    except duckdb.Error as exc:
+        # An error raised while DuckDB pulled the batches arrives wrapped: unwrap ours.
+        cause = exc.__cause__ or exc.__context__
+        if isinstance(cause, SourceError):
+            raise cause from None
+        raise SourceError(f"{file.relative}: cannot be read: {first_line(exc)}") from exc
+
+
+def _account(file: InputFile, tally: salvage.Tally, census: TextCensus) -> None:
+    """Refuse a file whose lines the reader did not all account for."""
+    if tally.lines != census.lines:
+        raise SourceError(
+            f"{file.relative}: the reader accounted for {tally.lines} lines but the file holds "
+            f"{census.lines}; nothing was loaded from it"
+        )
 
 
 def csv_error(file: InputFile, exc: Exception) -> SourceError:
@@ -161,39 +270,57 @@ def malformed_rows(duck: Any, scan: Scan) -> str | None:
     )
 
 
+def _float_text(column: str) -> str:
+    """A binary float as text, rounded to 4 decimals: floats hold few decimal fractions
+    exactly (19.99 * 3 is 59.97000000000001), and the documented rule is that money and
+    numbers stored as floats are read at the 4 decimals the warehouse keeps."""
+    return f"round({column}, 4)::VARCHAR"
+
+
+def float_text(value: float) -> str:
+    """The same rule for a float that arrives in Python (SQLite REAL)."""
+    return str(round(value, 4))
+
+
 def read_parquet(duck: Any, file: InputFile, name: str) -> Scan:
     path = _lit(str(file.path))
     try:
-        columns = [
-            row[0]
-            for row in duck.execute(f"DESCRIBE SELECT * FROM read_parquet({path})").fetchall()
-        ]
+        described = duck.execute(f"DESCRIBE SELECT * FROM read_parquet({path})").fetchall()
     except duckdb.Error as exc:
         raise SourceError(f"{file.relative}: cannot be read as Parquet: {first_line(exc)}") from exc
-    cols = ", ".join(f"{_q(c)}::VARCHAR AS {_q(c)}" for c in columns)
+    try:
+        declared = pq.ParquetFile(file.path).metadata.num_rows
+    except (pa.ArrowException, OSError) as exc:
+        raise SourceError(f"{file.relative}: cannot be read as Parquet: {exc}") from exc
+    columns = [row[0] for row in described]
+    cols = ", ".join(
+        f"{_float_text(_q(c)) if t in ('DOUBLE', 'FLOAT') else _q(c) + '::VARCHAR'} AS {_q(c)}"
+        for c, t in ((row[0], row[1]) for row in described)
+    )
     sql = f"SELECT {cols}, file_row_number + 1 AS _ord FROM read_parquet({path}, file_row_number = true)"
-    return Scan(sql, columns)
+    return Scan(sql, columns, expected=declared)
 
 
-def read_jsonl(duck: Any, file: InputFile, name: str) -> Scan:
-    """JSON lines: each line is parsed on its own, so one bad line is one quarantined record."""
+def read_jsonl(duck: Any, file: InputFile, name: str, encoding: str, census: TextCensus) -> Scan:
+    """JSON lines: each line is parsed on its own, so one bad line (not JSON, not an object,
+    bytes invalid in the encoding) is one quarantined record."""
     if file.size_bytes == 0:
         raise SourceError(f"{file.relative}: the file is empty (0 bytes)")
+    tally = salvage.Tally()
+    batches = salvage.jsonl_batches(
+        file.path, compression_of(file.path, "auto"), file.relative, encoding, tally
+    )
+    raw = _collect(duck, file, name, salvage.jsonl_schema(), batches)
+    _account(file, tally, census)
     lines = f"{name}__lines"
-    try:
-        duck.execute(
-            f"CREATE OR REPLACE TEMP TABLE {_q(lines)} AS SELECT text, _ord, "
-            "CASE WHEN NOT coalesce(json_valid(text), false) THEN 'INVALID JSON: not a valid JSON value' "
-            "WHEN json_type(text::JSON) != 'OBJECT' THEN 'INVALID JSON: the line is not a JSON object' "
-            "END AS _malformed FROM (SELECT text, row_number() OVER () AS _ord FROM "
-            f"read_csv({_lit(str(file.path))}, columns = {{'text': 'VARCHAR'}}, header = false, "
-            "delim = '\\x1e', quote = '', escape = '', strict_mode = false, null_padding = true, "
-            "max_line_size = 16777216)) WHERE text IS NOT NULL AND trim(text) != ''"
-        )
-    except duckdb.Error as exc:
-        raise SourceError(
-            f"{file.relative}: cannot be read as JSON lines: {first_line(exc)}"
-        ) from exc
+    duck.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_q(lines)} AS SELECT text, _ord, "
+        "CASE WHEN _encoding IS NOT NULL THEN _encoding "
+        "WHEN NOT coalesce(json_valid(text), false) THEN 'INVALID JSON: not a valid JSON value' "
+        "WHEN json_type(text::JSON) != 'OBJECT' THEN 'INVALID JSON: the line is not a JSON object' "
+        f"END AS _malformed FROM {_q(raw)}"
+    )
+    duck.execute(f"DROP TABLE {_q(raw)}")
     keys = [
         row[0]
         for row in duck.execute(
@@ -231,7 +358,13 @@ def _sql_batches(
             while rows := cursor.fetchmany(batch_rows):
                 columns = list(zip(*rows, strict=True))
                 arrays = [
-                    pa.array([None if v is None else str(v) for v in col], pa.string())
+                    pa.array(
+                        [
+                            None if v is None else float_text(v) if isinstance(v, float) else str(v)
+                            for v in col
+                        ],
+                        pa.string(),
+                    )
                     for col in columns
                 ]
                 yield pa.RecordBatch.from_arrays(arrays, schema=schema)

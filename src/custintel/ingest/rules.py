@@ -55,6 +55,53 @@ def _say(column: str, template: str) -> Message:
     return lambda t: ibis.literal(f"{column}: '") + _text(t, column) + ibis.literal(f"' {template}")
 
 
+NUMBER_NOTE = {
+    "decimal": " written plainly with at most 4 decimals (no exponent, no digit separators: "
+    "nothing is rounded).",
+    "integer": " (a whole number; 2.5 or 1e2 is refused, not rounded).",
+}
+
+
+def _type_message(column: str, kind: str) -> Message:
+    """Why a value is not of its type; numbers say what exactly is wrong with them."""
+    plain = _say(column, f"is not a valid {kind}")
+    if kind not in NUMBER_NOTE:
+        return plain
+
+    def message(t: ir.Table) -> ir.StringValue:
+        text = _text(t, column)
+        cases = [
+            (
+                text.re_search(r"^[+-]?[0-9.]+[eE][+-]?[0-9]+$"),
+                "is in scientific notation; write the digits out",
+            ),
+            (
+                text.re_search(r"^[+-]?[0-9][0-9_, '.]*$") & text.re_search(r"[_, ']"),
+                "is written with digit separators",
+            ),
+        ]
+        if kind == "decimal":
+            cases.append(
+                (
+                    text.re_search(r"^[+-]?[0-9]*\.[0-9]{5,}$"),
+                    "has more than 4 decimals (it would be rounded)",
+                )
+            )
+        else:
+            cases.append((text.re_search(r"^[+-]?[0-9]*\.[0-9]+$"), "is not a whole number"))
+        return (
+            ibis.literal(f"{column}: '")
+            + text
+            + ibis.literal("' ")
+            + ibis.cases(
+                *[(cond, ibis.literal(words)) for cond, words in cases],
+                else_=ibis.literal(f"is not a valid {kind}"),
+            )
+        )
+
+    return message
+
+
 def rules_for(contract: Contract, quality: QualityConfig, now: datetime) -> list[Rule]:
     """The default rules of a contract, in the order they are tried."""
     rules: list[Rule] = [
@@ -86,9 +133,9 @@ def rules_for(contract: Contract, quality: QualityConfig, now: datetime) -> list
                     f"type.{col.name}",
                     col.name,
                     "reject",
-                    f"{col.name} must be a valid {col.type}.",
+                    f"{col.name} must be a valid {col.type}" + NUMBER_NOTE.get(col.type, "."),
                     lambda t, c=col.name: t[f"{c}__raw"].notnull() & t[c].isnull(),
-                    _say(col.name, f"is not a valid {col.type}"),
+                    _type_message(col.name, col.type),
                 )
             )
     for col in contract.columns:
