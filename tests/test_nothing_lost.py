@@ -183,3 +183,89 @@ def test_a_tsv_file_is_tab_separated_by_default(tmp_path: Path) -> None:
     assert (r["status"], r["rows_clean"]) == ("loaded", 3)
     r = load(tmp_path / "b", "o.csv", body.encode())
     assert r["status"] == "failed" and "tab-separated" in r["message"]
+
+
+def two_files(tmp_path: Path, **source: Any) -> Path:
+    project = make_project(
+        tmp_path, orders=SourceConfig(contract="orders", path="data/*.csv", **source)
+    )
+    rows = {i: f"O{i},C{i},2025-01-0{i},1{i}.00,EUR\n" for i in range(1, 9)}
+    (project / "data" / "a.csv").write_text(HEADER + "".join(rows[i] for i in range(1, 6)))
+    (project / "data" / "b.csv").write_text(HEADER + "".join(rows[i] for i in range(5, 9)))
+    first = ingest(project)
+    assert [r["rows_duplicate"] for r in first["results"]] == [0, 1]
+    return project
+
+
+def orders_in(project: Path) -> list[str]:
+    return [o for (o,) in query(project, "SELECT order_id FROM clean.orders ORDER BY order_id")]
+
+
+def test_correcting_an_overlapping_export_keeps_the_row_the_other_file_holds(
+    tmp_path: Path,
+) -> None:
+    """Observation 3: a.csv O1-O5, b.csv O5-O8; a.csv rewritten without O5 lost O5."""
+    project = two_files(tmp_path)
+    a = project / "data" / "a.csv"
+    a.write_text(
+        HEADER + "".join(line for line in a.read_text().splitlines(True)[1:] if "O5" not in line)
+    )
+    summary = ingest(project)
+    assert orders_in(project) == [f"O{i}" for i in range(1, 9)]
+    b = next(r for r in summary["results"] if r["file"].endswith("b.csv"))
+    assert b["status"] == "loaded" and "reloaded" in b["message"] and b["rows_duplicate"] == 0
+    assert query(project, "SELECT _file FROM clean.orders WHERE order_id = 'O5'")[0][0].endswith(
+        "b.csv"
+    )
+    # and once settled, nothing is loaded again
+    assert {r["status"] for r in ingest(project)["results"]} == {"skipped"}
+
+
+def test_a_deleted_file_is_reported_and_its_rows_kept_by_default(tmp_path: Path) -> None:
+    """Observation 5: a deleted file's rows stayed with nothing reported."""
+    project = two_files(tmp_path)
+    (project / "data" / "a.csv").unlink()
+    summary = ingest(project)
+    missing = [r for r in summary["results"] if r["status"] == "missing"]
+    assert [r["file"] for r in missing] == ["data/a.csv"]
+    assert any("a.csv is no longer there" in w for w in summary["warnings"])
+    assert orders_in(project) == [f"O{i}" for i in range(1, 9)]
+
+
+def test_a_deleted_file_is_removed_when_configured(tmp_path: Path) -> None:
+    project = two_files(tmp_path, deleted_files="remove")
+    (project / "data" / "a.csv").unlink()
+    summary = ingest(project)
+    statuses = {r["file"]: r["status"] for r in summary["results"]}
+    assert statuses == {"data/a.csv": "removed", "data/b.csv": "loaded"}
+    # O5 came back from b.csv, where it had been a duplicate of a.csv's row
+    assert orders_in(project) == [f"O{i}" for i in range(5, 9)]
+    assert query(project, "SELECT count(*) FROM ops.ingested_files WHERE file = 'data/a.csv'") == [
+        (0,)
+    ]
+
+
+def test_a_path_that_matches_nothing_warns_and_fails_when_strict(tmp_path: Path) -> None:
+    """Observation 4: a typo, an empty glob or a folder loaded nothing without a word."""
+    project = make_project(
+        tmp_path,
+        typo=SourceConfig(contract="orders", path="data/ordres/*.csv"),
+        folder=SourceConfig(contract="orders", path="data"),
+    )
+    summary = ingest(project)
+    assert summary["results"] == [] and len(summary["warnings"]) == 2
+    assert "'data/ordres/*.csv' matches no input file" in summary["warnings"][0]
+    assert "give a file pattern such as data/*.csv" in summary["warnings"][1]
+    strict = ingest(project, strict=True)
+    assert [r["status"] for r in strict["results"]] == ["failed", "failed"]
+
+
+def test_a_stray_file_in_the_folder_is_reported_and_the_rest_loads(tmp_path: Path) -> None:
+    """Observation 8: a README.md beside a.csv failed the whole source."""
+    project = make_project(tmp_path, orders=SourceConfig(contract="orders", path="data/*"))
+    (project / "data" / "README.md").write_text("# exports\n")
+    (project / "data" / "a.csv").write_text(HEADER + "".join(order_lines(3)))
+    summary = ingest(project)
+    statuses = {r["file"]: r["status"] for r in summary["results"]}
+    assert statuses == {"data/README.md": "ignored", "data/a.csv": "loaded"}
+    assert summary["rows_clean"] == 3 and "README.md" in summary["warnings"][0]

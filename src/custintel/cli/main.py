@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape as _markup_escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -38,8 +40,26 @@ JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON instea
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+MAX_MESSAGE = 600
+"""Characters of an error shown; a value pasted into a message can be megabytes."""
+
+
+def bounded(text: str, limit: int = MAX_MESSAGE) -> str:
+    """One line a terminal shows as written: control characters escaped, length bounded."""
+    flat = " ".join(text.split("\n")).strip()
+    flat = "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in flat)
+    if len(flat) > limit:
+        flat = flat[:limit] + f"... ({len(flat) - limit:,} more characters)"
+    return flat
+
+
+def escape(text: str) -> str:
+    """Text for a Rich console: bounded, and brackets shown as brackets, not markup."""
+    return _markup_escape(bounded(text))
+
+
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().replace("\n", " ")
+    text = bounded(str(exc))
     return text or type(exc).__name__
 
 
@@ -57,14 +77,31 @@ def guarded(func: F) -> F:
             raise
         except CustintelError as exc:
             err_console.print(
-                f"[red]error:[/red] {_one_line(exc)}", highlight=False, soft_wrap=True
+                f"[red]error:[/red] {_markup_escape(_one_line(exc))}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            _interrupted()
+        except ValidationError as exc:
+            # An option value a setting refuses (segment fit --k 1): say which and why.
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+            )
+            err_console.print(
+                f"[red]error:[/red] invalid option: {escape(problems)}",
+                highlight=False,
+                soft_wrap=True,
             )
             raise typer.Exit(1) from None
         except Exception as exc:
+            if _is_interrupt(exc):
+                _interrupted()
             if os.environ.get("CUSTINTEL_DEBUG"):
                 raise
             err_console.print(
-                f"[red]error:[/red] unexpected {type(exc).__name__}: {_one_line(exc)} "
+                f"[red]error:[/red] unexpected {type(exc).__name__}: {escape(_one_line(exc))} "
                 "(set CUSTINTEL_DEBUG=1 for the traceback)",
                 highlight=False,
                 soft_wrap=True,
@@ -72,6 +109,24 @@ def guarded(func: F) -> F:
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _is_interrupt(exc: BaseException) -> bool:
+    """Ctrl-C inside a DuckDB query arrives as DuckDB's own InterruptException (or a
+    RuntimeError saying so), not as KeyboardInterrupt."""
+    import duckdb
+
+    return isinstance(exc, duckdb.InterruptException) or "Query interrupted" in str(exc)
+
+
+def _interrupted() -> None:
+    err_console.print(
+        "[red]interrupted:[/red] stopped before finishing; what was half-done was rolled "
+        "back, and running the same command again completes it",
+        highlight=False,
+        soft_wrap=True,
+    )
+    raise typer.Exit(130)
 
 
 def _print_json(data: Any) -> None:
@@ -127,10 +182,13 @@ def _ingest_table(results: list[dict[str, Any]]) -> Table:
             "loaded": "[green]loaded[/]",
             "skipped": "[dim]skipped[/]",
             "failed": "[red]failed[/]",
-        }[r["status"]]
+            "ignored": "[yellow]ignored[/]",
+            "missing": "[yellow]missing[/]",
+            "removed": "[yellow]removed[/]",
+        }.get(r["status"], r["status"])
         table.add_row(
             r["source"],
-            r["file"],
+            escape(r["file"]),
             status,
             str(r["rows_in"]),
             str(r["rows_clean"]),
@@ -260,11 +318,17 @@ def ingest(
     source: list[str] = typer.Option(
         None, "--source", "-s", help="Only these sources (repeatable)."
     ),
+    strict: bool = typer.Option(
+        None,
+        "--strict/--no-strict",
+        help="A source whose path matches no file fails (default: ingest.strict).",
+        show_default=False,
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Load every configured source: contracts, quality rules, quarantine, lineage."""
     with _open(project) as proj, _progress(not as_json) as progress:
-        summary = proj.ingest(source or None, progress=progress)
+        summary = proj.ingest(source or None, progress=progress, strict=strict)
     data = summary.as_dict()
     if as_json:
         _print_json(data)
@@ -274,9 +338,15 @@ def ingest(
             f"run {data['run_id']}: {data['rows_in']} rows in = {data['rows_clean']} clean + "
             f"{data['rows_quarantined']} quarantined + {data['rows_duplicate']} duplicates"
         )
+        for warning in summary.warnings:
+            err_console.print(
+                f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True
+            )
     if summary.failed:
         for r in summary.failed:
-            err_console.print(f"[red]failed:[/red] {r.message}", highlight=False, soft_wrap=True)
+            err_console.print(
+                f"[red]failed:[/red] {escape(r.message)}", highlight=False, soft_wrap=True
+            )
         raise typer.Exit(1)
 
 
@@ -392,12 +462,14 @@ def run(
     else:
         for s in result.stages:
             colour = {"ok": "green", "failed": "red", "skipped": "dim"}[s.status]
-            console.print(f"[{colour}]{s.status:>7}[/] {s.stage} {s.message}", highlight=False)
+            console.print(
+                f"[{colour}]{s.status:>7}[/] {s.stage} {escape(s.message)}", highlight=False
+            )
         console.print(f"run {result.run_id}: {'ok' if result.ok else 'failed'}")
     if not result.ok:
         failed = next(s for s in result.stages if s.status == "failed")
         err_console.print(
-            f"[red]error:[/red] stage {failed.stage} failed: {failed.message}",
+            f"[red]error:[/red] stage {failed.stage} failed: {escape(failed.message)}",
             highlight=False,
             soft_wrap=True,
         )

@@ -69,6 +69,24 @@ class CsvOptions(_Strict):
         return value
 
 
+DeletedFiles = Literal["keep", "remove"]
+
+
+class IngestConfig(_Strict):
+    """How ``custintel ingest`` (and the ingest stage of ``custintel run``) treats the
+    inputs it finds, or no longer finds (docs/ingest.md)."""
+
+    strict: bool = Field(
+        default=False,
+        description="a source whose path matches no input fails the run instead of warning",
+    )
+    deleted_files: DeletedFiles = Field(
+        default="keep",
+        description="rows of a loaded file that has since disappeared: keep them (reported "
+        "every run) or remove them",
+    )
+
+
 class SqlSource(_Strict):
     """A table or query in a SQL database, read in batches through Python's DB-API."""
 
@@ -428,6 +446,9 @@ class SourceConfig(_Strict):
     timezone: str = Field(default="UTC", description="zone of timestamps without an offset")
     currency: str | None = Field(default=None, description="currency when the source has none")
     quality: QualityConfig | None = None
+    deleted_files: DeletedFiles | None = Field(
+        default=None, description="keep or remove the rows of a vanished file (default: ingest's)"
+    )
 
     @field_validator("timezone")
     @classmethod
@@ -459,6 +480,7 @@ class ProjectConfig(_Strict):
 
     name: str = "custintel-project"
     warehouse: WarehouseConfig = Field(default_factory=WarehouseConfig)
+    ingest: IngestConfig = Field(default_factory=IngestConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     sources: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], SourceConfig] = Field(
         default_factory=dict

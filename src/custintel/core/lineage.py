@@ -45,6 +45,7 @@ OPS_TABLES: dict[str, dict[str, str]] = {
         "message": "string",
         "code_version": "string",
         "config_hash": "string",
+        "warnings": "string",
     },
     "ingested_files": {
         "source": "string",
@@ -60,6 +61,7 @@ OPS_TABLES: dict[str, dict[str, str]] = {
         "rows_duplicate": "int64",
         "rule_counts": "string",
         "extra_columns": "string",
+        "depends_on": "string",
     },
     "lineage": {
         "run_id": "string",
@@ -90,10 +92,34 @@ def new_run_id() -> str:
     return f"{now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
+SQL_TYPES = {"string": ("VARCHAR", "STRING"), "int64": ("BIGINT", "BIGINT")}
+"""Column types a newer version may add to an ops table: (DuckDB, Spark) spelling."""
+
+
 def ensure_ops_tables(wh: Warehouse) -> None:
+    """Create the ops tables, and add columns a newer version knows to older ones."""
     for name, columns in OPS_TABLES.items():
         if not wh.exists("ops", name):
             wh.con.create_table(name, schema=ibis.schema(columns), database="ops")
+            continue
+        have = set(wh.table("ops", name).columns)
+        for col, kind in columns.items():
+            if col not in have and kind in SQL_TYPES:
+                duck, spark = SQL_TYPES[kind]
+                target = wh.qualified("ops", name)
+                if wh.kind == "spark":
+                    wh.sql(f"ALTER TABLE {target} ADD COLUMNS (`{col}` {spark})")
+                else:
+                    wh.sql(f'ALTER TABLE {target} ADD COLUMN "{col}" {duck}')
+
+
+def ops_ready(wh: Warehouse) -> bool:
+    """Whether every ops table exists with every column (read-only commands check this
+    instead of creating them)."""
+    for name, columns in OPS_TABLES.items():
+        if not wh.exists("ops", name) or set(columns) - set(wh.table("ops", name).columns):
+            return False
+    return True
 
 
 def _frame(name: str, rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -55,24 +55,51 @@ def detect_format(path: Path, declared: str | None) -> str:
     raise SourceError(f"{path}: cannot tell the format from the name; set `format:` on the source")
 
 
-def discover(project_dir: Path, pattern: str, declared_format: str | None) -> list[InputFile]:
-    """Every file matching ``pattern`` (a path or glob relative to the project), sorted."""
+@dataclass(frozen=True)
+class Found:
+    """What a source's ``path`` matched: inputs to load and files it cannot read."""
+
+    files: list[InputFile]
+    ignored: list[tuple[str, str]]  # (relative path, why)
+    folders: list[str]  # matched folders (a pattern without a file part?)
+
+
+def _relative(path: Path, project_dir: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(project_dir.resolve()))
+    except ValueError:
+        return str(path.resolve())
+
+
+def discover(project_dir: Path, pattern: str, declared_format: str | None) -> Found:
+    """Every file matching ``pattern`` (a path or glob relative to the project), sorted.
+
+    A file whose format cannot be told from its name (a README beside the exports) is
+    set aside with the reason, so the rest of the source still loads.
+    """
     base = Path(pattern)
     full = str(base if base.is_absolute() else project_dir / base)
-    paths = sorted(Path(p) for p in glob.glob(full, recursive=True) if Path(p).is_file())
-    files = []
-    for path in paths:
+    matched = sorted(Path(p) for p in glob.glob(full, recursive=True))
+    files: list[InputFile] = []
+    ignored: list[tuple[str, str]] = []
+    folders = [_relative(p, project_dir) for p in matched if p.is_dir()]
+    for path in (p for p in matched if p.is_file()):
+        relative = _relative(path, project_dir)
         try:
-            relative = str(path.resolve().relative_to(project_dir.resolve()))
-        except ValueError:
-            relative = str(path.resolve())
+            fmt = detect_format(path, declared_format)
+        except SourceError:
+            suffix = "".join(path.suffixes) or "no extension"
+            ignored.append(
+                (relative, f"cannot tell the format from the name ({suffix}); not loaded")
+            )
+            continue
         files.append(
             InputFile(
                 path=path,
                 relative=relative,
                 size_bytes=path.stat().st_size,
                 sha256=sha256_of(path),
-                format=detect_format(path, declared_format),
+                format=fmt,
             )
         )
-    return files
+    return Found(files, ignored, folders)

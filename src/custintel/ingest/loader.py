@@ -58,7 +58,7 @@ class LoadResult:
 
     source: str
     file: str
-    status: str  # loaded | skipped | failed
+    status: str  # loaded | skipped | failed | ignored | missing | removed
     rows_in: int = 0
     rows_clean: int = 0
     rows_quarantined: int = 0
@@ -78,6 +78,7 @@ class LoadResult:
 class IngestSummary:
     run_id: str
     results: list[LoadResult]
+    warnings: list[str] = field(default_factory=list)
 
     def total(self, attr: str) -> int:
         return sum(getattr(r, attr) for r in self.results)
@@ -96,6 +97,7 @@ class IngestSummary:
             "rows_clean": self.total("rows_clean"),
             "rows_quarantined": self.total("rows_quarantined"),
             "rows_duplicate": self.total("rows_duplicate"),
+            "warnings": list(self.warnings),
             "results": [asdict(r) for r in self.results],
         }
 
@@ -152,6 +154,18 @@ class Loader:
         frame = self.wh.table("ops", "ingested_files").select("source", "file", "sha256").execute()
         return {(r.source, r.file): r.sha256 for r in frame.itertuples()}
 
+    def _dependencies(self) -> dict[tuple[str, str], set[tuple[str, str]]]:
+        """For each registered input, the inputs whose rows some of its rows deferred to
+        (duplicates and key conflicts across files)."""
+        t = self.wh.table("ops", "ingested_files")
+        frame = t.filter(t.depends_on.notnull()).select("source", "file", "depends_on").execute()
+        out: dict[tuple[str, str], set[tuple[str, str]]] = {}
+        for r in frame.itertuples():
+            pairs = {tuple(d.split(":", 1)) for d in json.loads(r.depends_on or "[]")}
+            if pairs:
+                out[(r.source, r.file)] = pairs  # type: ignore[assignment]
+        return out
+
     def _remove_unrecorded_loads(self) -> None:
         """Spark only: drop rows of loads a crash left without a registry entry."""
         recorded = "SELECT load_id FROM " + self.wh.qualified("ops", "ingested_files")
@@ -165,7 +179,9 @@ class Loader:
         return tables
 
     # -- running -------------------------------------------------------------------------
-    def run(self, only: list[str] | None = None) -> IngestSummary:
+    def run(self, only: list[str] | None = None, *, strict: bool | None = None) -> IngestSummary:
+        """Load every source (or ``only`` these); ``strict`` (default: ``ingest.strict``)
+        fails a source whose path matches no input instead of warning."""
         started = self.clock()
         ensure_ops_tables(self.wh)
         if not self.wh.transactional:
@@ -176,10 +192,14 @@ class Loader:
             raise SourceError(
                 f"unknown source(s) {unknown}; configured: {list(self.config.sources)}"
             )
-        results: list[LoadResult] = []
+        strict = self.config.ingest.strict if strict is None else strict
+        summary = IngestSummary(self.run_id, [])
         for name in names:
-            results.extend(self.run_source(name))
-        summary = IngestSummary(self.run_id, results)
+            summary.results.extend(self.run_source(name, strict=strict, warnings=summary.warnings))
+        reloaded = {(r.source, r.file): r for r in self._reload_dependents(summary.results)}
+        # A reload replaces the input's "unchanged" line of this run.
+        summary.results = [reloaded.pop((r.source, r.file), r) for r in summary.results]
+        summary.results.extend(reloaded.values())
         totals = summary.as_dict()
         append_ops(
             self.wh,
@@ -195,38 +215,127 @@ class Loader:
                         k: totals[k]
                         for k in ("rows_in", "rows_clean", "rows_quarantined", "rows_duplicate")
                     },
-                    "reconciled": all(r.reconciled for r in results),
+                    "reconciled": all(r.reconciled for r in summary.results),
                     "message": "; ".join(r.message for r in summary.failed),
                     "code_version": __version__,
                     "config_hash": self.config.config_hash(),
+                    "warnings": json.dumps(summary.warnings),
                 }
             ],
         )
         return summary
 
-    def run_source(self, name: str) -> list[LoadResult]:
+    def run_source(
+        self, name: str, *, strict: bool = False, warnings: list[str] | None = None
+    ) -> list[LoadResult]:
+        warnings = [] if warnings is None else warnings
         source = self.config.sources[name]
         registry = self._registry()
         if source.sql is not None:
             return [
                 self._guarded(name, f"sql:{name}", lambda: self._load_sql(name, source, registry))
             ]
-        try:
-            files = discover(self.project_dir, source.path or "", source.format)
-        except SourceError as exc:
-            return [LoadResult(name, source.path or "", "failed", message=str(exc))]
+        found = discover(self.project_dir, source.path or "", source.format)
         results = []
-        for i, file in enumerate(files):
+        for relative, why in found.ignored:
+            results.append(LoadResult(name, relative, "ignored", message=why))
+            warnings.append(f"{name}: {relative}: {why}")
+        if not found.files:
+            hint = ""
+            if found.folders:
+                hint = (
+                    f" (it names the folder {found.folders[0]}: give a file pattern such as "
+                    f"{found.folders[0]}/*.csv)"
+                )
+            text = f"{name}: path {source.path!r} matches no input file{hint}"
+            if strict:
+                results.append(
+                    LoadResult(name, source.path or "", "failed", message=text + " (--strict)")
+                )
+            else:
+                warnings.append(text)
+        for i, file in enumerate(found.files):
             if self.progress:
-                self.progress(f"{name}: {file.relative}", i, len(files))
+                self.progress(f"{name}: {file.relative}", i, len(found.files))
             results.append(
                 self._guarded(
                     name, file.relative, lambda f=file: self._load_file(name, source, f, registry)
                 )
             )
         if self.progress:
-            self.progress(name, len(files), len(files))
+            self.progress(name, len(found.files), len(found.files))
+        present = {f.relative for f in found.files}
+        policy = source.deleted_files or self.config.ingest.deleted_files
+        for (src, label), _ in sorted(registry.items()):
+            if src != name or label in present or label.startswith("sql:"):
+                continue
+            if policy == "remove":
+                results.append(self._guarded(name, label, lambda lb=label: self._remove(name, lb)))
+            else:
+                text = (
+                    f"{name}: {label} is no longer there; its rows are kept "
+                    "(deleted_files: remove drops them)"
+                )
+                results.append(LoadResult(name, label, "missing", message=text))
+                warnings.append(text)
         return results
+
+    def _remove(self, name: str, label: str) -> LoadResult:
+        """Take out every row a vanished input loaded, and forget the input."""
+        t = self.wh.table("ops", "ingested_files")
+        row = t.filter((t.source == name) & (t.file == label)).execute().iloc[0]
+        own = f"_source = {_lit(name)} AND _file = {_lit(label)}"
+        with self.wh.transaction():
+            for schema, table in self._data_tables():
+                self.wh.delete_where(schema, table, own)
+            self.wh.delete_where(
+                "ops", "ingested_files", f"source = {_lit(name)} AND file = {_lit(label)}"
+            )
+        return LoadResult(
+            name,
+            label,
+            "removed",
+            message=f"no longer there: its {int(row.rows_clean)} clean and "
+            f"{int(row.rows_quarantined)} quarantined rows were removed",
+        )
+
+    def _reload_dependents(self, results: list[LoadResult]) -> list[LoadResult]:
+        """Load again the inputs whose rows deferred to an input that changed or vanished
+        in this run: a duplicate of a row that is gone must come back as clean."""
+        changed = {(r.source, r.file) for r in results if r.status in ("loaded", "removed")}
+        done = {(r.source, r.file) for r in results if r.status != "skipped"}
+        out: list[LoadResult] = []
+        while changed:
+            dependents = sorted(
+                key
+                for key, deps in self._dependencies().items()
+                if key not in done and key[0] in self.config.sources and deps & changed
+            )
+            changed = set()
+            for name, label in dependents:
+                done.add((name, label))
+                result = self._guarded(name, label, lambda n=name, lb=label: self._reload(n, lb))
+                out.append(result)
+                if result.status == "loaded":
+                    changed.add((name, label))
+        return out
+
+    def _reload(self, name: str, label: str) -> LoadResult:
+        source = self.config.sources[name]
+        if source.sql is not None:
+            result = self._load_sql(name, source, {})
+        else:
+            files = [
+                f
+                for f in discover(self.project_dir, source.path or "", source.format).files
+                if f.relative == label
+            ]
+            if not files:
+                return LoadResult(name, label, "skipped", message="not there to reload")
+            result = self._load_file(name, source, files[0], {})
+        if result.status == "loaded":
+            result.message = "reloaded: an input its duplicates deferred to changed"
+        return result
 
     def _guarded(self, name: str, label: str, load: Callable[[], LoadResult]) -> LoadResult:
         start = time.perf_counter()
@@ -235,6 +344,8 @@ class Loader:
         except SourceError as exc:
             result = LoadResult(name, label, "failed", message=str(exc))
         except duckdb.Error as exc:
+            if isinstance(exc, duckdb.InterruptException) or "interrupted" in str(exc):
+                raise KeyboardInterrupt from exc  # Ctrl-C stops the run, not one input
             # An input DuckDB chokes on in a way no rule foresaw fails alone, with its name;
             # the other inputs of the run still load.
             message = f"{name}: {label}: {type(exc).__name__}: {readers.first_line(exc)}"
@@ -414,9 +525,11 @@ class Loader:
             if self.wh.exists("clean", contract.name):
                 t = self.wh.table("clean", contract.name)
                 existing = t.filter((t._source != name) | (t._file != label))
-                existing = existing.select("source", "_file", "_line", *contract.names)
+                existing = existing.select("source", "_source", "_file", "_line", *contract.names)
             found = self._stage(exceptions_name, exceptions(checked, contract, existing))
             result = _count(name, label, checked, found, contract)
+            prior = found.filter(found._prior.notnull()).select("_prior").distinct()
+            depends_on = sorted(str(p) for p in prior.execute()["_prior"])
             result.extra_columns = mapping.extra
             with self.wh.transaction():
                 own = f"_source = {_lit(name)} AND _file = {_lit(label)}"
@@ -453,6 +566,7 @@ class Loader:
                             "rows_duplicate": result.rows_duplicate,
                             "rule_counts": json.dumps(result.rule_counts, sort_keys=True),
                             "extra_columns": json.dumps(mapping.extra),
+                            "depends_on": json.dumps(depends_on),
                         }
                     ],
                 )

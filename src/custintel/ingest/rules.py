@@ -280,7 +280,7 @@ def _same(t: ir.Table, columns: list[str], prefix: str) -> ir.BooleanValue:
     return same
 
 
-EXCEPTION_COLUMNS = ("_line", "_outcome", "_rule", "_column", "_message")
+EXCEPTION_COLUMNS = ("_line", "_outcome", "_rule", "_column", "_message", "_prior")
 
 
 def _matches(
@@ -298,9 +298,10 @@ def exceptions(checked: ir.Table, contract: Contract, existing: ir.Table | None)
 
     - a row that breaks a rule goes to quarantine under its first rule;
     - among rows that pass, a row whose key (source system and contract key) was already
-      loaded from another file (``existing``: ``source``, ``_file``, ``_line`` and the
-      contract columns) is a duplicate if its values are identical, else it breaks the
-      key (``unique.key``);
+      loaded from another file (``existing``: ``source``, ``_source``, ``_file``,
+      ``_line`` and the contract columns) is a duplicate if its values are identical,
+      else it breaks the key (``unique.key``); ``_prior`` names that file as
+      ``<source name>:<file>``, so the loader knows which loads depend on which;
     - otherwise the first row of a key in this file (lowest line) wins; a later row with
       identical values is a duplicate, one with different values breaks the key.
 
@@ -318,10 +319,12 @@ def exceptions(checked: ir.Table, contract: Contract, existing: ir.Table | None)
             _rule=checked._rule,
             _column=checked._column,
             _message=checked._message,
+            _prior=ibis.null("string"),
         )
     ]
     if existing is not None:
         prior = existing.select(
+            _prior_source=existing._source,
             _prior_file=existing._file,
             _prior_line=existing._line,
             **{f"_p_{c}": existing[c] for c in ["source", *cols]},
@@ -333,7 +336,11 @@ def exceptions(checked: ir.Table, contract: Contract, existing: ir.Table | None)
             + ibis.literal(" line ")
             + hit._prior_line.cast("string")
         )
-        parts.append(_key_decision(hit, _same(hit, cols, "_p_"), where))
+        parts.append(
+            _key_decision(
+                hit, _same(hit, cols, "_p_"), where, hit._prior_source + ":" + hit._prior_file
+            )
+        )
         valid = valid.anti_join(prior, _matches(valid, prior, keys, "_p_"))
     repeated = (
         valid.group_by(keys)
@@ -347,11 +354,13 @@ def exceptions(checked: ir.Table, contract: Contract, existing: ir.Table | None)
         lambda r: r._line > r._first_line
     )
     where = ibis.literal("same key as line ") + later._first_line.cast("string") + " of this file"
-    parts.append(_key_decision(later, _same(later, cols, "_f_"), where))
+    parts.append(_key_decision(later, _same(later, cols, "_f_"), where, ibis.null("string")))
     return ibis.union(*parts)
 
 
-def _key_decision(t: ir.Table, same: ir.BooleanValue, where: ir.StringValue) -> ir.Table:
+def _key_decision(
+    t: ir.Table, same: ir.BooleanValue, where: ir.StringValue, prior: ir.StringValue
+) -> ir.Table:
     """A row whose key was seen before: a duplicate when its values are the same, else
     quarantined for breaking the key, saying ``where`` the key was seen."""
     return t.select(
@@ -360,4 +369,5 @@ def _key_decision(t: ir.Table, same: ir.BooleanValue, where: ir.StringValue) -> 
         _rule=ibis.ifelse(same, ibis.null("string"), "unique.key"),
         _column=ibis.ifelse(same, ibis.null("string"), "*"),
         _message=ibis.ifelse(same, ibis.null("string"), where + " with different values"),
+        _prior=prior,
     )

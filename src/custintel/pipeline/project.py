@@ -146,11 +146,12 @@ class Project(SegmentTasks, ModelTasks, ClvTasks):
         *,
         run_id: str | None = None,
         progress: Progress | None = None,
+        strict: bool | None = None,
     ) -> IngestSummary:
         loader = Loader(
             self.warehouse, self.config, self.dir, run_id=run_id or new_run_id(), progress=progress
         )
-        return loader.run(sources)
+        return loader.run(sources, strict=strict)
 
     def identity_resolve(self, *, run_id: str | None = None, full: bool = False) -> ResolveResult:
         """Link the customer profiles into customers with persistent ids: incrementally
@@ -292,6 +293,8 @@ class Project(SegmentTasks, ModelTasks, ClvTasks):
                 f"{detail['rows_in']} rows in = {detail['rows_clean']} clean + "
                 f"{detail['rows_quarantined']} quarantined + {detail['rows_duplicate']} duplicates"
             )
+            if summary.warnings:
+                counts += "; warnings: " + "; ".join(summary.warnings)
             return StageResult("ingest", "ok", counts, detail)
 
         def identity(run_id: str) -> StageResult:
