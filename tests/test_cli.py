@@ -105,3 +105,67 @@ def test_a_failing_source_fails_the_run_and_resume_finishes_it(
     assert (
         detail["files_loaded"] == 1 and detail["files_skipped"] == 8
     )  # only the store query was left
+
+
+def test_user_mistakes_are_never_unexpected(runner: CliRunner, tmp_path: Path) -> None:
+    """Issue observations 9 and 10: bad options, bad config and markup in names."""
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    (shop / "custintel.yaml").write_text("quality:\n  earliest_timestamp: not-a-date\n")
+    code, _, err = run(runner, "status", "--project", str(shop))
+    assert code == 1 and "unexpected" not in err
+    assert "custintel.yaml:2: quality.earliest_timestamp" in err
+
+    (shop / "custintel.yaml").write_text("sources:\n  Orders:\n    contract: orders\n    path: x\n")
+    code, _, err = run(runner, "status", "--project", str(shop))
+    assert code == 1 and "[a-z][a-z0-9_]*" in err  # the pattern survives the terminal
+
+    (shop / "custintel.yaml").write_text("name: shop\n")
+    code, _, err = run(runner, "segment", "fit", "--k", "1", "--project", str(shop))
+    assert code == 1 and "unexpected" not in err and "--k 1" in err
+    assert err.strip().count("\n") == 0
+
+    (shop / "custintel.yaml").write_text("name: " + "x" * 5000 + "\x1b[31m\nname: again\n")
+    code, _, err = run(runner, "status", "--project", str(shop))
+    assert code == 1 and len(err) < 1000 and "\x1b" not in err
+
+
+def test_ctrl_c_says_interrupted_and_a_rerun_completes(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from custintel.core.config import SourceConfig
+    from tests.conftest import ingest, make_project, query
+
+    project = make_project(tmp_path, orders=SourceConfig(contract="orders", path="data/*.csv"))
+    rows = "".join(f"O{i},C{i},2025-01-01,10.00,EUR\n" for i in range(2000))
+    (project / "data" / "a.csv").write_text(
+        "order_id,customer_ref,order_ts,amount,currency\n" + rows
+    )
+    marker = tmp_path / "paused"
+    env = dict(
+        os.environ,
+        CUSTINTEL_FAULT_PAUSE="ingest.after_clean_write",
+        CUSTINTEL_FAULT_MARKER=str(marker),
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "custintel.cli", "ingest", "--project", str(project)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while not marker.exists():
+        assert proc.poll() is None, "ingest ended before reaching the pause"
+        assert time.time() < deadline
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "unexpected" not in err and "again completes it" in err
+    assert query(project, "SELECT count(*) FROM ops.ingested_files") == [(0,)]
+    assert ingest(project)["rows_clean"] == 2000

@@ -66,3 +66,47 @@ def test_bad_config_names_path_line_and_expectation(text: str, expected: list[st
     message = str(info.value)
     for part in expected:
         assert part in message, message
+
+
+ALIAS_BOMB = """a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]
+b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]
+c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]
+d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]
+e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d]
+f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e]
+name: [*f, *f, *f, *f, *f, *f, *f, *f, *f]
+"""
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # issue: each of these crashed as "unexpected", said nothing, or silently won
+        (
+            GOOD + "quality:\n  earliest_timestamp: not-a-date\n",
+            ["custintel.yaml:", "quality.earliest_timestamp", "expected a date"],
+        ),
+        (
+            GOOD + "  orders:\n    contract: customers\n    path: x.csv\n",
+            ["custintel.yaml:", "key 'orders' appears twice", "first on line"],
+        ),
+        (ALIAS_BOMB, ["expands to more than 100,000 values"]),
+        ("", ["the file is empty"]),
+        ("# only a comment\n\n", ["the file is empty"]),
+        (
+            GOOD + "quality:\n  allowed_values:\n    colour: [red]\n",
+            ["quality.allowed_values.colour", "no column 'colour'"],
+        ),
+        (
+            GOOD.replace("order_id: OrderNo", "order_id: OrderNo\n      amont: total"),
+            ["sources.orders.columns.amont", "no column 'amont' in contract 'orders'"],
+        ),
+    ],
+)
+def test_config_mistakes_are_one_clear_line(text: str, expected: list[str]) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    message = str(info.value)
+    assert len(message) < 600, message[:200]
+    for part in expected:
+        assert part in message, message

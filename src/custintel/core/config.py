@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from custintel.core.contracts import get_contract
 from custintel.core.errors import ConfigError
 
 CONFIG_FILE = "custintel.yaml"
@@ -118,6 +119,18 @@ class QualityConfig(_Strict):
     earliest_timestamp: str = Field(
         default="1990-01-01", description="timestamps before this date are implausible"
     )
+
+    @field_validator("earliest_timestamp")
+    @classmethod
+    def _iso_date(cls, value: str) -> str:
+        try:
+            dt.datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(
+                f"expected a date like 1990-01-01 (or a date and time), got {value!r}"
+            ) from None
+        return value
+
     allowed_values: dict[str, list[str]] = Field(
         default_factory=dict, description="column -> allowed values, replacing the contract's"
     )
@@ -532,16 +545,79 @@ def _line_of(root: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
+MAX_YAML_VALUES = 100_000
+"""A configuration expands to far fewer values; more is an alias bomb (or a mistake)."""
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text):,} characters)"
+
+
+def _check_nodes(root: yaml.Node | None, origin: str) -> None:
+    """Refuse what PyYAML accepts silently: a key given twice in one mapping (the
+    second would quietly win) and aliases that expand to an enormous document."""
+    sizes: dict[int, int] = {}
+
+    def size(node: yaml.Node, depth: int) -> int:
+        key = id(node)
+        if key in sizes:
+            if sizes[key] < 0:
+                raise ConfigError(
+                    f"{origin}:{node.start_mark.line + 1}: a YAML alias refers to itself"
+                )
+            return sizes[key]
+        if depth > 100:
+            raise ConfigError(f"{origin}:{node.start_mark.line + 1}: nested too deeply")
+        sizes[key] = -1
+        total = 1
+        if isinstance(node, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value != "<<":
+                    line = k.start_mark.line + 1
+                    if k.value in seen:
+                        raise ConfigError(
+                            f"{origin}:{line}: key {_shown(k.value)} appears twice in one "
+                            f"mapping (first on line {seen[k.value]}); the second would "
+                            "silently replace the first"
+                        )
+                    seen[k.value] = line
+                total += size(k, depth + 1) + size(v, depth + 1)
+        elif isinstance(node, yaml.SequenceNode):
+            total += sum(size(v, depth + 1) for v in node.value)
+        if total > MAX_YAML_VALUES:
+            raise ConfigError(
+                f"{origin}:{node.start_mark.line + 1}: the YAML expands to more than "
+                f"{MAX_YAML_VALUES:,} values through aliases (*name); refused"
+            )
+        sizes[key] = total
+        return total
+
+    if root is not None:
+        size(root, 0)
+
+
 def validate_yaml(text: str, origin: str, model: type[M]) -> tuple[M, Any]:
     """Parse YAML text into ``model``; errors name the file, line and YAML path.
 
     Returns the model and the composed YAML node tree (for later errors with lines).
     """
+    if not text.strip() or all(
+        not line.strip() or line.lstrip().startswith("#") for line in text.splitlines()
+    ):
+        raise ConfigError(
+            f"{origin}: the file is empty (no settings, no sources); `custintel init` writes "
+            "a starting one and docs/configuration.md describes every key"
+        )
     try:
-        data = yaml.safe_load(text) or {}
-        root = yaml.compose(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        _check_nodes(root, origin)
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{origin}: not valid YAML: {exc}".replace("\n", " ")) from exc
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
         raise ConfigError(
             f"{origin}: expected a mapping at the top level, got {type(data).__name__}"
@@ -555,7 +631,7 @@ def validate_yaml(text: str, origin: str, model: type[M]) -> tuple[M, Any]:
             line = _line_of(root, err["loc"])
             where = f"{origin}:{line}" if line else origin
             got = err.get("input")
-            got_text = "" if err["type"] == "missing" else f" (got {got!r})"
+            got_text = "" if err["type"] == "missing" else f" (got {_shown(got)})"
             problems.append(f"{where}: {path}: {err['msg']}{got_text}")
         raise ConfigError("; ".join(problems)) from exc
 
@@ -569,7 +645,39 @@ def parse_config(text: str, origin: str = CONFIG_FILE) -> ProjectConfig:
         except ValueError as exc:
             line = _line_of(root, ("sources", name))
             raise ConfigError(f"{origin}:{line}: sources.{name}: {exc}") from exc
+    _check_columns(config, root, origin)
     return config
+
+
+def _check_columns(config: ProjectConfig, root: yaml.Node | None, origin: str) -> None:
+    """Column names in rules and mappings must be columns of the contract they apply to:
+    a misspelt one would otherwise be a rule that never runs."""
+
+    def refuse(path: tuple[str, ...], column: str, known: list[str], what: str) -> None:
+        line = _line_of(root, (*path, column)) or _line_of(root, path)
+        where = f"{origin}:{line}" if line else origin
+        raise ConfigError(
+            f"{where}: {'.'.join(path)}.{column}: no column {column!r} in {what} "
+            f"(columns: {', '.join(known)})"
+        )
+
+    used: set[str] = set()
+    for name, source in config.sources.items():
+        names = get_contract(source.contract).names
+        used.update(names)
+        what = f"contract {source.contract!r}"
+        for key in ("columns", "constants"):
+            for column in getattr(source, key):
+                if column not in names:
+                    refuse(("sources", name, key), column, names, what)
+        if source.quality is not None:
+            for column in source.quality.allowed_values:
+                if column not in names:
+                    refuse(("sources", name, "quality", "allowed_values"), column, names, what)
+    if config.sources:
+        for column in config.quality.allowed_values:
+            if column not in used:
+                refuse(("quality", "allowed_values"), column, sorted(used), "any source's contract")
 
 
 def load_config(project_dir: Path) -> ProjectConfig:

@@ -8,9 +8,10 @@ from typing import Any
 
 import ibis
 import pandas as pd
+from pydantic import ValidationError
 
 from custintel.core import registry
-from custintel.core.errors import StageError
+from custintel.core.errors import ConfigError, StageError
 from custintel.features.build import default_as_of, params_for, version_of
 from custintel.pipeline.parts import ProjectParts
 from custintel.segments.fit import Progress as SegmentProgress
@@ -65,7 +66,15 @@ class SegmentTasks(ProjectParts):
             update["method"] = method
         if k is not None:
             update["k"] = k
-        cfg = cfg.model_validate({**cfg.model_dump(), **update}) if update else cfg
+        try:
+            cfg = cfg.model_validate({**cfg.model_dump(), **update}) if update else cfg
+        except ValidationError as exc:
+            raise ConfigError(
+                "; ".join(
+                    f"--{e['loc'][0]} {update.get(str(e['loc'][0]))!r}: {e['msg']}"
+                    for e in exc.errors()
+                )
+            ) from None
         day = as_of or default_as_of(wh, self.config)
         frame = self._segment_frame(day)
         _, fs_version = version_of(params_for(wh, self.config))
