@@ -269,3 +269,33 @@ def test_a_stray_file_in_the_folder_is_reported_and_the_rest_loads(tmp_path: Pat
     statuses = {r["file"]: r["status"] for r in summary["results"]}
     assert statuses == {"data/README.md": "ignored", "data/a.csv": "loaded"}
     assert summary["rows_clean"] == 3 and "README.md" in summary["warnings"][0]
+
+
+def test_dates_after_the_data_are_refused_or_marked_as_a_projection(
+    runner: Any, sample_project: tuple[Path, dict[str, Any]]
+) -> None:
+    """Observation 7: score --as-of 2030-01-01 and features build --as-of 2031-01-01 stored
+    rows as if the customers existed then."""
+    from custintel.cli.main import app
+
+    from custintel.pipeline.project import Project
+
+    project, _ = sample_project
+    ingest(project)
+    with Project.open(project) as p:
+        p.identity_resolve()
+    for args in (
+        ["features", "build", "--as-of", "2031-01-01"],
+        ["score", "churn_90d", "--as-of", "2030-01-01"],
+        ["score", "clv", "--as-of", "2030-01-01"],
+    ):
+        result = runner.invoke(app, [*args, "--project", str(project)])
+        assert result.exit_code == 1, result.output
+        assert "lies after the data" in result.stderr and "--projection" in result.stderr
+    result = runner.invoke(
+        app,
+        ["features", "build", "--as-of", "2031-01-01", "--projection", "--project", str(project)],
+    )
+    assert result.exit_code == 0, result.output
+    marked = query(project, "SELECT table_name, as_of FROM ops.projections")
+    assert marked == [("features.customer", "2031-01-01")]

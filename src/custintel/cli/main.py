@@ -36,6 +36,11 @@ ProjectOpt = typer.Option(
     Path("."), "--project", "-p", help="Project folder (holds custintel.yaml)."
 )
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
+ProjectionOpt = typer.Option(
+    False,
+    "--projection",
+    help="Allow an as-of date after the data; the rows are recorded as a projection.",
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -498,12 +503,13 @@ def features_build(
     as_of: str | None = typer.Option(
         None, "--as-of", help="Date (YYYY-MM-DD); features read only events before it."
     ),
+    projection: bool = ProjectionOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Compute every customer's features as of a date into features.customer."""
     day = _date(as_of, "--as-of") if as_of else None
     with _open(project) as proj, err_console.status("building features"):
-        result = proj.features_build(day)
+        result = proj.features_build(day, projection=projection)
     if as_json:
         _print_json(result.as_dict())
         return
@@ -1162,6 +1168,7 @@ def score(
     margin: float | None = typer.Option(
         None, "--margin", help="clv: share of spend that is profit."
     ),
+    projection: bool = ProjectionOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Score every eligible customer into scores.<label> with deciles, tiers and reasons;
@@ -1174,6 +1181,7 @@ def score(
                 discount=discount,
                 margin=margin,
                 version=version,
+                projection=projection,
             )
         if as_json:
             _print_json(result)
@@ -1190,7 +1198,13 @@ def score(
         )
         return
     with _open(project) as proj, _progress(not as_json) as progress:
-        result = proj.score(label, _date(as_of, "--as-of"), version=version, progress=progress)
+        result = proj.score(
+            label,
+            _date(as_of, "--as-of"),
+            version=version,
+            progress=progress,
+            projection=projection,
+        )
     if as_json:
         _print_json(result)
         return

@@ -259,6 +259,12 @@ class FeaturesConfig(_Strict):
     high_value_spend: float = Field(
         default=500.0, gt=0, description="spend in the horizon that makes high_value_<h>d a 1"
     )
+    max_days_after_data: int = Field(
+        default=7,
+        ge=1,
+        description="an as-of date later than this many days after the last event is refused "
+        "(unless --projection)",
+    )
 
     @field_validator("windows", "engagement_windows")
     @classmethod

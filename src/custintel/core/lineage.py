@@ -63,6 +63,13 @@ OPS_TABLES: dict[str, dict[str, str]] = {
         "extra_columns": "string",
         "depends_on": "string",
     },
+    "projections": {
+        "table_name": "string",
+        "as_of": "string",
+        "last_data_day": "string",
+        "run_id": "string",
+        "recorded_at": "timestamp('UTC')",
+    },
     "lineage": {
         "run_id": "string",
         "stage": "string",

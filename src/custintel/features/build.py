@@ -17,8 +17,9 @@ import ibis
 import pandas as pd
 
 from custintel.core.config import ProjectConfig
+from custintel.core.contracts import CONTRACTS
 from custintel.core.errors import StageError
-from custintel.core.lineage import now, record_lineage
+from custintel.core.lineage import append_ops, now, record_lineage
 from custintel.core.warehouse import Warehouse
 from custintel.features.catalog import FeatureSet
 from custintel.features.definitions import Params, customer_features, feature_set
@@ -149,6 +150,66 @@ def last_order_day(wh: Warehouse) -> dt.date | None:
         return None
     last = wh.table("clean", "orders").order_ts.max().execute()
     return None if pd.isna(last) else _utc_day(last)
+
+
+def last_data_day(wh: Warehouse) -> dt.date | None:
+    """The day of the latest event in any clean table (by each contract's timestamp)."""
+    days = []
+    for name in wh.tables("clean"):
+        if name not in CONTRACTS:
+            continue
+        column = CONTRACTS[name].timestamp
+        t = wh.table("clean", name)
+        if column in t.columns:
+            last = t[column].max().execute()
+            if not pd.isna(last):
+                days.append(_utc_day(last))
+    return max(days) if days else None
+
+
+def check_as_of(
+    wh: Warehouse, cfg: ProjectConfig, as_of: dt.date, what: str, *, projection: bool = False
+) -> dt.date | None:
+    """Refuse an as-of date after the data: features, segments or scores as of 2030 on data
+    ending in 2025 would describe customers as if they existed then. Up to
+    ``features.max_days_after_data`` days after the last event is ordinary (a nightly run
+    as of today). With ``projection`` the date is allowed and the last day with data is
+    returned, for the caller to record the rows as a projection."""
+    last = last_data_day(wh)
+    if last is None:
+        return None
+    latest = last + dt.timedelta(days=cfg.features.max_days_after_data)
+    if as_of <= latest:
+        return None
+    if not projection:
+        raise StageError(
+            f"{what}: as of {as_of} lies after the data: the last event is on {last} "
+            f"(features.max_days_after_data allows up to {latest}); pass --projection to "
+            "compute it anyway, recorded as a projection in ops.projections"
+        )
+    return last
+
+
+def record_projection(
+    wh: Warehouse, table: str, as_of: dt.date, last: dt.date, run_id: str
+) -> None:
+    """Mark the rows of ``table`` as of ``as_of`` as a projection beyond the data."""
+    wh.delete_where(
+        "ops", "projections", f"table_name = '{table}' AND as_of = '{as_of.isoformat()}'"
+    )
+    append_ops(
+        wh,
+        "projections",
+        [
+            {
+                "table_name": table,
+                "as_of": as_of.isoformat(),
+                "last_data_day": last.isoformat(),
+                "run_id": run_id,
+                "recorded_at": now(),
+            }
+        ],
+    )
 
 
 def default_as_of(wh: Warehouse, cfg: ProjectConfig) -> dt.date:

@@ -14,7 +14,8 @@ from custintel.clv.summary import rfm_table
 from custintel.clv.value import PURCHASE_MODELS, holdout_check, lifetime_value, purchase_model
 from custintel.core import registry
 from custintel.core.errors import StageError
-from custintel.features.build import events_for
+from custintel.core.lineage import new_run_id
+from custintel.features.build import check_as_of, events_for, record_projection
 from custintel.features.events import as_of_day
 from custintel.features.training import opted_out
 from custintel.pipeline.parts import ProjectParts
@@ -58,6 +59,7 @@ class ClvTasks(ProjectParts):
     def clv_fit(self, as_of: dt.date, *, model: str | None = None) -> dict[str, Any]:
         """Fit the purchase model (``clv.model`` unless given) and Gamma-Gamma on the
         customers' purchases before ``as_of``; registered as the model ``clv``."""
+        check_as_of(self.warehouse, self.config, as_of, "clv")
         name = model or self.config.clv.model
         frame, new = self._usable(self.clv_summary(as_of))
         try:
@@ -233,11 +235,14 @@ class ClvTasks(ProjectParts):
         discount: float | None = None,
         margin: float | None = None,
         version: int | None = None,
+        projection: bool = False,
     ) -> dict[str, Any]:
         """``scores.clv``: every customer's P(alive), expected purchases and spend over the
         horizon and discounted CLV as of a date, by the latest (or given) CLV model;
-        scoring a date again with the same version replaces its rows."""
+        scoring a date again with the same version replaces its rows. A date after the
+        data is refused unless ``projection``."""
         wh = self.warehouse
+        last = check_as_of(wh, self.config, as_of, "score clv", projection=projection)
         if not wh.exists("models", "registry"):
             raise StageError("clv: no CLV model yet; run `custintel clv fit` first")
         entry = registry.get(wh, CLV_MODEL, version)
@@ -269,9 +274,12 @@ class ClvTasks(ProjectParts):
                     "scores", "clv", f"as_of = DATE '{as_of}' AND model_version = {entry.version}"
                 )
             wh.put("scores", "clv", out, append=True)
+        if last is not None:
+            record_projection(wh, "scores.clv", as_of, last, new_run_id())
         top = out.clv.sort_values(ascending=False)
         decile = max(len(top) // 10, 1)
         return {
+            "projection": last is not None,
             "version": entry.version,
             "as_of": as_of.isoformat(),
             "customers": len(out),

@@ -15,7 +15,14 @@ import pandas as pd
 
 from custintel.core import registry
 from custintel.core.errors import StageError
-from custintel.features.build import events_for, params_for, version_of
+from custintel.core.lineage import new_run_id
+from custintel.features.build import (
+    check_as_of,
+    events_for,
+    params_for,
+    record_projection,
+    version_of,
+)
 from custintel.features.training import opted_out
 from custintel.models import card
 from custintel.models.compare import paired_bootstrap
@@ -311,11 +318,14 @@ class ModelTasks(ProjectParts):
         *,
         version: int | None = None,
         progress: Progress | None = None,
+        projection: bool = False,
     ) -> dict[str, Any]:
         """``scores.<label>``: every eligible customer's score as of a date with its decile,
         tier and top three reasons, by the champion (or ``version``); scoring a date again
-        with the same version replaces its rows."""
+        with the same version replaces its rows. A date after the data is refused unless
+        ``projection`` (then recorded as one in ``ops.projections``)."""
         wh = self.warehouse
+        last = check_as_of(wh, self.config, as_of, "score", projection=projection)
         if not wh.exists("models", "registry"):
             raise StageError(f"models: no model named {label!r} in the registry")
         try:
@@ -384,7 +394,10 @@ class ModelTasks(ProjectParts):
                 "scores", label, f"as_of = DATE '{as_of}' AND model_version = {entry.version}"
             )
             wh.put("scores", label, out, append=True)
+        if last is not None:
+            record_projection(wh, f"scores.{label}", as_of, last, new_run_id())
         return {
+            "projection": last is not None,
             "name": label,
             "version": entry.version,
             "as_of": as_of.isoformat(),

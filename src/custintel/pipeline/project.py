@@ -32,9 +32,11 @@ from custintel.features.build import (
     TrainingResult,
     build_features,
     build_training,
+    check_as_of,
     default_as_of,
     events_for,
     params_for,
+    record_projection,
     version_of,
 )
 from custintel.features.definitions import customer_features
@@ -163,12 +165,22 @@ class Project(SegmentTasks, ModelTasks, ClvTasks):
         return resolve(self.warehouse, self.config, run_id or new_run_id(), full=full)
 
     def features_build(
-        self, as_of: dt.date | None = None, *, run_id: str | None = None
+        self,
+        as_of: dt.date | None = None,
+        *,
+        run_id: str | None = None,
+        projection: bool = False,
     ) -> BuildResult:
-        """Every customer's features as of a date into ``features.customer``."""
+        """Every customer's features as of a date into ``features.customer``; a date after
+        the data is refused unless ``projection`` (then recorded as one)."""
         wh = self.warehouse
         day = as_of or default_as_of(wh, self.config)
-        return build_features(wh, self.config, day, run_id or new_run_id())
+        run_id = run_id or new_run_id()
+        last = check_as_of(wh, self.config, day, "features", projection=projection)
+        result = build_features(wh, self.config, day, run_id)
+        if last is not None:
+            record_projection(wh, "features.customer", day, last, run_id)
+        return result
 
     def features_training_set(
         self, label: str, snapshots: list[dt.date] | None = None, *, run_id: str | None = None

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from custintel.core import registry
 from custintel.core.errors import ConfigError, StageError
-from custintel.features.build import default_as_of, params_for, version_of
+from custintel.features.build import check_as_of, default_as_of, params_for, version_of
 from custintel.pipeline.parts import ProjectParts
 from custintel.segments.fit import Progress as SegmentProgress
 from custintel.segments.fit import data_hash, fit_segments
@@ -76,6 +76,7 @@ class SegmentTasks(ProjectParts):
                 )
             ) from None
         day = as_of or default_as_of(wh, self.config)
+        check_as_of(wh, self.config, day, "segments")
         frame = self._segment_frame(day)
         _, fs_version = version_of(params_for(wh, self.config))
         same = None if force else self._same_segment_fit(frame, cfg, fs_version, day)
