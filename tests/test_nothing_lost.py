@@ -5,13 +5,21 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
+from custintel.cli.main import app
 from custintel.core.config import SourceConfig
+from custintel.pipeline.project import Project
 from tests.conftest import ingest, make_project, query
 
 HEADER = "order_id,customer_ref,order_ts,amount,currency\n"
@@ -276,10 +284,6 @@ def test_dates_after_the_data_are_refused_or_marked_as_a_projection(
 ) -> None:
     """Observation 7: score --as-of 2030-01-01 and features build --as-of 2031-01-01 stored
     rows as if the customers existed then."""
-    from custintel.cli.main import app
-
-    from custintel.pipeline.project import Project
-
     project, _ = sample_project
     ingest(project)
     with Project.open(project) as p:
@@ -299,3 +303,76 @@ def test_dates_after_the_data_are_refused_or_marked_as_a_projection(
     assert result.exit_code == 0, result.output
     marked = query(project, "SELECT table_name, as_of FROM ops.projections")
     assert marked == [("features.customer", "2031-01-01")]
+
+
+def _fingerprint(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_read_only_commands_write_nothing(
+    runner: Any, sample_project: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    """Observation 11: status and quality failed on a read-only project. The commands that
+    only look open the warehouse read-only and leave every byte of the folder as it was."""
+    project, _ = sample_project
+    ingest(project)
+    with Project.open(project) as p:
+        p.identity_resolve()
+    customer = query(project, "SELECT min(customer_id) FROM identity.customer_map")[0][0]
+    before = _fingerprint(project)
+    for args in (
+        ["status"],
+        ["quality"],
+        ["report", "--out", str(tmp_path / "pages")],
+        ["identity", "explain", customer],
+        ["model", "list"],
+    ):
+        result = runner.invoke(app, [*args, "--project", str(project)])
+        assert result.exit_code == 0, (args, result.output)
+    assert _fingerprint(project) == before
+    assert (tmp_path / "pages" / "index.html").is_file()
+
+
+def test_read_only_folder_as_another_user(
+    sample_project: tuple[Path, dict[str, Any]], tmp_path_factory: Any
+) -> None:
+    """The same on a folder its user cannot write (needs root to switch to nobody)."""
+
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and setpriv to act as another user")
+    as_nobody = [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+    if subprocess.run(
+        [*as_nobody, sys.executable, "-c", "import custintel"], capture_output=True
+    ).returncode:
+        pytest.skip("this checkout is not readable by nobody")
+    project, _ = sample_project
+    ingest(project)
+    place = Path(tempfile.mkdtemp(prefix="custintel-ro-"))
+    place.chmod(0o755)
+    shutil.copytree(project, place / "shop")
+    (place / "shop" / "custintel.yaml").write_text(
+        (project / "custintel.yaml").read_text().replace(str(project), str(place / "shop"))
+    )
+    for path in [place / "shop", *(place / "shop").rglob("*")]:
+        path.chmod(0o555 if path.is_dir() else 0o444)
+    try:
+        for command in ("status", "quality"):
+            done = subprocess.run(
+                [
+                    *as_nobody,
+                    sys.executable,
+                    "-m",
+                    "custintel.cli",
+                    command,
+                    "--project",
+                    str(place / "shop"),
+                ],
+                capture_output=True,
+                text=True,
+            )
+            assert done.returncode == 0, done.stderr
+    finally:
+        for path in [place / "shop", *(place / "shop").rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        shutil.rmtree(place)

@@ -167,10 +167,10 @@ def _progress(enabled: bool) -> Iterator[Callable[[str, int, int], None] | None]
         yield update
 
 
-def _open(project: Path) -> Any:
+def _open(project: Path, *, read_only: bool = False) -> Any:
     from custintel.pipeline.project import Project
 
-    return Project.open(project)
+    return Project.open(project, read_only=read_only)
 
 
 def _ingest_table(results: list[dict[str, Any]]) -> Table:
@@ -363,7 +363,7 @@ def quality(
     as_json: bool = JsonOpt,
 ) -> None:
     """What was rejected, by source and rule, with example rows."""
-    with _open(project) as proj:
+    with _open(project, read_only=True) as proj:
         data = proj.quality()
     if as_json:
         _print_json(data)
@@ -409,7 +409,7 @@ def quality(
 @guarded
 def status(project: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
     """Tables with row counts and the last runs."""
-    with _open(project) as proj:
+    with _open(project, read_only=True) as proj:
         data = proj.status()
     if as_json:
         _print_json(data)
@@ -626,12 +626,19 @@ def features_list(
 
 @app.command()
 @guarded
-def report(project: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
-    """Write the HTML reports; prints where reports/index.html is."""
+def report(
+    project: Path = ProjectOpt,
+    out: Path | None = typer.Option(
+        None, "--out", help="Folder for the pages (default: the project's reports_dir)."
+    ),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Write the HTML reports; prints where reports/index.html is. Only reads the
+    warehouse, so a read-only project can be reported on with --out elsewhere."""
     from custintel.pipeline.report import write_reports
 
-    with _open(project) as proj:
-        index = write_reports(proj)
+    with _open(project, read_only=True) as proj:
+        index = write_reports(proj, out)
     if as_json:
         _print_json({"index": str(index)})
     else:
@@ -703,7 +710,7 @@ def identity_explain(
 
     if len(what) not in (1, 2):
         raise ConfigError("identity explain: give one customer id or two source:source_id")
-    with _open(project) as proj:
+    with _open(project, read_only=True) as proj:
         data = proj.identity_explain(what[0]) if len(what) == 1 else None
         pair = proj.identity_explain_pair(*what) if len(what) == 2 else None
     if as_json:
@@ -1100,7 +1107,7 @@ def model_train(
 @guarded
 def model_list(project: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
     """Every registered model version: algorithm, snapshots, aliases, metrics."""
-    with _open(project) as proj:
+    with _open(project, read_only=True) as proj:
         versions = proj.model_list()
     rows = [
         {

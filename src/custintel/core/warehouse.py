@@ -96,13 +96,17 @@ def _spark_session(master: str, project_dir: Path) -> Any:
 class Warehouse:
     """An open warehouse. Use :meth:`open`; close it (or use ``with``) when done."""
 
-    def __init__(self, con: ibis.BaseBackend, kind: Kind, url: str) -> None:
+    def __init__(
+        self, con: ibis.BaseBackend, kind: Kind, url: str, *, read_only: bool = False
+    ) -> None:
         self.con = con
         self.kind: Kind = kind
         self.url = url
+        self.read_only = read_only
         self._lock = threading.RLock()
-        for schema in SCHEMAS:
-            self.ensure_schema(schema)
+        if not read_only:
+            for schema in SCHEMAS:
+                self.ensure_schema(schema)
 
     # -- opening -----------------------------------------------------------------
     @classmethod
@@ -113,11 +117,22 @@ class Warehouse:
         *,
         threads: int | None = None,
         memory_limit: str | None = None,
+        read_only: bool = False,
     ) -> Warehouse:
+        """Open (creating when missing) the warehouse at ``url``. ``read_only`` opens a
+        DuckDB file without writing anything, so a read-only project can be inspected."""
         project_dir = Path(project_dir)
         try:
             if url.startswith("duckdb://"):
                 path = _duckdb_path(url, project_dir)
+                if read_only and path != ":memory:":
+                    if not Path(path).is_file():
+                        raise WarehouseError(
+                            f"{path}: no warehouse yet (run `custintel ingest` first)"
+                        )
+                    con = ibis.duckdb.connect(path, read_only=True)
+                    con.raw_sql("SET TimeZone = 'UTC'")
+                    return cls(con, "duckdb", url, read_only=True)
                 if path != ":memory:":
                     Path(path).parent.mkdir(parents=True, exist_ok=True)
                 extra: dict[str, Any] = {}

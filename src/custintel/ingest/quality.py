@@ -12,7 +12,16 @@ from custintel.ingest.loader import QUARANTINE_TABLE
 
 def quality_summary(wh: Warehouse, examples_per_rule: int = 5) -> dict[str, Any]:
     """Current state of every loaded input (latest load per file) plus quarantine examples."""
-    ensure_ops_tables(wh)
+    if not wh.read_only:
+        ensure_ops_tables(wh)
+    if not wh.exists("ops", "ingested_files"):
+        return {
+            "totals": dict.fromkeys(
+                ("rows_in", "rows_clean", "rows_quarantined", "rows_duplicate"), 0
+            ),
+            "sources": {},
+            "examples": [],
+        }
     files = wh.table("ops", "ingested_files").order_by(["source", "file"]).execute()
     sources: dict[str, dict[str, Any]] = {}
     for row in files.to_dict("records"):

@@ -107,22 +107,31 @@ def _weight_examples(links: Any) -> list[dict[str, Any]]:
 class Project(SegmentTasks, ModelTasks, ClvTasks):
     """A project folder: its config and (opened on first use) its warehouse."""
 
-    def __init__(self, project_dir: Path, config: ProjectConfig) -> None:
+    def __init__(
+        self, project_dir: Path, config: ProjectConfig, *, read_only: bool = False
+    ) -> None:
         self.dir = Path(project_dir)
         self.config = config
+        self.read_only = read_only
         self._warehouse: Warehouse | None = None
 
     @classmethod
-    def open(cls, project_dir: Path | str = ".") -> Project:
+    def open(cls, project_dir: Path | str = ".", *, read_only: bool = False) -> Project:
+        """A project folder; ``read_only`` for commands that only look (status, quality,
+        report, explain, list): nothing in the folder is written."""
         project_dir = Path(project_dir)
-        return cls(project_dir, load_config(project_dir))
+        return cls(project_dir, load_config(project_dir), read_only=read_only)
 
     @property
     def warehouse(self) -> Warehouse:
         if self._warehouse is None:
             wc = self.config.warehouse
             self._warehouse = Warehouse.open(
-                wc.url, self.dir, threads=wc.threads, memory_limit=wc.memory_limit
+                wc.url,
+                self.dir,
+                threads=wc.threads,
+                memory_limit=wc.memory_limit,
+                read_only=self.read_only,
             )
         return self._warehouse
 
@@ -676,7 +685,8 @@ class Project(SegmentTasks, ModelTasks, ClvTasks):
 
     def status(self) -> dict[str, Any]:
         wh = self.warehouse
-        ensure_ops_tables(wh)
+        if not wh.read_only:
+            ensure_ops_tables(wh)
         tables = []
         for schema in SCHEMAS:
             if schema == "staging":

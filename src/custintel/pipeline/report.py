@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from custintel import __version__
+from custintel.core.errors import StageError
 from custintel.models.metrics import (
     CANDIDATE_COLUMNS,
     IMBALANCE_COLUMNS,
@@ -903,10 +904,19 @@ def models_page(items: list[dict[str, Any]]) -> str:
     )
 
 
-def write_reports(project: Any) -> Path:
-    """Write every stage's page and the index; returns the index path."""
-    out: Path = project.reports_dir
-    out.mkdir(parents=True, exist_ok=True)
+def write_reports(project: Any, out: Path | None = None) -> Path:
+    """Write every stage's page and the index (into ``out``, default the project's
+    reports folder); returns the index path."""
+    out = Path(out) if out is not None else project.reports_dir
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".custintel-write-check"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise StageError(
+            f"report: cannot write into {out} ({exc.strerror}); give another folder with --out"
+        ) from None
     js = out / "plotly.min.js"
     if not js.exists():
         js.write_text(get_plotlyjs(), encoding="utf-8")
