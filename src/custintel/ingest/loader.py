@@ -148,6 +148,8 @@ class Loader:
         if wh.kind != "duckdb":
             self.duck.execute("SET TimeZone = 'UTC'")
         self.scratch = self.project_dir / ".custintel" / "staging"
+        self.started = clock()
+        self._plans: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     # -- the registry of loaded inputs -------------------------------------------------
     def _registry(self) -> dict[tuple[str, str], str]:
@@ -484,14 +486,6 @@ class Loader:
         self._drop_scratch((table, table + "_rows"))
         return self.wh.con.read_parquet(str(path), table_name=table)
 
-    def _stage(self, name: str, expr: ir.Table) -> ir.Table:
-        """Materialise a (small) scratch table where the warehouse can read it."""
-        if self.wh.kind == "duckdb":
-            self.duck.execute(f"CREATE OR REPLACE TEMP TABLE {_q(name)} AS {self.wh.compile(expr)}")
-            return self.wh.con.table(name, database=("temp", "main"))
-        self.wh.replace("staging", name, expr)
-        return self.wh.table("staging", name)
-
     def _drop_stage(self, name: str) -> None:
         if self.wh.kind == "duckdb":
             self._drop_scratch((name, name + "_rows"))
@@ -514,36 +508,40 @@ class Loader:
         contract = get_contract(source.contract)
         mapping = resolve_mapping(contract, source, scan.columns, f"{name}: {label}")
         load_id = uuid.uuid4().hex
-        parsed_name, exceptions_name = f"ci_parsed_{load_id[:10]}", f"ci_except_{load_id[:10]}"
+        if self.wh.kind == "duckdb":
+            # Fixed names, so every load of a source compiles to the same SQL (cached):
+            # temp tables are private to the connection and loads run one at a time.
+            parsed_name, exceptions_name, existing_name = "ci_parsed", "ci_except", "ci_existing"
+        else:
+            tag = load_id[:10]
+            parsed_name, exceptions_name = f"ci_parsed_{tag}", f"ci_except_{tag}"
+            existing_name = f"ci_existing_{tag}"
         try:
             parsed = self._parse(
                 name, source, contract, mapping, scan, file, label, load_id, parsed_name
             )
-            rules = rules_for(contract, self.config.quality_for(name), self.clock())
-            checked = check(parsed, rules)
-            existing = None
-            if self.wh.exists("clean", contract.name):
-                t = self.wh.table("clean", contract.name)
-                existing = t.filter((t._source != name) | (t._file != label))
-                existing = existing.select("source", "_source", "_file", "_line", *contract.names)
-            found = self._stage(exceptions_name, exceptions(checked, contract, existing))
-            result = _count(name, label, checked, found, contract)
-            prior = found.filter(found._prior.notnull()).select("_prior").distinct()
-            depends_on = sorted(str(p) for p in prior.execute()["_prior"])
+            has_existing = self.wh.exists("clean", contract.name)
+            if has_existing:
+                self._existing_view(existing_name, contract, name, label)
+            key = (name, parsed_name, has_existing, tuple(sorted(mapping.sources.items())))
+            plan = self._plans.get(key)
+            if plan is None:
+                plan = self._plans[key] = self._plan_exceptions(
+                    name, contract, parsed, existing_name if has_existing else None
+                )
+            found = self._stage_sql(exceptions_name, plan["exceptions"])
+            if "tally" not in plan:
+                plan.update(self._plan_outcomes(plan["checked"], found, contract, mapping))
+            result = self._count(name, label, parsed_name, plan)
+            depends_on = sorted(str(p) for (p,) in self._fetch(plan["prior"]))
             result.extra_columns = mapping.extra
             with self.wh.transaction():
                 own = f"_source = {_lit(name)} AND _file = {_lit(label)}"
                 for schema, table in self._data_tables():
                     self.wh.delete_where(schema, table, own)
-                self.wh.append("clean", contract.name, clean_rows(checked, found, contract))
+                self.wh.append("clean", contract.name, plan["clean"])
                 fault_point("ingest.after_clean_write")
-                self.wh.append(
-                    "quarantine",
-                    QUARANTINE_TABLE,
-                    quarantined_rows(
-                        checked, found, contract, mapping.sources, self.run_id, self.clock()
-                    ),
-                )
+                self.wh.append("quarantine", QUARANTINE_TABLE, plan["quarantine"])
                 reconcile(self.wh, result, contract, load_id)
                 self.wh.delete_where(
                     "ops", "ingested_files", f"source = {_lit(name)} AND file = {_lit(label)}"
@@ -589,48 +587,122 @@ class Loader:
         finally:
             self._drop_stage(parsed_name)
             self._drop_stage(exceptions_name)
+            if self.wh.kind == "duckdb":
+                self._drop_scratch((existing_name,))
+            else:
+                self.wh.sql(f"DROP VIEW IF EXISTS `{existing_name}`")
         return result
 
+    # -- the SQL of a load, compiled once per source and run ------------------------------
+    def _existing_view(self, view: str, contract: Contract, name: str, label: str) -> None:
+        """The rows other inputs loaded, which this load's keys are checked against."""
+        spark = self.wh.kind == "spark"
 
-def _count(
-    name: str, label: str, checked: ir.Table, found: ir.Table, contract: Contract
-) -> LoadResult:
-    """Outcome, rule and flag counts of a load; refuses counts that do not add up."""
-    rows_in = int(checked.count().execute())
-    tally = found.group_by(["_outcome", "_rule"]).agg(n=found.count()).execute()
-    quarantined = tally[tally["_outcome"] == "quarantine"]
-    rule_counts = {
-        str(r): int(n) for r, n in zip(quarantined["_rule"], quarantined["n"], strict=True)
-    }
-    duplicates = int(tally.loc[tally["_outcome"] == "duplicate", "n"].sum())
-    flag_counts: dict[str, int] = {}
-    if any(c.syntax for c in contract.columns):
-        kept = clean_rows(checked, found, contract).filter(lambda t: t._flags.notnull())
-        flags = kept.select(flag=kept._flags.split(",").unnest())
-        frame = flags.group_by("flag").agg(n=flags.count()).execute()
-        flag_counts = {str(f): int(n) for f, n in zip(frame["flag"], frame["n"], strict=True)}
-    rows_quarantined = int(quarantined["n"].sum())
-    result = LoadResult(
-        name,
-        label,
-        "loaded",
-        rows_in=rows_in,
-        rows_clean=rows_in - rows_quarantined - duplicates,
-        rows_quarantined=rows_quarantined,
-        rows_duplicate=duplicates,
-        rule_counts=dict(sorted(rule_counts.items())),
-        flag_counts=dict(sorted(flag_counts.items())),
-    )
-    return result
+        def quote(n: str) -> str:
+            return f"`{n}`" if spark else _q(n)
+
+        cols = ", ".join(quote(c) for c in ["source", "_source", "_file", "_line", *contract.names])
+        table = self.wh.qualified("clean", contract.name)
+        where = f"_source <> {_lit(name)} OR _file <> {_lit(label)}"
+        kind = "TEMPORARY VIEW" if spark else "TEMP VIEW"
+        self.wh.sql(
+            f"CREATE OR REPLACE {kind} {quote(view)} AS SELECT {cols} FROM {table} WHERE {where}"
+        )
+
+    def _temp(self, name: str) -> ir.Table:
+        if self.wh.kind == "duckdb":
+            return self.wh.con.table(name, database=("temp", "main"))
+        return self.wh.con.table(name)
+
+    def _plan_exceptions(
+        self, name: str, contract: Contract, parsed: ir.Table, existing: str | None
+    ) -> dict[str, Any]:
+        """Compiling Ibis expressions costs far more than running them on a small input
+        (half a second a file), so a source's SQL is compiled once per run. The rules'
+        "now" is the start of the run for the same reason."""
+        rules = rules_for(contract, self.config.quality_for(name), self.started)
+        checked = check(parsed, rules)
+        table = self._temp(existing) if existing else None
+        return {
+            "checked": checked,
+            "exceptions": self.wh.compile(exceptions(checked, contract, table)),
+        }
+
+    def _plan_outcomes(
+        self, checked: ir.Table, found: ir.Table, contract: Contract, mapping: Mapping
+    ) -> dict[str, str]:
+        plan = {
+            "tally": self.wh.compile(found.group_by(["_outcome", "_rule"]).agg(n=found.count())),
+            "prior": self.wh.compile(
+                found.filter(found._prior.notnull()).select("_prior").distinct()
+            ),
+            "clean": self.wh.compile(clean_rows(checked, found, contract)),
+            "quarantine": self.wh.compile(
+                quarantined_rows(
+                    checked, found, contract, mapping.sources, self.run_id, self.started
+                )
+            ),
+            "flags": "",
+        }
+        if any(c.syntax for c in contract.columns):
+            kept = clean_rows(checked, found, contract).filter(lambda t: t._flags.notnull())
+            flags = kept.select(flag=kept._flags.split(",").unnest())
+            plan["flags"] = self.wh.compile(flags.group_by("flag").agg(n=flags.count()))
+        return plan
+
+    def _fetch(self, sql: str) -> list[tuple[Any, ...]]:
+        if self.wh.kind == "spark":
+            return [tuple(row) for row in self.wh.sql(sql).collect()]
+        return list(self.wh.sql(sql).fetchall())
+
+    def _stage_sql(self, name: str, sql: str) -> ir.Table:
+        """Materialise a (small) scratch table from SQL where the warehouse can read it."""
+        if self.wh.kind == "duckdb":
+            self.duck.execute(f"CREATE OR REPLACE TEMP TABLE {_q(name)} AS {sql}")
+            return self._temp(name)
+        self.wh.replace("staging", name, sql)
+        return self.wh.table("staging", name)
+
+    def _count(self, name: str, label: str, parsed: str, plan: dict[str, Any]) -> LoadResult:
+        """Outcome, rule and flag counts of a load."""
+        table = _q(parsed) if self.wh.kind == "duckdb" else f"`{parsed}`"
+        rows_in = int(self._fetch(f"SELECT count(*) FROM {table}")[0][0])
+        rule_counts: dict[str, int] = {}
+        duplicates = 0
+        for outcome, rule, n in self._fetch(plan["tally"]):
+            if outcome == "quarantine":
+                rule_counts[str(rule)] = int(n)
+            elif outcome == "duplicate":
+                duplicates += int(n)
+        flag_counts = (
+            {str(f): int(n) for f, n in self._fetch(plan["flags"])} if plan["flags"] else {}
+        )
+        rows_quarantined = sum(rule_counts.values())
+        return LoadResult(
+            name,
+            label,
+            "loaded",
+            rows_in=rows_in,
+            rows_clean=rows_in - rows_quarantined - duplicates,
+            rows_quarantined=rows_quarantined,
+            rows_duplicate=duplicates,
+            rule_counts=dict(sorted(rule_counts.items())),
+            flag_counts=dict(sorted(flag_counts.items())),
+        )
 
 
 def reconcile(wh: Warehouse, result: LoadResult, contract: Contract, load_id: str) -> None:
     """Count what this load really wrote and refuse the load unless every row read is
     in exactly one place: ``rows_in = clean + quarantined + duplicates``."""
-    clean = wh.table("clean", contract.name)
-    quarantine = wh.table("quarantine", QUARANTINE_TABLE)
-    written_clean = int(clean.filter(clean._load_id == load_id).count().execute())
-    written_q = int(quarantine.filter(quarantine._load_id == load_id).count().execute())
+
+    def written(schema: str, table: str) -> int:
+        sql = f"SELECT count(*) FROM {wh.qualified(schema, table)} WHERE _load_id = {_lit(load_id)}"
+        found = wh.sql(sql)
+        rows = found.collect() if wh.kind == "spark" else found.fetchall()
+        return int(rows[0][0])
+
+    written_clean = written("clean", contract.name)
+    written_q = written("quarantine", QUARANTINE_TABLE)
     if (written_clean, written_q) != (result.rows_clean, result.rows_quarantined) or (
         result.rows_in != written_clean + written_q + result.rows_duplicate
     ):
