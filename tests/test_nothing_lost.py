@@ -264,6 +264,11 @@ def test_a_path_that_matches_nothing_warns_and_fails_when_strict(tmp_path: Path)
     assert summary["results"] == [] and len(summary["warnings"]) == 2
     assert "'data/ordres/*.csv' matches no input file" in summary["warnings"][0]
     assert "give a file pattern such as data/*.csv" in summary["warnings"][1]
+    with Project.open(project) as p:
+        from custintel.pipeline.report import write_reports
+
+        page = (write_reports(p).parent / "quality.html").read_text()
+    assert "Warnings of the last ingest run" in page and "data/ordres/*.csv" in page
     strict = ingest(project, strict=True)
     assert [r["status"] for r in strict["results"]] == ["failed", "failed"]
 

@@ -69,8 +69,14 @@ def quality_summary(wh: Warehouse, examples_per_rule: int = 5) -> dict[str, Any]
             }
             for r in frame.to_dict("records")
         ]
+    warnings: list[str] = []
+    runs = wh.table("ops", "ingest_runs")
+    if "warnings" in runs.columns:
+        last = runs.order_by(runs.started_at.desc()).limit(1).select("warnings").execute()
+        if len(last) and last.warnings.iloc[0]:
+            warnings = json.loads(last.warnings.iloc[0])
     totals = {
         key: sum(s[key] for s in sources.values())
         for key in ("rows_in", "rows_clean", "rows_quarantined", "rows_duplicate")
     }
-    return {"totals": totals, "sources": sources, "examples": examples}
+    return {"totals": totals, "sources": sources, "examples": examples, "warnings": warnings}

@@ -86,6 +86,10 @@ def quality_page(quality: dict[str, Any]) -> str:
         f"{totals['rows_quarantined']:,} quarantined + {totals['rows_duplicate']:,} duplicates "
         f"<span class={'ok' if reconciled else 'bad'}>({'reconciled' if reconciled else 'DOES NOT RECONCILE'})</span>.</p>"
     ]
+    warnings = quality.get("warnings", [])
+    if warnings:
+        items = "".join(f"<li>{html.escape(w)}</li>" for w in warnings)
+        parts.append(f"<h2>Warnings of the last ingest run</h2><ul class=bad>{items}</ul>")
     if names:
         fig = go.Figure()
         for key, label, colour in (
