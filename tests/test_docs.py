@@ -31,6 +31,7 @@ def test_every_config_key_is_documented() -> None:
         config.ProjectConfig,
         config.WarehouseConfig,
         config.QualityConfig,
+        config.IngestConfig,
         config.SourceConfig,
         config.CsvOptions,
         config.SqlSource,
