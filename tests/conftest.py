@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +56,24 @@ def ingest(project: Path, **kw: Any) -> dict[str, Any]:
 def query(project: Path, sql: str) -> list[tuple[Any, ...]]:
     with Project.open(project) as p:
         return p.warehouse.sql(sql).fetchall()
+
+
+def paused_ingest(project: Path, marker: Path, **popen: Any) -> subprocess.Popen[Any]:
+    """``custintel ingest`` in a subprocess, paused inside its first load's transaction
+    (after the clean rows are written), for crash and interrupt tests."""
+    env = dict(
+        os.environ,
+        CUSTINTEL_FAULT_PAUSE="ingest.after_clean_write",
+        CUSTINTEL_FAULT_MARKER=str(marker),
+    )
+    command = [sys.executable, "-m", "custintel.cli", "ingest", "--project", str(project)]
+    proc = subprocess.Popen([*command, *popen.pop("args", [])], env=env, **popen)
+    deadline = time.time() + 120
+    while not marker.exists():
+        assert proc.poll() is None, "ingest ended before reaching the pause"
+        assert time.time() < deadline, "pause not reached"
+        time.sleep(0.05)
+    return proc
 
 
 @pytest.fixture

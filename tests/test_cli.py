@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import subprocess
 from pathlib import Path
 
 from typer.testing import CliRunner
 
 from custintel.cli.main import app
+from custintel.core.config import SourceConfig
+from tests.conftest import ingest, make_project, paused_ingest, query
 
 
 def run(runner: CliRunner, *args: str) -> tuple[int, str, str]:
@@ -131,38 +135,14 @@ def test_user_mistakes_are_never_unexpected(runner: CliRunner, tmp_path: Path) -
 
 
 def test_ctrl_c_says_interrupted_and_a_rerun_completes(tmp_path: Path) -> None:
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from custintel.core.config import SourceConfig
-    from tests.conftest import ingest, make_project, query
-
     project = make_project(tmp_path, orders=SourceConfig(contract="orders", path="data/*.csv"))
     rows = "".join(f"O{i},C{i},2025-01-01,10.00,EUR\n" for i in range(2000))
     (project / "data" / "a.csv").write_text(
         "order_id,customer_ref,order_ts,amount,currency\n" + rows
     )
-    marker = tmp_path / "paused"
-    env = dict(
-        os.environ,
-        CUSTINTEL_FAULT_PAUSE="ingest.after_clean_write",
-        CUSTINTEL_FAULT_MARKER=str(marker),
+    proc = paused_ingest(
+        project, tmp_path / "paused", stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "custintel.cli", "ingest", "--project", str(project)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.time() + 120
-    while not marker.exists():
-        assert proc.poll() is None, "ingest ended before reaching the pause"
-        assert time.time() < deadline
-        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err

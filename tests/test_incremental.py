@@ -6,12 +6,10 @@ import csv
 import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 from custintel.core.config import SourceConfig
-from tests.conftest import ingest, make_project, query
+from tests.conftest import ingest, make_project, paused_ingest, query
 
 HEADER = ["order_id", "customer_ref", "order_ts", "amount", "currency"]
 
@@ -93,22 +91,13 @@ def test_a_run_killed_mid_load_leaves_nothing_and_rerun_completes(tmp_path: Path
     ingest(project)
     write_orders(project / "data/orders/b.csv", 100, 5000)
     marker = tmp_path / "paused"
-    env = dict(
-        os.environ,
-        CUSTINTEL_FAULT_PAUSE="ingest.after_clean_write",
-        CUSTINTEL_FAULT_MARKER=str(marker),
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "custintel.cli", "ingest", "--project", str(project), "--json"],
-        env=env,
+    proc = paused_ingest(
+        project,
+        marker,
+        args=["--json"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.time() + 120
-    while not marker.exists():
-        assert proc.poll() is None, "ingest ended before reaching the fault point"
-        assert time.time() < deadline, "fault point not reached"
-        time.sleep(0.05)
     # b.csv's clean rows are written inside the open transaction; kill it there.
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()

@@ -219,8 +219,6 @@ def _collect(
 ) -> str:
     try:
         return _arrow_table(duck, name, schema, batches)
-    except SourceError:
-        raise
     except duckdb.Error as exc:
         # An error raised while DuckDB pulled the batches arrives wrapped: unwrap ours.
         cause = exc.__cause__ or exc.__context__

@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -59,7 +59,6 @@ class Tally:
     blank: int = 0
     records: int = 0
     malformed: int = 0
-    messages: dict[str, int] = field(default_factory=dict)
 
 
 class _Broken(Exception):
@@ -199,8 +198,6 @@ def csv_batches(
         no, raw = feeder.taken[0]
         bad.append((no, message, _shown(raw, encoding)))
         tally.malformed += 1
-        kind = message.split(":", 1)[0]
-        tally.messages[kind] = tally.messages.get(kind, 0) + 1
         if len(feeder.taken) > 1:
             feeder.replay(feeder.taken[1:])
 
@@ -249,7 +246,6 @@ def jsonl_batches(
 ) -> Iterator[pa.RecordBatch]:
     """Every non-blank line as text with its line number; a line whose bytes are invalid
     in the encoding comes with ``_malformed`` set (and its text shown escaped)."""
-    schema = jsonl_schema()
     texts: list[str] = []
     ords: list[int] = []
     broken: list[str | None] = []
@@ -274,24 +270,19 @@ def jsonl_batches(
         ords.append(no)
         broken.append(problem)
         if len(texts) >= BATCH:
-            yield pa.RecordBatch.from_arrays(
-                [
-                    pa.array(texts, pa.string()),
-                    pa.array(ords, pa.int64()),
-                    pa.array(broken, pa.string()),
-                ],
-                schema=schema,
-            )
+            yield _jsonl_batch(texts, ords, broken)
             texts, ords, broken = [], [], []
     if texts:
-        yield pa.RecordBatch.from_arrays(
-            [
-                pa.array(texts, pa.string()),
-                pa.array(ords, pa.int64()),
-                pa.array(broken, pa.string()),
-            ],
-            schema=schema,
-        )
+        yield _jsonl_batch(texts, ords, broken)
+
+
+def _jsonl_batch(texts: list[str], ords: list[int], broken: list[str | None]) -> pa.RecordBatch:
+    columns = [
+        pa.array(texts, pa.string()),
+        pa.array(ords, pa.int64()),
+        pa.array(broken, pa.string()),
+    ]
+    return pa.RecordBatch.from_arrays(columns, schema=jsonl_schema())
 
 
 def jsonl_schema() -> pa.Schema:
