@@ -142,6 +142,37 @@ GoldenAttribute = Literal[
 """The attributes of the golden record ``customer.profile``."""
 
 
+ComparedField = Literal[
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "national_id",
+    "account_number",
+    "loyalty_id",
+    "birth_date",
+    "postcode",
+    "address",
+    "city",
+    "region",
+]
+BlockingField = Literal[
+    "first_name",
+    "last_name",
+    "email",
+    "phone",
+    "national_id",
+    "account_number",
+    "loyalty_id",
+    "birth_date",
+    "postcode",
+    "address",
+    "city",
+    "region",
+    "first_initial",
+]
+
+
 class MatchRule(_Strict):
     """A deterministic rule: records equal on every field (all present) are one customer."""
 
@@ -152,17 +183,22 @@ class MatchRule(_Strict):
             "email_canonical",
             "phone",
             "loyalty_id",
+            "national_id",
+            "account_number",
             "first_name",
             "last_name",
             "birth_date",
             "postcode",
             "address",
+            "city",
+            "region",
         ]
     ] = Field(min_length=1)
     compatible_first_name: bool = Field(
-        default=False,
-        description="also require first names that may be the same person (equal, a "
-        "nickname of each other, swapped with the last name, or one missing)",
+        default=True,
+        description="the household guard: also require first names that may be the same "
+        "person (equal, a nickname of each other, swapped with the last name, a likely "
+        "typo, or one missing); turn off only for a key no two people ever share",
     )
 
 
@@ -172,12 +208,39 @@ class IdentityConfig(_Strict):
     default_region: str = Field(default="GB", description="phone region for national numbers")
     rules: list[MatchRule] = Field(
         default_factory=lambda: [
-            MatchRule(name="email", fields=["email"], compatible_first_name=True),
+            MatchRule(name="email", fields=["email"]),
             MatchRule(name="loyalty_id", fields=["loyalty_id"]),
+            MatchRule(name="national_id", fields=["national_id"]),
             MatchRule(name="phone_surname", fields=["phone", "last_name"]),
         ]
     )
     probabilistic: bool = Field(default=True, description="run Splink on top of the rules")
+    link_only: bool = Field(
+        default=False,
+        description="the sources are each already deduplicated: link records of different "
+        "sources only, at most one record of each source per customer",
+    )
+    comparisons: list[ComparedField] | None = Field(
+        default=None,
+        description="fields Splink compares (default: every field enough profiles hold)",
+    )
+    blocking_rules: list[list[BlockingField]] | None = Field(
+        default=None,
+        description="candidate-pair rules, each a list of fields equal on both records "
+        "(default: chosen from the fields present and their cardinality)",
+    )
+    training_rules: list[list[BlockingField]] | None = Field(
+        default=None,
+        description="rules EM trains m on, in order (default: the blocking rules, strongest "
+        "first, until every comparison is estimated)",
+    )
+    min_fill: float = Field(
+        default=0.02, ge=0, le=1, description="fields held by fewer profiles are not compared"
+    )
+    max_block_pairs: float = Field(
+        default=30.0, gt=0, description="blocking rules making more candidate pairs per "
+        "profile are left out"
+    )
     min_records_probabilistic: int = Field(
         default=1000, ge=2, description="fewer profiles than this: rules only (EM needs pairs)"
     )

@@ -195,6 +195,9 @@ class Column:
     case, except currencies which are upper case).
     ``minimum``/``maximum``: plausible range for numbers (inclusive).
     ``syntax``: ``email`` or ``phone``: a bad value is flagged, the row is kept.
+    ``field_level``: an optional attribute of the row, not what the row is about: a value
+    that breaks its rules (type, range, syntax) is cleared on the clean row and recorded
+    in ``quarantine.fields`` with its raw text, and the row is kept.
     """
 
     name: str
@@ -206,6 +209,7 @@ class Column:
     minimum: float | None = None
     maximum: float | None = None
     syntax: Literal["email", "phone"] | None = None
+    field_level: bool = False
 
     @property
     def sql_type(self) -> str:
@@ -255,15 +259,28 @@ CUSTOMERS = Contract(
         _c("first_name", "string", "Given name."),
         _c("last_name", "string", "Family name."),
         _c("full_name", "string", "Whole name when the source does not split it."),
-        _c("email", "string", "E-mail address.", syntax="email"),
-        _c("phone", "string", "Phone number in any format.", syntax="phone"),
+        _c("email", "string", "E-mail address.", syntax="email", field_level=True),
+        _c("phone", "string", "Phone number in any format.", syntax="phone", field_level=True),
         _c("address", "string", "Street address."),
         _c("postcode", "string", "Postal code."),
         _c("city", "string", "City or town."),
+        _c("region", "string", "State, county or province."),
         _c("country", "string", "Country (ISO code or name)."),
-        _c("birth_date", "date", "Date of birth."),
+        _c("birth_date", "date", "Date of birth.", field_level=True),
         _c("loyalty_id", "string", "Loyalty card number, when known."),
-        _c("created_at", "timestamp", "When the record was created in the source."),
+        _c("national_id", "string", "A national or tax id number (SSN, NI number, ...)."),
+        _c(
+            "account_number",
+            "string",
+            "Any other id the source carries for the person (customer or account number "
+            "shared between systems).",
+        ),
+        _c(
+            "created_at",
+            "timestamp",
+            "When the record was created in the source.",
+            field_level=True,
+        ),
         _c("updated_at", "timestamp", "When the record last changed in the source."),
     ),
 )
@@ -359,7 +376,7 @@ EMAIL_EVENTS = Contract(
             required=True,
             nullable=False,
         ),
-        _c("email", "string", "Recipient address.", syntax="email"),
+        _c("email", "string", "Recipient address.", syntax="email", field_level=True),
         _c("campaign_id", "string", "Campaign or mailing id."),
         _c(
             "event_type",

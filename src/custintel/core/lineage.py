@@ -60,6 +60,7 @@ OPS_TABLES: dict[str, dict[str, str]] = {
         "rows_quarantined": "int64",
         "rows_duplicate": "int64",
         "rule_counts": "string",
+        "field_counts": "string",
         "extra_columns": "string",
         "depends_on": "string",
     },

@@ -42,3 +42,35 @@ def cluster(rids: pd.Series, links: pd.DataFrame, cfg: IdentityConfig, db: DuckD
     recut = components(pd.Series(big), strong[inside], db)
     label.loc[recut.index] = recut.to_numpy()
     return label
+
+
+def one_per_source(rec: pd.DataFrame, links: pd.DataFrame) -> pd.Series:
+    """Link-only clusters: each source is already deduplicated, so a customer holds at
+    most one record of each. Links are taken strongest first (rules, then by match
+    weight) and two clusters join only when they share no source; a weaker rival link
+    is left out, which is what a one-to-one assignment between sources asks for.
+
+    Written by hand: Splink's clustering has no such constraint, and a greedy pass over
+    the few links of already deduplicated sources is small."""
+    parent = {int(r): int(r) for r in rec["rid"]}
+    sources = {int(r): {s} for r, s in zip(rec["rid"], rec["source"], strict=True)}
+
+    def root(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    order = links.assign(
+        _rule=(links["rule"] == "probabilistic").astype(int),
+        _w=links["match_weight"].fillna(float("inf")),
+    ).sort_values(["_rule", "_w", "rid_l", "rid_r"], ascending=[True, False, True, True])
+    for left, right in zip(order["rid_l"], order["rid_r"], strict=True):
+        a, b = root(int(left)), root(int(right))
+        if a == b or sources[a] & sources[b]:
+            continue
+        low, high = min(a, b), max(a, b)
+        parent[high] = low
+        sources[low] |= sources.pop(high)
+    label = {r: root(r) for r in parent}
+    return pd.Series(label, dtype="int64").sort_index()

@@ -31,7 +31,7 @@ JUNK_LOCAL_PARTS = {
     "xxx",
 }
 JUNK_DOMAINS = {"test.com", "none.com", "noemail.com", "nomail.com"}
-CHECKED = ("email", "email_canonical", "phone", "loyalty_id")
+CHECKED = ("email", "email_canonical", "phone", "loyalty_id", "national_id", "account_number")
 
 
 def _substrings(text: str) -> set[str]:
@@ -43,7 +43,7 @@ RUNS = _substrings("01234567890") | _substrings("9876543210")
 
 
 def _junk_phones(values: pd.Series, listed: set[str]) -> pd.Series:
-    """Phones whose last ten digits use at most two distinct digits, run up or down, or are
+    """Phones (and id numbers) whose last ten digits use at most two distinct digits, run up or down, or are
     a listed placeholder's (vectorised: there is one test per distinct phone)."""
     national = values.str.replace(r"\D", "", regex=True).str[-10:]
     distinct = sum(national.str.contains(str(d), regex=False).astype(int) for d in range(10))
@@ -67,7 +67,7 @@ def placeholders(rec: pd.DataFrame, cfg: IdentityConfig) -> pd.DataFrame:
             junk = (
                 values.isin(listed_email) | local.isin(JUNK_LOCAL_PARTS) | domain.isin(JUNK_DOMAINS)
             )
-        elif field == "phone":
+        elif field in ("phone", "national_id"):
             junk = _junk_phones(values, listed_digits)
         else:
             junk = values.isin(cfg.placeholders)

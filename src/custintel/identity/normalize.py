@@ -113,6 +113,12 @@ def postcode(s: pd.Series) -> pd.Series:
     return s.mask(s == "")
 
 
+def identifier(s: pd.Series) -> pd.Series:
+    """An id number as its letters and digits only, upper case (123-45-6789 and
+    123 45 6789 are one number)."""
+    return postcode(s)
+
+
 def phone(s: pd.Series, region: str = "GB") -> pd.Series:
     """E.164 (+441234567890) via ``phonenumbers`` with a default region for national
     numbers; unparseable or impossible numbers become missing."""

@@ -14,7 +14,16 @@ from custintel.core.config import IdentityConfig
 from custintel.core.errors import CustintelError
 from custintel.identity import normalize as nz
 
-IDENTIFYING = ("first_name", "last_name", "full_name", "email", "phone", "loyalty_id")
+IDENTIFYING = (
+    "first_name",
+    "last_name",
+    "full_name",
+    "email",
+    "phone",
+    "loyalty_id",
+    "national_id",
+    "account_number",
+)
 KEY_FIELDS = (
     "first_name",
     "last_name",
@@ -22,9 +31,13 @@ KEY_FIELDS = (
     "email_canonical",
     "phone",
     "loyalty_id",
+    "national_id",
+    "account_number",
     "birth_date",
     "postcode",
     "address",
+    "city",
+    "region",
 )
 
 
@@ -78,11 +91,14 @@ def normalise(raw: pd.DataFrame, cfg: IdentityConfig) -> pd.DataFrame:
             "email": nz.email(raw["email"]),
             "email_canonical": nz.email_canonical(raw["email"]),
             "phone": nz.phone(raw["phone"], cfg.default_region),
-            "loyalty_id": nz.postcode(raw["loyalty_id"]) if "loyalty_id" in raw else pd.NA,
+            "loyalty_id": _optional(raw, "loyalty_id", nz.identifier),
+            "national_id": _optional(raw, "national_id", nz.identifier),
+            "account_number": _optional(raw, "account_number", nz.identifier),
             "birth_date": nz.birth_date(raw["birth_date"]),
             "postcode": nz.postcode(raw["postcode"]),
             "address": nz.address(raw["address"]),
-            "city": nz.name(raw["city"]),
+            "city": _optional(raw, "city", nz.name),
+            "region": _optional(raw, "region", nz.name),
             "created_at": raw.get("created_at"),
             "updated_at": raw.get("updated_at"),
         }
@@ -91,6 +107,13 @@ def normalise(raw: pd.DataFrame, cfg: IdentityConfig) -> pd.DataFrame:
     for col in KEY_FIELDS:
         rec[col] = rec[col].astype("string")
     return rec
+
+
+def _optional(raw: pd.DataFrame, column: str, normalise: object) -> pd.Series:
+    """A normalised column, or all missing when the warehouse table predates it."""
+    if column not in raw:
+        return pd.Series(pd.NA, index=raw.index, dtype="string")
+    return normalise(raw[column])  # type: ignore[operator]
 
 
 def empty_records(rec: pd.DataFrame) -> pd.Series:

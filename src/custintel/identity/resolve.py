@@ -18,18 +18,19 @@ to customers), the golden record ``customer.profile``, the state a later run bui
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 
 import duckdb
 import numpy as np
 import pandas as pd
-from splink.internals.exceptions import SplinkException
+from splink.internals.exceptions import SplinkException  # noqa: F401 (raised by train)
 
 from custintel.core.config import IdentityConfig, ProjectConfig
 from custintel.core.lineage import now, record_lineage
 from custintel.core.warehouse import Warehouse
-from custintel.identity import clusters, ids, incremental, keys, linkage, records, rules
+from custintel.identity import clusters, ids, incremental, keys, linkage, plan, records, rules
 from custintel.identity.golden import contact_points, golden_records
 from custintel.identity.stitch import devices
 
@@ -55,6 +56,8 @@ class ResolveResult:
     split: int = 0
     changed_records: int = 0
     probabilistic: str = ""
+    notes: list[str] = field(default_factory=list)
+    plan: dict[str, object] = field(default_factory=dict)
     devices: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -82,6 +85,10 @@ class Linked:
     new_links: pd.DataFrame | None = None
     gone: list[str] = field(default_factory=list)
     """Incremental runs: ``source:source_id`` of stored records no longer in the source."""
+    notes: list[str] = field(default_factory=list)
+    """Full runs: fields left out, rules dropped, training fallbacks, each with its reason."""
+    plan: dict[str, object] = field(default_factory=dict)
+    """Full runs: what was compared, blocked and trained on."""
 
 
 def settings_hash(cfg: IdentityConfig) -> str:
@@ -106,26 +113,50 @@ def _previous(wh: Warehouse) -> tuple[pd.DataFrame, int]:
 def _link_full(rec: pd.DataFrame, icfg: IdentityConfig) -> Linked:
     non_keys = keys.placeholders(rec, icfg)
     usable = keys.blank_non_keys(rec, non_keys)
-    links = rules.deterministic_links(_loaded(usable), "records", icfg.rules)
+    links = rules.deterministic_links(_loaded(usable), "records", icfg.rules, icfg.link_only)
     links["match_weight"] = float("nan")
     links["match_probability"] = 1.0
     model = None
+    chosen = plan.choose(usable, icfg)
+    notes = list(chosen.notes)
     if not icfg.probabilistic:
         status = "off in the configuration"
     elif len(usable) < icfg.min_records_probabilistic:
         status = f"skipped: {len(usable)} profiles, fewer than {icfg.min_records_probabilistic}"
     else:
         try:
-            linker, _ = linkage.train(usable, icfg)
-        except SplinkException as exc:  # e.g. a training rule finds no pairs
-            status = f"skipped: Splink could not be trained ({str(exc).split('.')[0]})"
+            linker, _, training = linkage.train(usable, chosen, icfg)
+        except SplinkException as exc:  # e.g. no field to compare
+            status = f"skipped: Splink could not be trained ({linkage.first_sentence(exc)})"
         else:
-            links, added = _add(links, linkage.probabilistic_links(linker, icfg))
+            scored = linkage.probabilistic_links(linker, icfg)
+            if icfg.link_only:
+                scored = _across_sources(scored, rec)
+            links, added = _add(links, scored)
             model = linkage.model_json(linker)
-            status = f"{added} links above match weight {icfg.threshold_match_weight}"
-    label = clusters.cluster(rec["rid"], links, icfg, linkage.DuckDBAPI(duckdb.connect()))
+            notes += training.notes
+            trained = "; ".join(training.trained) or "nothing (default m-probabilities)"
+            status = (
+                f"{added} links above match weight {icfg.threshold_match_weight}; compared "
+                f"{', '.join(chosen.compared)}; EM trained on {trained}"
+            )
+    db = linkage.DuckDBAPI(duckdb.connect())
+    if icfg.link_only:
+        label = clusters.one_per_source(rec[["rid", "source"]], links)
+    else:
+        label = clusters.cluster(rec["rid"], links, icfg, db)
     scope = pd.Series(True, index=rec.index)
-    return Linked(rec, non_keys, links, scope, label, status, model)
+    linked = Linked(rec, non_keys, links, scope, label, status, model)
+    linked.notes = notes
+    linked.plan = chosen.as_dict()
+    return linked
+
+
+def _across_sources(scored: pd.DataFrame, rec: pd.DataFrame) -> pd.DataFrame:
+    """Link-only mode: the pairs whose two records come from different sources."""
+    source = rec.set_index("rid")["source"]
+    differ = source.reindex(scored.rid_l).to_numpy() != source.reindex(scored.rid_r).to_numpy()
+    return scored[differ].reset_index(drop=True)
 
 
 def _link_delta(
@@ -142,13 +173,17 @@ def _link_delta(
     fresh_values = fresh_values[fresh_values["_merge"] == "left_only"]
     is_new = is_new | incremental.holding(rec, fresh_values)
     usable = keys.blank_non_keys(rec, non_keys).assign(is_new=is_new.to_numpy())
-    new_links = rules.deterministic_links(_loaded(usable), "records", icfg.rules, new_only=True)
+    new_links = rules.deterministic_links(
+        _loaded(usable), "records", icfg.rules, icfg.link_only, new_only=True
+    )
     new_links["match_weight"] = float("nan")
     new_links["match_probability"] = 1.0
     model = state["model"]
     status = "no saved model: rules only"
     if model and is_new.any():
         scored = linkage.links_to_new(usable, is_new, model, icfg)
+        if icfg.link_only:
+            scored = _across_sources(scored, rec)
         new_links, added = _add(new_links, scored)
         status = f"{added} links of new records above match weight {icfg.threshold_match_weight}"
     elif model:
@@ -157,9 +192,12 @@ def _link_delta(
     scope, touched_ids = incremental.touched(rec, is_new, new_links, previous)
     links = pd.concat([kept, new_links], ignore_index=True)
     inside = links.rid_l.isin(rec.rid[scope]) & links.rid_r.isin(rec.rid[scope])
-    label = clusters.cluster(
-        rec.rid[scope], links[inside], icfg, linkage.DuckDBAPI(duckdb.connect())
-    )
+    if icfg.link_only:
+        label = clusters.one_per_source(rec.loc[scope.to_numpy(), ["rid", "source"]], links[inside])
+    else:
+        label = clusters.cluster(
+            rec.rid[scope], links[inside], icfg, linkage.DuckDBAPI(duckdb.connect())
+        )
     stored = state["records"]
     gone = ~records.record_key(stored.source, stored.source_id).isin(
         records.record_key(rec.source, rec.source_id)
@@ -185,7 +223,7 @@ def _loaded(usable: pd.DataFrame) -> duckdb.DuckDBPyConnection:
     """A private DuckDB holding the records as a table ``records`` (copied once: each
     rule would otherwise scan the pandas frame again)."""
     con = duckdb.connect()
-    needed = ["rid", "first_name", "last_name", "name_group", *records.KEY_FIELDS]
+    needed = ["rid", "source", "first_name", "last_name", "name_group", *records.KEY_FIELDS]
     con.register("usable", usable[[c for c in usable.columns if c in needed or c == "is_new"]])
     con.execute("CREATE TABLE records AS SELECT * FROM usable")
     con.unregister("usable")
@@ -253,6 +291,8 @@ def resolve(wh: Warehouse, cfg: ProjectConfig, run_id: str, *, full: bool = Fals
     result.reclustered_records = int(linked.scope.sum())
     result.empty_records = int(records.empty_records(rec).sum())
     result.probabilistic = linked.status
+    result.notes = linked.notes
+    result.plan = linked.plan
     result.non_keys = len(linked.non_keys)
     result.links = linked.links.rule.value_counts().to_dict()
     _write(wh, cfg, run_id, linked, previous, next_number, result)
@@ -330,6 +370,9 @@ def _write(
                 "records": [len(rec)],
                 "settings_hash": [settings_hash(icfg)],
                 "model": pd.Series([linked.model], dtype="string"),
+                "status": pd.Series([linked.status], dtype="string"),
+                "notes": pd.Series([json.dumps(linked.notes)], dtype="string"),
+                "plan": pd.Series([json.dumps(linked.plan)], dtype="string"),
             }
         )
         wh.put(SCHEMA, "model", model)

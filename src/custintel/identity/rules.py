@@ -23,14 +23,22 @@ COMPATIBLE_FIRST_NAME = """(
 
 
 def rule_links(
-    con: duckdb.DuckDBPyConnection, table: str, rule: MatchRule, *, new_only: bool = False
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    rule: MatchRule,
+    link_only: bool = False,
+    *,
+    new_only: bool = False,
 ) -> pd.DataFrame:
     """Pairs (rid_l < rid_r) linked by ``rule`` over the records in ``table``; with
-    ``new_only``, only the pairs touching a record whose ``is_new`` is true (an
-    incremental run joins the new records to all, not all to all)."""
+    ``link_only``, only pairs from two different sources; with ``new_only``, only the
+    pairs touching a record whose ``is_new`` is true (an incremental run joins the new
+    records to all, not all to all)."""
     present = " AND ".join(f"{f} IS NOT NULL" for f in rule.fields)
     same = " AND ".join(f"a.{f} = b.{f}" for f in rule.fields)
     extra = f" AND {COMPATIBLE_FIRST_NAME}" if rule.compatible_first_name else ""
+    if link_only:
+        extra += " AND a.source <> b.source"
     if new_only:
         sql = f"""
             WITH k AS (SELECT * FROM {table} WHERE {present})
@@ -49,10 +57,15 @@ def rule_links(
 
 
 def deterministic_links(
-    con: duckdb.DuckDBPyConnection, table: str, rules: list[MatchRule], *, new_only: bool = False
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    rules: list[MatchRule],
+    link_only: bool = False,
+    *,
+    new_only: bool = False,
 ) -> pd.DataFrame:
     """Every rule's pairs; a pair found by several rules keeps the first rule's name."""
-    frames = [rule_links(con, table, rule, new_only=new_only) for rule in rules]
+    frames = [rule_links(con, table, rule, link_only, new_only=new_only) for rule in rules]
     links = (
         pd.concat(frames, ignore_index=True)
         if frames

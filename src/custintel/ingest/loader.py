@@ -38,7 +38,7 @@ from custintel.core.warehouse import Warehouse
 from custintel.ingest import readers
 from custintel.ingest.census import TextCensus, compression_of, text_census
 from custintel.ingest.files import InputFile, discover
-from custintel.ingest.outcomes import clean_rows, quarantined_rows
+from custintel.ingest.outcomes import cleared_fields, clean_rows, quarantined_rows
 from custintel.ingest.parse import (
     Mapping,
     numbered,
@@ -46,9 +46,11 @@ from custintel.ingest.parse import (
     resolve_mapping,
     with_malformed,
 )
-from custintel.ingest.rules import check, exceptions, rules_for
+from custintel.ingest.rules import Rule, check, exceptions, rules_for
 
 QUARANTINE_TABLE = "rows"
+FIELDS_TABLE = "fields"
+"""Values of optional attributes cleared on kept rows (contract ``field_level`` columns)."""
 Progress = Callable[[str, int, int], None]
 
 
@@ -65,6 +67,8 @@ class LoadResult:
     rows_duplicate: int = 0
     rule_counts: dict[str, int] = field(default_factory=dict)
     flag_counts: dict[str, int] = field(default_factory=dict)
+    field_counts: dict[str, int] = field(default_factory=dict)
+    """Values cleared on kept rows, by field-level rule."""
     extra_columns: list[str] = field(default_factory=list)
     message: str = ""
     seconds: float = 0.0
@@ -176,8 +180,9 @@ class Loader:
 
     def _data_tables(self) -> list[tuple[str, str]]:
         tables = [("clean", c) for c in self.wh.tables("clean")]
-        if self.wh.exists("quarantine", QUARANTINE_TABLE):
-            tables.append(("quarantine", QUARANTINE_TABLE))
+        for name in (QUARANTINE_TABLE, FIELDS_TABLE):
+            if self.wh.exists("quarantine", name):
+                tables.append(("quarantine", name))
         return tables
 
     # -- running -------------------------------------------------------------------------
@@ -531,7 +536,9 @@ class Loader:
                 )
             found = self._stage_sql(exceptions_name, plan["exceptions"])
             if "tally" not in plan:
-                plan.update(self._plan_outcomes(plan["checked"], found, contract, mapping))
+                plan.update(
+                    self._plan_outcomes(plan["checked"], plan["clearing"], found, contract, mapping)
+                )
             result = self._count(name, label, parsed_name, plan)
             depends_on = sorted(str(p) for (p,) in self._fetch(plan["prior"]))
             result.extra_columns = mapping.extra
@@ -542,6 +549,8 @@ class Loader:
                 self.wh.append("clean", contract.name, plan["clean"])
                 fault_point("ingest.after_clean_write")
                 self.wh.append("quarantine", QUARANTINE_TABLE, plan["quarantine"])
+                if plan["fields"]:
+                    self.wh.append("quarantine", FIELDS_TABLE, plan["fields"])
                 reconcile(self.wh, result, contract, load_id)
                 self.wh.delete_where(
                     "ops", "ingested_files", f"source = {_lit(name)} AND file = {_lit(label)}"
@@ -563,6 +572,7 @@ class Loader:
                             "rows_quarantined": result.rows_quarantined,
                             "rows_duplicate": result.rows_duplicate,
                             "rule_counts": json.dumps(result.rule_counts, sort_keys=True),
+                            "field_counts": json.dumps(result.field_counts, sort_keys=True),
                             "extra_columns": json.dumps(mapping.extra),
                             "depends_on": json.dumps(depends_on),
                         }
@@ -625,11 +635,17 @@ class Loader:
         table = self._temp(existing) if existing else None
         return {
             "checked": checked,
+            "clearing": [r for r in rules if r.action == "clear"],
             "exceptions": self.wh.compile(exceptions(checked, contract, table)),
         }
 
     def _plan_outcomes(
-        self, checked: ir.Table, found: ir.Table, contract: Contract, mapping: Mapping
+        self,
+        checked: ir.Table,
+        clearing: list[Rule],
+        found: ir.Table,
+        contract: Contract,
+        mapping: Mapping,
     ) -> dict[str, str]:
         plan = {
             "tally": self.wh.compile(found.group_by(["_outcome", "_rule"]).agg(n=found.count())),
@@ -643,7 +659,13 @@ class Loader:
                 )
             ),
             "flags": "",
+            "fields": "",
+            "field_tally": "",
         }
+        if clearing:
+            fields = cleared_fields(checked, found, contract, clearing, self.run_id, self.started)
+            plan["fields"] = self.wh.compile(fields)
+            plan["field_tally"] = self.wh.compile(fields.group_by("rule").agg(n=fields.count()))
         if any(c.syntax for c in contract.columns):
             kept = clean_rows(checked, found, contract).filter(lambda t: t._flags.notnull())
             flags = kept.select(flag=kept._flags.split(",").unnest())
@@ -677,6 +699,11 @@ class Loader:
         flag_counts = (
             {str(f): int(n) for f, n in self._fetch(plan["flags"])} if plan["flags"] else {}
         )
+        field_counts = (
+            {str(r): int(n) for r, n in self._fetch(plan["field_tally"])}
+            if plan["field_tally"]
+            else {}
+        )
         rows_quarantined = sum(rule_counts.values())
         return LoadResult(
             name,
@@ -688,6 +715,7 @@ class Loader:
             rows_duplicate=duplicates,
             rule_counts=dict(sorted(rule_counts.items())),
             flag_counts=dict(sorted(flag_counts.items())),
+            field_counts=dict(sorted(field_counts.items())),
         )
 
 
@@ -703,6 +731,12 @@ def reconcile(wh: Warehouse, result: LoadResult, contract: Contract, load_id: st
 
     written_clean = written("clean", contract.name)
     written_q = written("quarantine", QUARANTINE_TABLE)
+    cleared = sum(result.field_counts.values())
+    if cleared and written("quarantine", FIELDS_TABLE) != cleared:
+        raise ReconciliationError(
+            f"{result.source}: {result.file}: {cleared} values cleared but "
+            f"{written('quarantine', FIELDS_TABLE)} recorded in quarantine.{FIELDS_TABLE}"
+        )
     if (written_clean, written_q) != (result.rows_clean, result.rows_quarantined) or (
         result.rows_in != written_clean + written_q + result.rows_duplicate
     ):

@@ -1,4 +1,5 @@
-"""What a load writes: the clean rows and the quarantined rows, as Ibis expressions."""
+"""What a load writes: the clean rows, the quarantined rows and the cleared values, as
+Ibis expressions."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import ibis
 import ibis.expr.types as ir
 
 from custintel.core.contracts import Contract
-from custintel.ingest.rules import raw_of
+from custintel.ingest.rules import Rule, raw_of
 
 CLEAN_LINEAGE = ("source", "_source", "_file", "_line", "_load_id", "_flags", "_extra")
 
@@ -70,3 +71,36 @@ def quarantined_rows(
         extra=t._extra,
         quarantined_at=ibis.literal(at, type="timestamp('UTC')"),
     )
+
+
+def cleared_fields(
+    checked: ir.Table,
+    found: ir.Table,
+    contract: Contract,
+    clearing: list[Rule],
+    run_id: str,
+    at: datetime,
+) -> ir.Table:
+    """One row per value a field-level rule cleared on a kept row: where it came from,
+    the rule, a message and the raw text, so the value is never silently lost."""
+    kept = checked.anti_join(found, checked._line == found._line)
+    parts = []
+    for rule in clearing:
+        hit = kept.filter(kept._cleared.contains(f",{rule.id},"))
+        parts.append(
+            hit.select(
+                run_id=ibis.literal(run_id),
+                _load_id=hit._load_id,
+                contract=ibis.literal(contract.name),
+                source=hit.source,
+                _source=hit._source,
+                _file=hit._file,
+                _line=hit._line,
+                rule=ibis.literal(rule.id),
+                column_name=ibis.literal(rule.column),
+                message=rule.message(hit),
+                raw_value=raw_of(hit, rule.column),
+                quarantined_at=ibis.literal(at, type="timestamp('UTC')"),
+            )
+        )
+    return ibis.union(*parts)

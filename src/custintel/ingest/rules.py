@@ -34,7 +34,7 @@ class Rule:
 
     id: str
     column: str
-    action: Literal["reject", "flag"]
+    action: Literal["reject", "flag", "clear"]
     description: str
     bad: Predicate
     message: Message
@@ -245,13 +245,32 @@ def rules_for(contract: Contract, quality: QualityConfig, now: datetime) -> list
                     _say(col.name, f"does not look like a valid {col.syntax}"),
                 )
             )
-    return rules
+    cleared = {c.name for c in contract.columns if c.field_level}
+    return [_field_level(r) if r.column in cleared else r for r in rules]
+
+
+def _field_level(rule: Rule) -> Rule:
+    """The rule of an optional attribute: a bad value is cleared, the row kept."""
+    if rule.action == "flag":
+        description = rule.description.replace("(flagged, row kept)", "(cleared, row kept)")
+    else:
+        description = rule.description.rstrip(".") + " (else the value is cleared, row kept)."
+    return Rule(rule.id, rule.column, "clear", description, rule.bad, rule.message)
+
+
+def raw_twins(contract: Contract) -> list[str]:
+    """Field-level columns of type string: ``check`` keeps their text in a ``__raw``
+    twin before clearing it (typed columns have one from parsing)."""
+    return [c.name for c in contract.columns if c.field_level and c.type == "string"]
 
 
 def check(t: ir.Table, rules: list[Rule]) -> ir.Table:
-    """Add ``_rule``, ``_column``, ``_message`` (first rejecting rule) and ``_flags``."""
+    """Add ``_rule``, ``_column``, ``_message`` (first rejecting rule), ``_flags`` and
+    ``_cleared`` (``,rule,rule,``: the field-level rules that cleared a value), with each
+    cleared value set to null (its text kept in the ``__raw`` twin)."""
     rejecting = [r for r in rules if r.action == "reject"]
     flagging = [r for r in rules if r.action == "flag"]
+    clearing = [r for r in rules if r.action == "clear"]
     # A malformed row has no values, so only the malformed rule may judge it.
     ok = t._malformed.isnull()
 
@@ -262,7 +281,25 @@ def check(t: ir.Table, rules: list[Rule]) -> ir.Table:
 
     flags = [ibis.ifelse(ok & r.bad(t).fill_null(False), r.id, None) for r in flagging]
     flag_text = ibis.literal(",").join(flags) if flags else None
+    clears = {r.id: ok & r.bad(t).fill_null(False) for r in clearing}
+    changed: dict[str, ir.Value] = {}
+    for column in dict.fromkeys(r.column for r in clearing):
+        bad = ibis.literal(False)
+        for r in clearing:
+            if r.column == column:
+                bad = bad | clears[r.id]
+        changed[column] = ibis.ifelse(bad, ibis.null(t[column].type()), t[column])
+        if f"{column}__raw" not in t.columns:
+            changed[f"{column}__raw"] = t[column]
+    cleared_text: ir.StringValue = ibis.null("string")
+    if clears:
+        joined = ibis.literal(",") + ibis.literal("").join(
+            [ibis.ifelse(c, rid + ",", "") for rid, c in clears.items()]
+        )
+        cleared_text = ibis.ifelse(joined == ",", ibis.null("string"), joined)
     return t.mutate(
+        **changed,
+        _cleared=cleared_text,
         _rule=first(lambda r: ibis.literal(r.id)),
         _column=first(lambda r: ibis.literal(r.column)),
         _message=first(lambda r: r.message(t)),
