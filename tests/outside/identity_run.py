@@ -73,7 +73,9 @@ def scores(cmap: pd.DataFrame, truth: pd.DataFrame) -> dict[str, float]:
     tp = int((both * (both - 1) // 2).sum())
     p = tp / max(pairs(m.customer_id), 1)
     r = tp / max(pairs(m.person_id), 1)
-    people = m.groupby("person_id").agg(household=("household_id", "first"), ids=("customer_id", set))
+    people = m.groupby("person_id").agg(
+        household=("household_id", "first"), ids=("customer_id", set)
+    )
     merged = total = 0
     for _, members in people.groupby("household"):
         ids = list(members.ids)

@@ -19,8 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
 GIVEN = {
-    "F": (
+    "F": _words(
         "Mary Patricia Linda Barbara Jessica Sarah Karen Nancy Lisa Betty Sandra Ashley "
         "Kimberly Donna Emily Michelle Carol Amanda Melissa Deborah Stephanie Rebecca Laura "
         "Sharon Cynthia Kathleen Amy Shirley Angela Helen Anna Brenda Pamela Nicole Emma "
@@ -30,8 +35,8 @@ GIVEN = {
         "Doris Madison Julia Grace Judy Abigail Marie Denise Beverly Amber Theresa Marilyn "
         "Danielle Diana Brittany Natalie Sophia Rose Isabella Alexis Kayla Charlotte Guadalupe "
         "Rosa Carmen Ingrid Astrid Greta Yolanda Leticia Ximena Camila Valentina Luz Dolores"
-    ).split(),
-    "M": (
+    ),
+    "M": _words(
         "James Robert John Michael David William Richard Joseph Thomas Christopher Charles "
         "Daniel Matthew Anthony Mark Donald Steven Andrew Paul Joshua Kenneth Kevin Brian "
         "George Timothy Ronald Jason Edward Jeffrey Ryan Jacob Gary Nicholas Eric Jonathan "
@@ -41,7 +46,7 @@ GIVEN = {
         "Harold Dylan Arthur Lawrence Jordan Jesse Bryan Billy Bruce Gabriel Joe Logan Alan "
         "Juan Albert Willie Elijah Wayne Randy Vincent Mason Roy Ralph Bobby Russell Bradley "
         "Philip Eugene Francisco Jesus Alejandro Miguel Fernando Lars Nils Hans Dieter Sven"
-    ).split(),
+    ),
 }
 SHORT = {
     "Patricia": "Patty", "Jessica": "Jess", "Kimberly": "Kim", "Deborah": "Debbie",
@@ -59,7 +64,7 @@ SHORT = {
     "Philip": "Phil", "Eugene": "Gene", "Francisco": "Paco", "Guadalupe": "Lupe",
     "Jesus": "Chuy", "Alejandro": "Alex", "Dolores": "Lola",
 }  # fmt: skip
-SURNAMES = (
+SURNAMES = _words(
     "Smith Johnson Williams Brown Jones Garcia Miller Davis Rodriguez Martinez Hernandez "
     "Lopez Gonzalez Wilson Anderson Thomas Taylor Moore Jackson Martin Lee Perez Thompson "
     "White Harris Sanchez Clark Ramirez Lewis Robinson Walker Young Allen King Wright Scott "
@@ -80,25 +85,25 @@ SURNAMES = (
     "Santos Hart Bradley Knight Elliott Cunningham Duncan Armstrong Hudson Carroll Lane "
     "Riley Andrews Alvarado Ray Delgado Berry Perkins Hoffman Johnston Matthews Pena Richards "
     "Lindqvist Johansson Becker Schneider Fischer Weber Kowalski Novak Okafor Mensah Haddad"
-).split()
-STREET_NAMES = (
+)
+STREET_NAMES = _words(
     "Maple Oak Pine Cedar Elm Walnut Willow Birch Spruce Chestnut Hickory Magnolia Sycamore "
     "Lincoln Washington Jefferson Madison Monroe Jackson Franklin Adams Hamilton Grant "
     "Highland Lakeview Hillside Ridge Valley Meadow Sunset Park River Spring Forest Prairie "
     "Church Mill Market Center Union Liberty Broad Railroad Canyon Harbor Orchard Summit"
-).split()
+)
 STREET_TYPES = {
     "Street": "St", "Avenue": "Ave", "Boulevard": "Blvd", "Road": "Rd", "Drive": "Dr",
     "Lane": "Ln", "Court": "Ct", "Place": "Pl", "Way": "Way", "Terrace": "Ter",
     "Parkway": "Pkwy", "Circle": "Cir",
 }  # fmt: skip
-STATES = "AL AZ CA CO FL GA IL IN MA MI MN MO NC NJ NY OH OR PA TN TX VA WA WI".split()
-TOWN_WORDS = (
+STATES = _words("AL AZ CA CO FL GA IL IN MA MI MN MO NC NJ NY OH OR PA TN TX VA WA WI")
+TOWN_WORDS = _words(
     "Spring Green Fair Clear Oak Maple Pine River Lake Rock Glen Wood Brook Ash Elm Red "
     "Silver Stone Mill Bridge Port Hazel Marble Cedar"
-).split()
-TOWN_ENDS = "field ville ton burg wood dale port view haven ford mont side".split()
-DOMAINS = "gmail.com yahoo.com outlook.com hotmail.com aol.com icloud.com comcast.net".split()
+)
+TOWN_ENDS = _words("field ville ton burg wood dale port view haven ford mont side")
+DOMAINS = _words("gmail.com yahoo.com outlook.com hotmail.com aol.com icloud.com comcast.net")
 KEYBOARD = {
     "a": "qsz", "b": "vgn", "c": "xdv", "d": "sfe", "e": "wrd", "f": "dgr", "g": "fht",
     "h": "gjy", "i": "uok", "j": "hku", "k": "jli", "l": "ko", "m": "nj", "n": "bmh",
@@ -132,9 +137,7 @@ class Noise:
 
 
 def _towns(rng: np.random.Generator, n: int) -> pd.DataFrame:
-    names = {
-        f"{rng.choice(TOWN_WORDS)}{rng.choice(TOWN_ENDS)}".capitalize() for _ in range(n * 3)
-    }
+    names = {f"{rng.choice(TOWN_WORDS)}{rng.choice(TOWN_ENDS)}".capitalize() for _ in range(n * 3)}
     towns = sorted(names)[:n]
     state = rng.choice(STATES, len(towns))
     zip_base = rng.choice(np.arange(10000, 99000, 17), len(towns), replace=False)
@@ -225,9 +228,7 @@ def _phone_number(rng: np.random.Generator) -> str:
     return f"{area}{int(rng.integers(200, 999)):03d}{int(rng.integers(0, 10000)):04d}"
 
 
-def _email(
-    rng: np.random.Generator, given: str, surname: str, year: int, taken: set[str]
-) -> str:
+def _email(rng: np.random.Generator, given: str, surname: str, year: int, taken: set[str]) -> str:
     """A mailbox nobody else holds (a provider gives each address out once)."""
     while True:
         style = rng.integers(0, 4)
@@ -266,10 +267,7 @@ def _digit_slip(rng: np.random.Generator, digits: str) -> str:
 
 def _restyle_street(rng: np.random.Generator, street: str) -> str:
     words = street.split(" ")
-    out = [
-        STREET_TYPES.get(w, w) if rng.random() < 0.7 else w
-        for w in words
-    ]
+    out = [STREET_TYPES.get(w, w) if rng.random() < 0.7 else w for w in words]
     text = " ".join(out)
     if rng.random() < 0.3:
         text = text.upper()

@@ -238,8 +238,9 @@ class IdentityConfig(_Strict):
         default=0.02, ge=0, le=1, description="fields held by fewer profiles are not compared"
     )
     max_block_pairs: float = Field(
-        default=30.0, gt=0, description="blocking rules making more candidate pairs per "
-        "profile are left out"
+        default=30.0,
+        gt=0,
+        description="blocking rules making more candidate pairs per profile are left out",
     )
     min_records_probabilistic: int = Field(
         default=1000, ge=2, description="fewer profiles than this: rules only (EM needs pairs)"

@@ -115,10 +115,7 @@ def rule_fields(rule: tuple[str, ...]) -> set[str]:
 def candidate_pairs(records: pd.DataFrame, rule: tuple[str, ...]) -> int:
     """Pairs a blocking rule would create: the sum over its blocks of n(n-1)/2."""
     frame = pd.DataFrame(
-        {
-            f: records["first_name"].str[:1] if f == INITIAL else records[f]
-            for f in rule
-        }
+        {f: records["first_name"].str[:1] if f == INITIAL else records[f] for f in rule}
     ).dropna()
     if frame.empty:
         return 0

@@ -25,7 +25,7 @@ from datetime import datetime
 import duckdb
 import numpy as np
 import pandas as pd
-from splink.internals.exceptions import SplinkException  # noqa: F401 (raised by train)
+from splink.internals.exceptions import SplinkException
 
 from custintel.core.config import IdentityConfig, ProjectConfig
 from custintel.core.lineage import now, record_lineage

@@ -38,7 +38,7 @@ from custintel.core.warehouse import Warehouse
 from custintel.ingest import readers
 from custintel.ingest.census import TextCensus, compression_of, text_census
 from custintel.ingest.files import InputFile, discover
-from custintel.ingest.outcomes import cleared_fields, clean_rows, quarantined_rows
+from custintel.ingest.outcomes import clean_rows, cleared_fields, quarantined_rows
 from custintel.ingest.parse import (
     Mapping,
     numbered,
