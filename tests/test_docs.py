@@ -40,6 +40,8 @@ def test_every_config_key_is_documented() -> None:
         config.ModelsConfig,
         config.TuningConfig,
         config.ClvConfig,
+        config.IdentityConfig,
+        config.MatchRule,
     ]
     for model in models:
         for key in model.model_fields:

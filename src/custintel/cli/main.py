@@ -175,13 +175,9 @@ def _open(project: Path, *, read_only: bool = False) -> Any:
 
 def _ingest_table(results: list[dict[str, Any]]) -> Table:
     table = Table(title="Ingest")
-    for col in ("source", "file", "status", "in", "clean", "quarantined", "duplicates", "seconds"):
-        table.add_column(
-            col,
-            justify="right"
-            if col in ("in", "clean", "quarantined", "duplicates", "seconds")
-            else "left",
-        )
+    numbers = ("in", "clean", "quarantined", "duplicates", "values cleared", "seconds")
+    for col in ("source", "file", "status", *numbers):
+        table.add_column(col, justify="right" if col in numbers else "left")
     for r in results:
         status = {
             "loaded": "[green]loaded[/]",
@@ -199,6 +195,7 @@ def _ingest_table(results: list[dict[str, Any]]) -> Table:
             str(r["rows_clean"]),
             str(r["rows_quarantined"]),
             str(r["rows_duplicate"]),
+            str(sum(r.get("field_counts", {}).values())),
             f"{r['seconds']:.2f}",
         )
     return table
@@ -750,7 +747,10 @@ def _print_pair(pair: dict) -> None:
         console.print(f"not used as keys (placeholder or shared): {values}")
     scored = pair["probabilistic"]
     if scored is None:
-        console.print("no probabilistic model (too few profiles, or switched off)")
+        console.print(
+            f"no probabilistic model: {pair.get('model_status') or 'rules only'}"
+            + "".join(f"\n  - {note}" for note in pair.get("model_notes", []))
+        )
         return
     table = Table(
         title=f"Match weight {scored['match_weight']:+.2f} "

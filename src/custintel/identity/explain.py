@@ -76,7 +76,7 @@ def explain_pair(
     scored = scored.as_pandas_dataframe().iloc[0]
     labels = level_labels(settings)
     parts = []
-    for c in linkage.COMPARED:
+    for c in [comparison["output_column_name"] for comparison in settings["comparisons"]]:
         gamma = int(scored[f"gamma_{c}"])
         # Splink's own part of the weight (mw_*), with its term-frequency adjustment.
         weight = float(scored[f"mw_{c}"]) + float(scored.get(f"mw_tf_adj_{c}", 0.0) or 0.0)

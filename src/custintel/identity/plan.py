@@ -5,7 +5,8 @@ an address, a birth date and a national id. Comparisons, blocking rules and the 
 trains on are therefore chosen from the identifying fields the records really have:
 
 - a field is **compared** when enough records hold it (``identity.min_fill``) and it has
-  more than one value;
+  more than one value; of the location fields only the finest (postcode, else city,
+  else region) is, as they all move together;
 - a **blocking rule** is used when all its fields are compared and it would not create
   more than ``identity.max_block_pairs`` candidate pairs per record (a state or city
   alone would pair everyone with everyone);
@@ -144,6 +145,7 @@ def choose(records: pd.DataFrame, cfg: IdentityConfig) -> LinkPlan:
                 notes.append(f"{name} not compared: every profile holds the same value")
             else:
                 compared.append(name)
+        compared = _finest_place(compared, notes)
         absent = [n for n, p in fields.items() if p.filled == 0]
         if absent:
             notes.append(f"not in the data: {', '.join(absent)}")
@@ -191,6 +193,20 @@ def choose(records: pd.DataFrame, cfg: IdentityConfig) -> LinkPlan:
             training.append(rule)
     prior = [r for r in PRIOR_RULES if not rule_fields(r) - set(compared)]
     return LinkPlan(compared, blocking, training, prior, pairs, notes)
+
+
+PLACES = ("postcode", "city", "region")
+"""Location fields from finest to coarsest."""
+
+
+def _finest_place(compared: list[str], notes: list[str]) -> list[str]:
+    """Only the finest location field is compared: a postcode already says the town and
+    the state, and comparing all three would count one move three times (Fellegi-Sunter
+    takes fields as independent), enough to lose a person who moved."""
+    present = [p for p in PLACES if p in compared]
+    for coarser in present[1:]:
+        notes.append(f"{coarser} not compared: {present[0]} says the same, more finely")
+    return [c for c in compared if c not in present[1:]]
 
 
 def sql(rule: tuple[str, ...]) -> list[str]:

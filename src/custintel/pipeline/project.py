@@ -614,9 +614,14 @@ class Project(SegmentTasks, ModelTasks, ClvTasks):
             hit = cmap.filter((cmap.source == source) & (cmap.source_id == source_id))
             ids.append(hit.customer_id.execute().iloc[0])
         profile_cols = ["first_name", "last_name", "email", "phone", "birth_date", "postcode"]
+        profile_cols += [c for c in ("national_id", "address") if pair[c].notna().any()]
+        status = model_table["status"].iloc[-1] if "status" in model_table else None
+        notes = model_table["notes"].iloc[-1] if "notes" in model_table else None
         return {
             "left": left,
             "right": right,
+            "model_status": None if pd.isna(status) else str(status),
+            "model_notes": json.loads(notes) if isinstance(notes, str) else [],
             "customer_ids": ids,
             "same_customer": ids[0] == ids[1],
             "profiles": {
@@ -661,6 +666,9 @@ class Project(SegmentTasks, ModelTasks, ClvTasks):
                 "at": str(model.trained_at)[:19],
                 "records": int(model.records),
                 "model": not pd.isna(model.model),
+                "status": model.get("status") if isinstance(model.get("status"), str) else "",
+                "notes": json.loads(model["notes"]) if isinstance(model.get("notes"), str) else [],
+                "plan": json.loads(model["plan"]) if isinstance(model.get("plan"), str) else {},
             },
             "linked_by": cmap.linked_by.value_counts().execute().values.tolist(),
             "sizes": sizes.execute().values.tolist(),

@@ -1049,8 +1049,20 @@ def _last_full_run(full: dict | None) -> str:
         if full["model"]
         else "no probabilistic model was trained (rules only)"
     )
+    plan = full.get("plan") or {}
+    choices = ""
+    if plan:
+        rules = "; ".join(" + ".join(r) for r in plan.get("blocking", []))
+        choices = (
+            f"<p>Compared: {html.escape(', '.join(plan.get('compared', [])))}. "
+            f"Blocking rules: {html.escape(rules)}.</p>"
+        )
+    notes = "".join(f"<li>{html.escape(n)}</li>" for n in full.get("notes", []))
     return (
-        f"<p>Last full run {html.escape(full['at'])} UTC: {model}. Later runs link only new "
-        "and changed profiles with it and re-cluster only the customers they touch; "
-        "<code>custintel identity resolve --full</code> links everything again.</p>"
+        f"<p>Last full run {html.escape(full['at'])} UTC: {model}"
+        + (f" ({html.escape(full['status'])})" if full.get("status") else "")
+        + ". Later runs link only new and changed profiles with it and re-cluster only the "
+        "customers they touch; <code>custintel identity resolve --full</code> links "
+        f"everything again.</p>{choices}"
+        + (f"<p>What was left out or fell back, and why:</p><ul>{notes}</ul>" if notes else "")
     )
