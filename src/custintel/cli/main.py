@@ -682,6 +682,8 @@ def identity_resolve(
         f"({result.created:,} new ids, {result.merged:,} merged, {result.split:,} split) "
         f"in {result.seconds} s\nlinks: {links or 'none'}; {result.non_keys} placeholder or "
         f"shared values set aside; {result.empty_records} profiles with nothing to match on"
+        f"\nprobabilistic: {escape(result.probabilistic)}"
+        + "".join(f"\n  - {escape(note)}" for note in result.notes)
         + (
             "\ndevices: " + ", ".join(f"{k}: {v:,}" for k, v in sorted(result.devices.items()))
             if result.devices
