@@ -46,7 +46,7 @@ def _run(root: Path, population: pd.DataFrame, variant: str, **identity: object)
 def test_every_schema_links_people_and_keeps_households_apart(
     tmp_path: Path, population: pd.DataFrame, variant: str, compared: set[str]
 ) -> None:
-    project, summary, status, got = _run(tmp_path / variant, population, variant)
+    _, summary, status, got = _run(tmp_path / variant, population, variant)
     assert got["records_missing"] == 0, got  # nobody lost, bad birth dates included
     assert got["f1"] >= 0.99, got
     assert got["households_merged"] < 0.01 and got["household_pairs"] > 2000, got
@@ -64,7 +64,7 @@ def test_every_schema_links_people_and_keeps_households_apart(
 def test_two_deduplicated_systems_are_linked_one_to_one(
     tmp_path: Path, population: pd.DataFrame
 ) -> None:
-    project, summary, _, got = _run(tmp_path / "two", population, "two_sources", link_only=True)
+    project, _, _, got = _run(tmp_path / "two", population, "two_sources", link_only=True)
     assert got["f1"] >= 0.99 and got["households_merged"] < 0.01, got
     cmap = identity_run.customer_map(project)
     per_source = cmap.groupby(["customer_id", "source"]).size()
@@ -90,7 +90,7 @@ def test_when_em_cannot_train_defaults_are_used_and_said(
 ) -> None:
     # A training rule on a field nobody holds gives EM nothing: the fallback is the
     # documented default m-probabilities, named in the status, and people still link.
-    project, summary, status, got = _run(
+    _, summary, status, got = _run(
         tmp_path / "em",
         population,
         "no_email_no_phone",
@@ -114,9 +114,11 @@ def test_a_bad_birth_date_clears_the_value_not_the_person(
         wh = p.warehouse
         clean = wh.table("clean", "customers").execute()
         fields = wh.table("quarantine", "fields").execute()
-        rows = wh.table("quarantine", "rows").count().execute() if wh.exists(
-            "quarantine", "rows"
-        ) else 0
+        rows = (
+            wh.table("quarantine", "rows").count().execute()
+            if wh.exists("quarantine", "rows")
+            else 0
+        )
         files_row = wh.table("ops", "ingested_files").execute().iloc[-1]
     assert len(clean) == len(frame) and rows == 0  # every row kept
     kept = clean.set_index("source_id").loc[frame.cust_no[bad], "birth_date"]
