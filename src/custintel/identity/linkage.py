@@ -10,9 +10,9 @@ the plan's training rules, as Splink recommends; a comparison no rule could trai
 documented default m-probabilities. Splink gets its own DuckDB connection.
 
 One guard is added after scoring: two records whose first names cannot be the same
-person's are never linked unless a personal identifier agrees exactly (the same e-mail
-address or national id), however much else they share (address, surname, landline, even
-a birth date: twins), because that is exactly what members of one household look like.
+person's are never linked unless their national ids agree, however much else they share
+(address, surname, landline, a family e-mail, even a birth date: twins), because that is
+exactly what members of one household look like.
 """
 
 from __future__ import annotations
@@ -161,15 +161,16 @@ def first_sentence(exc: Exception) -> str:
     return str(exc).strip().split("\n")[0].split(". ")[0]
 
 
-PERSONAL = ("email", "national_id")
-"""Identifiers one person holds alone: their agreement outweighs different first names."""
+PERSONAL = ("national_id",)
+"""Identifiers one person holds alone: their agreement outweighs different first names.
+Not the e-mail address: a family often shares one."""
 
 
 def incompatible_household(pairs: pd.DataFrame) -> pd.Series:
     """Pairs that look like two members of one household: first names that cannot be one
     person's (both known; not equal, not nicknames, not swapped, not a likely typo) and
-    no personal identifier (e-mail, national id) agreeing to outweigh that. A shared
-    birth date does not: twins share one."""
+    no national id agreeing to outweigh that. A shared e-mail or birth date does not: a
+    family shares a mailbox, twins a birthday."""
     if "gamma_first_name" not in pairs:
         return pd.Series(False, index=pairs.index)
     different_first = pairs["gamma_first_name"] == 0

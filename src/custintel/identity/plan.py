@@ -10,9 +10,9 @@ trains on are therefore chosen from the identifying fields the records really ha
 - a **blocking rule** is used when all its fields are compared and it would not create
   more than ``identity.max_block_pairs`` candidate pairs per record (a state or city
   alone would pair everyone with everyone);
-- **EM training** runs on the usable blocking rules in order of how strongly they point
-  to one person (a shared e-mail or id number first), until every comparison has been
-  estimated outside its own rule at least once;
+- **EM training** runs on the usable blocking rules, those whose pairs are rarely two
+  members of one household first (e-mail, national id, birth date with postcode or
+  surname), until every comparison has been estimated outside its own rule at least once;
 - the **prior** (how likely two random records match) is estimated from the strong
   identifiers present.
 
@@ -61,7 +61,15 @@ BLOCKING = (
     ("first_name", "last_name", "city"),
     ("first_name", "last_name", "region"),
 )
-"""Candidate blocking rules, strongest first; also the order EM is trained in."""
+"""Candidate blocking rules, strongest first."""
+TRAINING_FIRST = (
+    ("email",),
+    ("national_id",),
+    ("birth_date", "postcode"),
+    ("birth_date", "last_name"),
+)
+"""Rules EM learns best from, tried first: few of their pairs are two members of one
+household (a landline or an address is shared by a whole family)."""
 PRIOR_RULES = (("email",), ("national_id",), ("first_name", "last_name", "birth_date"))
 """Rules whose pairs are nearly all matches: the prior is estimated from them."""
 MIN_TRAINING_PAIRS = 50
@@ -183,7 +191,8 @@ def choose(records: pd.DataFrame, cfg: IdentityConfig) -> LinkPlan:
         notes.append("training rules set in the configuration")
     else:
         training = []
-        for rule in blocking:
+        ordered = [r for r in TRAINING_FIRST if r in blocking]
+        for rule in ordered + [r for r in blocking if r not in ordered]:
             if pairs.get(rule, 0) < MIN_TRAINING_PAIRS:
                 notes.append(
                     f"no EM training on {'+'.join(rule)}: {pairs.get(rule, 0)} candidate pairs "
