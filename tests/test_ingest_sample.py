@@ -34,7 +34,9 @@ def _by_source(summary: dict[str, Any]) -> dict[str, dict[str, Any]]:
         s["q"] += r["rows_quarantined"]
         for k, v in r["rule_counts"].items():
             s["rules"][k] = s["rules"].get(k, 0) + v
-        for k, v in r["flag_counts"].items():
+        # A bad optional value is flagged (row kept as is) or cleared (row kept without
+        # it): both are what the sample planted as "flags".
+        for k, v in {**r["flag_counts"], **r["field_counts"]}.items():
             s["flags"][k] = s["flags"].get(k, 0) + v
     return out
 

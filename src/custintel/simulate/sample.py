@@ -89,6 +89,7 @@ class _Truth:
         rules[rule] = rules.get(rule, 0) + n
 
     def flag(self, source: str, flag: str, n: int = 1) -> None:
+        """A bad optional value: flagged, or cleared on a field-level column."""
         flags = self.data[source]["flags"]
         flags[flag] = flags.get(flag, 0) + n
 
