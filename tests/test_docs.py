@@ -66,6 +66,7 @@ def test_every_rule_family_is_documented() -> None:
         "range.",
         "future.",
         "amount.sign",
+        "amount.zero",
         "unique.key",
         "syntax.email",
         "syntax.phone",

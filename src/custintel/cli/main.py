@@ -992,6 +992,19 @@ def clv_validate(
     if as_json:
         _print_json(result)
         return
+    cal, hold = result["periods"]["calibration"], result["periods"]["holdout"]
+    console.print(
+        f"calibration to {result['calibration_end']}: {cal['customers']:,} customers, "
+        f"{cal['purchases']:,} purchase days ({cal['repeat_purchases']:,} repeat)"
+        + (
+            f"; {result['left_out_no_history']:,} first bought on the last day, left out"
+            if result["left_out_no_history"]
+            else ""
+        )
+        + f"\nholdout to {result['holdout_end']}: {hold['purchases']:,} purchase days by "
+        f"{hold['customers_buying']:,} of them",
+        highlight=False,
+    )
     table = Table(
         title=f"Holdout {result['calibration_end']} to {result['holdout_end']}: repeat purchases"
     )

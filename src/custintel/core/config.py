@@ -48,10 +48,19 @@ class WarehouseConfig(_Strict):
 class CsvOptions(_Strict):
     """How to read a delimited text file (DuckDB's CSV reader does the parsing)."""
 
-    delimiter: str = ","
+    delimiter: str = Field(
+        default=",",
+        description='one character, or "whitespace": fields separated by any run of spaces '
+        "or tabs, leading and trailing blanks ignored (fixed-width style exports)",
+    )
     quote: str = '"'
     escape: str = '"'
     header: bool = True
+    column_names: list[str] | None = Field(
+        default=None,
+        description="names of the columns of a file without a header (default column0, "
+        "column1, ...)",
+    )
     encoding: Literal["utf-8", "utf-16", "latin-1"] = "utf-8"
     skip_rows: int = Field(default=0, ge=0, description="lines to skip before the header")
     null_values: list[str] = Field(default_factory=lambda: [""])
@@ -62,11 +71,25 @@ class CsvOptions(_Strict):
         "files with mixed line endings but silently drops surplus fields",
     )
 
-    @field_validator("delimiter", "quote", "escape")
+    @field_validator("delimiter")
+    @classmethod
+    def _delimiter(cls, value: str) -> str:
+        if len(value) > 1 and value != "whitespace":
+            raise ValueError(f'must be a single character or "whitespace", got {value!r}')
+        return value
+
+    @field_validator("quote", "escape")
     @classmethod
     def _one_char(cls, value: str) -> str:
         if len(value) > 1:
             raise ValueError(f"must be a single character, got {value!r}")
+        return value
+
+    @field_validator("column_names")
+    @classmethod
+    def _distinct_names(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and (len(set(value)) != len(value) or not all(value)):
+            raise ValueError("column names must be non-empty and distinct")
         return value
 
 

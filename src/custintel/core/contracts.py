@@ -226,7 +226,11 @@ class Contract:
     key: tuple[str, ...]
     timestamp: str
     amount_rule: bool = False
-    """Orders only: amount > 0 unless the row is a return (then amount != 0)."""
+    """Orders only: a purchase's amount is not negative (zero is flagged), a return's is
+    not zero."""
+    line_key: str | None = None
+    """A key column a source may leave unmapped: each line is then its own record, keyed
+    ``<file>:<line>`` (a bare purchase log has no order numbers)."""
 
     def column(self, name: str) -> Column:
         for col in self.columns:
@@ -291,11 +295,13 @@ ORDERS = Contract(
     key=("order_id",),
     timestamp="order_ts",
     amount_rule=True,
+    line_key="order_id",
     columns=(
         _c(
             "order_id",
             "string",
-            "Order number, unique within its source.",
+            "Order number, unique within its source (unmapped: `<file>:<line>`, each line "
+            "one order).",
             required=True,
             nullable=False,
         ),

@@ -8,10 +8,13 @@ a stable order so every later step can refer to a record by an integer.
 
 from __future__ import annotations
 
+import ibis
 import pandas as pd
 
 from custintel.core.config import IdentityConfig
+from custintel.core.contracts import CUSTOMERS
 from custintel.core.errors import CustintelError
+from custintel.core.warehouse import Warehouse
 from custintel.identity import normalize as nz
 
 IDENTIFYING = (
@@ -51,6 +54,32 @@ def latest_versions(raw: pd.DataFrame) -> pd.DataFrame:
         ["source", "source_id", "updated_at", "created_at"], na_position="first", kind="stable"
     )
     return order.drop_duplicates(["source", "source_id"], keep="last").reset_index(drop=True)
+
+
+def refs_as_profiles(wh: Warehouse) -> pd.DataFrame:
+    """Without customer profiles (a bare purchase log), the buyer ids the activity tables
+    carry are the customers: one empty profile per ``(source, customer_ref)``, so every
+    later stage finds its customer ids where it always does."""
+    parts = []
+    for name in wh.tables("clean"):
+        t = wh.table("clean", name)
+        if "customer_ref" in t.columns and "source" in t.columns:
+            refs = t.filter(t.customer_ref.notnull())
+            parts.append(refs.select(source=refs.source, source_id=refs.customer_ref).distinct())
+    if not parts:
+        raise IdentityInputError(
+            "identity: there are no customer profiles and no table with a customer_ref "
+            "(map customers, or map customer_ref on the orders)"
+        )
+    found = ibis.union(*parts, distinct=True).execute()
+    columns = {
+        c.name: pd.Series(pd.NA, index=found.index, dtype="string") for c in CUSTOMERS.columns
+    }
+    columns["source_id"] = found["source_id"].astype("string")
+    out = pd.DataFrame({"source": found["source"].astype("string"), **columns})
+    for stamp in ("created_at", "updated_at"):
+        out[stamp] = pd.Series(pd.NaT, index=found.index, dtype="datetime64[us, UTC]")
+    return out
 
 
 def check_sources(raw: pd.DataFrame) -> None:

@@ -261,10 +261,13 @@ def resolve(wh: Warehouse, cfg: ProjectConfig, run_id: str, *, full: bool = Fals
     started = now()
     result = ResolveResult()
     icfg = cfg.identity
-    table = wh.table("clean", "customers")
-    # The loader's own columns (file, line, flags, extras) play no part in linking.
-    raw = table.select([c for c in table.columns if not c.startswith("_")]).execute()
-    records.check_sources(raw)
+    if wh.exists("clean", "customers"):
+        table = wh.table("clean", "customers")
+        # The loader's own columns (file, line, flags, extras) play no part in linking.
+        raw = table.select([c for c in table.columns if not c.startswith("_")]).execute()
+        records.check_sources(raw)
+    else:
+        raw = records.refs_as_profiles(wh)
     latest = records.latest_versions(raw)
     rows_in = len(raw)
     del raw  # a million raw rows need not stay in memory through the linking
@@ -291,6 +294,11 @@ def resolve(wh: Warehouse, cfg: ProjectConfig, run_id: str, *, full: bool = Fals
     result.reclustered_records = int(linked.scope.sum())
     result.empty_records = int(records.empty_records(rec).sum())
     result.probabilistic = linked.status
+    if not wh.exists("clean", "customers"):
+        result.probabilistic = (
+            "no customer profiles: each customer_ref of the activity tables is one customer"
+        )
+        result.notes = []
     result.notes = linked.notes
     result.plan = linked.plan
     result.non_keys = len(linked.non_keys)

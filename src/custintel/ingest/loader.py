@@ -380,6 +380,12 @@ class Loader:
                 )
             else:
                 opts = readers.csv_options_for(source.csv, file.path)
+                if opts.delimiter == "whitespace":
+                    census = self._census(file, None, opts.encoding)
+                    scan = readers.read_whitespace(self.duck, file, opts, scratch, census)
+                    return self._load(
+                        name, source, scan, file, file.relative, file.sha256, file.size_bytes
+                    )
                 census = self._census(file, opts, opts.encoding)
                 names = readers.csv_names(self.duck, file, opts)
                 if census.regular and opts.encoding != "utf-16":
@@ -483,6 +489,15 @@ class Loader:
             self.duck.execute(f"CREATE OR REPLACE TEMP TABLE {_q(table + '_fixed')} AS {rebuilt}")
             self._drop_scratch((table, table + "_rows"))
             self.duck.execute(f"ALTER TABLE {_q(table + '_fixed')} RENAME TO {_q(table)}")
+        if mapping.line_key:
+            # Each line its own record: the key is the file and line it came from.
+            keyed = _q(table + "_keyed")
+            self.duck.execute(
+                f"CREATE OR REPLACE TEMP TABLE {keyed} AS SELECT * REPLACE "
+                f"(_file || ':' || _line::VARCHAR AS {_q(mapping.line_key)}) FROM {_q(table)}"
+            )
+            self._drop_scratch((table, table + "_rows"))
+            self.duck.execute(f"ALTER TABLE {keyed} RENAME TO {_q(table)}")
         if self.wh.kind == "duckdb":
             return self.wh.con.table(table, database=("temp", "main"))
         self.scratch.mkdir(parents=True, exist_ok=True)
@@ -537,7 +552,14 @@ class Loader:
             found = self._stage_sql(exceptions_name, plan["exceptions"])
             if "tally" not in plan:
                 plan.update(
-                    self._plan_outcomes(plan["checked"], plan["clearing"], found, contract, mapping)
+                    self._plan_outcomes(
+                        plan["checked"],
+                        plan["clearing"],
+                        plan["flagging"],
+                        found,
+                        contract,
+                        mapping,
+                    )
                 )
             result = self._count(name, label, parsed_name, plan)
             depends_on = sorted(str(p) for (p,) in self._fetch(plan["prior"]))
@@ -636,6 +658,7 @@ class Loader:
         return {
             "checked": checked,
             "clearing": [r for r in rules if r.action == "clear"],
+            "flagging": any(r.action == "flag" for r in rules),
             "exceptions": self.wh.compile(exceptions(checked, contract, table)),
         }
 
@@ -643,6 +666,7 @@ class Loader:
         self,
         checked: ir.Table,
         clearing: list[Rule],
+        flagging: bool,
         found: ir.Table,
         contract: Contract,
         mapping: Mapping,
@@ -666,7 +690,7 @@ class Loader:
             fields = cleared_fields(checked, found, contract, clearing, self.run_id, self.started)
             plan["fields"] = self.wh.compile(fields)
             plan["field_tally"] = self.wh.compile(fields.group_by("rule").agg(n=fields.count()))
-        if any(c.syntax for c in contract.columns):
+        if flagging:
             kept = clean_rows(checked, found, contract).filter(lambda t: t._flags.notnull())
             flags = kept.select(flag=kept._flags.split(",").unnest())
             plan["flags"] = self.wh.compile(flags.group_by("flag").agg(n=flags.count()))

@@ -33,6 +33,7 @@ class Mapping:
     sources: dict[str, str]  # contract column -> source column
     constants: dict[str, str]  # contract column -> fixed text
     extra: list[str]  # source columns no contract column uses (schema drift)
+    line_key: str | None = None  # key column numbered by file and line (not in the source)
 
 
 def resolve_mapping(
@@ -63,7 +64,14 @@ def resolve_mapping(
             sources[col.name] = by_lower[col.name.lower()]
         elif col.name == "currency" and source.currency:
             constants[col.name] = source.currency
-    missing = [c.name for c in contract.columns if c.required and c.name not in sources | constants]
+    line_key = None
+    if contract.line_key and contract.line_key not in sources | constants:
+        line_key = contract.line_key
+    missing = [
+        c.name
+        for c in contract.columns
+        if c.required and c.name not in sources | constants and c.name != line_key
+    ]
     if missing:
         raise SourceError(
             f"{where}: missing required column(s) {missing} for contract {contract.name!r}; "
@@ -71,7 +79,7 @@ def resolve_mapping(
         )
     used = set(sources.values())
     extra = [c for c in columns if c not in used]
-    return Mapping(sources, constants, extra)
+    return Mapping(sources, constants, extra, line_key)
 
 
 def _raw(col: Column, mapping: Mapping, source: SourceConfig) -> str:

@@ -126,7 +126,7 @@ def _header(duck: Any, file: InputFile, opts: CsvOptions) -> list[str]:
         )
     fields = next(csv.reader([row[0]], delimiter=opts.delimiter, quotechar=opts.quote or '"'))
     if not opts.header:
-        return [f"column{i}" for i in range(len(fields))]
+        return _headerless(file, opts, len(fields))
     names = [f.strip() for f in fields]
     if opts.delimiter != "\t" and any("\t" in name for name in names):
         raise SourceError(
@@ -150,6 +150,75 @@ def _header(duck: Any, file: InputFile, opts: CsvOptions) -> list[str]:
             )
         seen.add(name)
     return names
+
+
+def _headerless(file: InputFile, opts: CsvOptions, fields: int) -> list[str]:
+    """Names of a file without a header: ``csv.column_names``, or column0, column1, ..."""
+    if opts.column_names is None:
+        return [f"column{i}" for i in range(fields)]
+    if len(opts.column_names) != fields:
+        raise SourceError(
+            f"{file.relative}: line {opts.skip_rows + 1} has {fields} fields but "
+            f"csv.column_names names {len(opts.column_names)}"
+        )
+    return list(opts.column_names)
+
+
+def read_whitespace(
+    duck: Any, file: InputFile, opts: CsvOptions, name: str, census: TextCensus
+) -> Scan:
+    """A file whose fields are separated by runs of blanks (``csv.delimiter: whitespace``,
+    the layout of many published data sets and fixed-width exports): each line is split
+    on whitespace after trimming; a line with another number of fields than the first is
+    one malformed record. DuckDB's CSV reader takes one delimiter character, so lines are
+    read as text (the JSON-lines reader) and split in SQL."""
+    if file.size_bytes == 0:
+        raise SourceError(f"{file.relative}: the file is empty (0 bytes)")
+    tally = salvage.Tally()
+    batches = salvage.jsonl_batches(
+        file.path,
+        compression_of(file.path, opts.compression),
+        file.relative,
+        opts.encoding,
+        tally,
+        kind="delimited",
+    )
+    raw = _collect(duck, file, name, salvage.jsonl_schema(), batches)
+    _account(file, tally, census)
+    lines = f"{name}__lines"
+    duck.execute(
+        f"CREATE OR REPLACE TEMP TABLE {_q(lines)} AS SELECT text, _ord, _encoding, "
+        f"regexp_split_to_array(regexp_replace(text, '^\\s+|\\s+$', '', 'g'), '\\s+') "
+        f"AS parts FROM {_q(raw)} "
+        f"WHERE _ord > {opts.skip_rows}"
+    )
+    duck.execute(f"DROP TABLE {_q(raw)}")
+    first = duck.execute(
+        f"SELECT _ord, parts FROM {_q(lines)} WHERE _encoding IS NULL ORDER BY _ord LIMIT 1"
+    ).fetchone()
+    if first is None:
+        raise SourceError(f"{file.relative}: no line to read")
+    if opts.header:
+        names = [str(p) for p in first[1]]
+        if len(set(names)) != len(names):
+            raise SourceError(f"{file.relative}: line {first[0]}: a column name appears twice")
+        duck.execute(f"DELETE FROM {_q(lines)} WHERE _ord = {int(first[0])}")
+    else:
+        names = _headerless(file, opts, len(first[1]))
+    nulls = ", ".join(_lit(v) for v in opts.null_values) or "''"
+    cols = "".join(
+        f"CASE WHEN _malformed IS NULL AND parts[{i + 1}] NOT IN ({nulls}) "
+        f"THEN parts[{i + 1}] END AS {_q(n)}, "
+        for i, n in enumerate(names)
+    )
+    n = len(names)
+    sql = (
+        f"SELECT {cols}_ord, _malformed, CASE WHEN _malformed IS NOT NULL THEN text END "
+        f"AS _raw_line FROM (SELECT *, CASE WHEN _encoding IS NOT NULL THEN _encoding "
+        f"WHEN len(parts) <> {n} THEN 'WRONG NUMBER OF FIELDS: expected {n}, found ' "
+        f"|| len(parts) END AS _malformed FROM {_q(lines)})"
+    )
+    return Scan(sql, names, marks_malformed=True, scratch=(lines,))
 
 
 def read_csv(

@@ -222,14 +222,27 @@ def rules_for(contract: Contract, quality: QualityConfig, now: datetime) -> list
                 )
             )
     if contract.amount_rule:
+        # A negative purchase is a return written without its flag... or an error; a
+        # purchase of 0 is real (a free sample, a fully discounted order, a loyalty
+        # reward): it counts as a purchase and is flagged, not quarantined.
         rules.append(
             Rule(
                 "amount.sign",
                 "amount",
                 "reject",
-                "amount must be > 0 for a purchase and non-zero for a return.",
-                lambda t: ibis.ifelse(t.is_return.fill_null(False), t.amount == 0, t.amount <= 0),
-                _say("amount", "must be > 0 for a purchase (non-zero for a return)"),
+                "amount must not be negative for a purchase, nor zero for a return.",
+                lambda t: ibis.ifelse(t.is_return.fill_null(False), t.amount == 0, t.amount < 0),
+                _say("amount", "must not be negative for a purchase (nor zero for a return)"),
+            )
+        )
+        rules.append(
+            Rule(
+                "amount.zero",
+                "amount",
+                "flag",
+                "a purchase of amount 0 (flagged, row kept).",
+                lambda t: ~t.is_return.fill_null(False) & (t.amount == 0),
+                _say("amount", "is a purchase of amount 0"),
             )
         )
     for col in contract.columns:

@@ -242,10 +242,11 @@ def csv_schema(names: list[str]) -> pa.Schema:
 
 
 def jsonl_batches(
-    path: Path, compression: str, label: str, encoding: str, tally: Tally
+    path: Path, compression: str, label: str, encoding: str, tally: Tally, kind: str = "JSON"
 ) -> Iterator[pa.RecordBatch]:
     """Every non-blank line as text with its line number; a line whose bytes are invalid
-    in the encoding comes with ``_malformed`` set (and its text shown escaped)."""
+    in the encoding comes with ``_malformed`` set (and its text shown escaped). Also the
+    line reader of whitespace-separated files (``kind``: what the line should be)."""
     texts: list[str] = []
     ords: list[int] = []
     broken: list[str | None] = []
@@ -260,7 +261,7 @@ def jsonl_batches(
             text = _shown(raw, encoding)
             problem = (
                 f"INVALID ENCODING: bytes {raw[exc.start : exc.start + 4]!r} are not valid "
-                f"{encoding} (the line is not JSON text in that encoding)"
+                f"{encoding} (the line is not {kind} text in that encoding)"
             )
         if problem is None and not text.strip():
             tally.blank += 1

@@ -116,6 +116,17 @@ class ClvTasks(ProjectParts):
             "calibration_end": calibration_end.isoformat(),
             "holdout_end": holdout_end.isoformat(),
             "left_out_no_history": new,
+            "periods": {
+                "calibration": {
+                    "customers": len(frame),
+                    "purchases": int(len(frame) + frame.frequency.sum()),
+                    "repeat_purchases": int(frame.frequency.sum()),
+                },
+                "holdout": {
+                    "customers_buying": int((frame.holdout_frequency > 0).sum()),
+                    "purchases": int(frame.holdout_frequency.sum()),
+                },
+            },
             "models": {},
         }
         for name in PURCHASE_MODELS:

@@ -208,7 +208,8 @@ def write_sample(
     ]
     feb = [list(r) for r in jan[-25:]] + feb  # the February export repeats 25 January orders
     jan[10][4] = "XXX"
-    jan[11][3] = "0.00"
+    jan[11][3] = "-12.00"  # a negative purchase not marked as a return
+    jan[16][3] = "0.00"  # a free order: kept, flagged
     jan[12][3] = "2500000.00"
     jan[13][2] = "2099-05-01T10:00:00+00:00"
     jan[14][2] = "31/02/2025 25:61"
@@ -220,6 +221,7 @@ def write_sample(
     _write_csv(out / "shop" / "orders_2025_02.csv", header, feb)
     truth.rows("shop_orders", len(jan) + len(feb))
     truth.dup("shop_orders", 25)
+    truth.flag("shop_orders", "amount.zero")
     for rule in (
         "allowed.currency",
         "amount.sign",
