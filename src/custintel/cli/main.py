@@ -1047,7 +1047,16 @@ def model_train(
     table: Path | None = typer.Option(
         None, "--table", help="Your own prepared table (CSV or Parquet); LABEL names the model."
     ),
-    target: str = typer.Option("label", "--target", help="With --table: the 0/1 target column."),
+    target: str = typer.Option(
+        "label",
+        "--target",
+        help="With --table: the target column (0/1, true/false, T/F, yes/no, Y/N).",
+    ),
+    positive: str | None = typer.Option(
+        None,
+        "--positive",
+        help="With --table: the target's positive value, when spelled otherwise.",
+    ),
     time_column: str | None = typer.Option(
         None, "--time-column", help="With --table: snapshot dates, for a split by time."
     ),
@@ -1058,7 +1067,12 @@ def model_train(
     with _open(project) as proj, _progress(not as_json) as progress:
         if table is not None:
             result = proj.model_train_table(
-                label, table, target, time_column=time_column, progress=progress
+                label,
+                table,
+                target,
+                time_column=time_column,
+                positive=positive,
+                progress=progress,
             )
         else:
             result = proj.model_train(label, force=force, progress=progress)

@@ -85,6 +85,66 @@ def _leak_auc(x: pd.Series, y: np.ndarray) -> float:
     return float(max(auc, 1 - auc))
 
 
+POSITIVE_WORDS = {"1", "true", "t", "yes", "y"}
+NEGATIVE_WORDS = {"0", "false", "f", "no", "n"}
+"""Binary labels as tables spell them: 0/1, true/false, T/F, yes/no, Y/N (any case)."""
+
+
+def _word(value: object) -> str:
+    """A label value as comparable text: 1, 1.0 and "1" are one value, case is ignored."""
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, int | float | np.integer | np.floating) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip().lower()
+
+
+def binary_labels(values: pd.Series, name: str, positive: str | None = None) -> np.ndarray:
+    """0/1 from a label column in any common binary spelling, or 1 where it equals
+    ``positive``. Empty values, a third value, or a positive value that does not occur
+    are refused, naming the column and the values found."""
+    empty = values.isna() | (values.astype("string").str.strip() == "")
+    if empty.any():
+        rows = ", ".join(str(i + 2) for i in np.flatnonzero(empty.to_numpy())[:5])
+        raise StageError(
+            f"models: {int(empty.sum()):,} rows have no value in {name!r} "
+            f"(file lines {rows}{', ...' if empty.sum() > 5 else ''})"
+        )
+    words = values.map(_word)
+    found = sorted(words.unique())
+    shown = ", ".join(repr(v) for v in found[:6]) + (", ..." if len(found) > 6 else "")
+    if positive is not None:
+        wanted = _word(positive)
+        if wanted not in found:
+            raise StageError(
+                f"models: the positive value {positive!r} does not occur in {name!r} "
+                f"(its values: {shown})"
+            )
+    if len(found) > 2:
+        raise StageError(
+            f"models: the target {name!r} has {len(found)} values ({shown}); a propensity "
+            "model needs two (name the positive one with --positive to set the rest as 0)"
+            if positive is None
+            else f"models: the target {name!r} has {len(found)} values ({shown}); it must have two"
+        )
+    if len(found) < 2:
+        raise StageError(
+            f"models: the target {name!r} has one class only ({shown or 'none'}) "
+            f"in {len(values):,} rows; nothing to learn"
+        )
+    if positive is None:
+        if found[0] in NEGATIVE_WORDS and found[1] in POSITIVE_WORDS:
+            wanted = found[1]
+        elif found[1] in NEGATIVE_WORDS and found[0] in POSITIVE_WORDS:
+            wanted = found[0]
+        else:
+            raise StageError(
+                f"models: the target {name!r} has the values {shown}: which one is the "
+                "positive class? (give it with --positive)"
+            )
+    return (words == wanted).to_numpy().astype(int)
+
+
 def prepare(
     frame: pd.DataFrame,
     *,
@@ -92,6 +152,7 @@ def prepare(
     time: str | None = "as_of",
     id_column: str = "customer_id",
     exclude: frozenset[str] = NOT_FEATURES,
+    positive: str | None = None,
 ) -> Dataset:
     """Split a table into features, target, snapshot dates and ids; refuse a target with
     one class; drop constant, identifier-like and leaking columns with a note."""
@@ -105,20 +166,9 @@ def prepare(
     order = [c for c in (time, id_column) if c and c in frame]
     if order:
         frame = frame.sort_values(order, kind="stable", ignore_index=True)
-    y = pd.to_numeric(frame[target], errors="coerce")
-    if y.isna().any():
-        raise StageError(f"models: {int(y.isna().sum()):,} rows have no value in {target!r}")
-    classes = sorted(y.unique())
-    if len(classes) < 2:
-        raise StageError(
-            f"models: the target {target!r} has one class only ({classes[0] if classes else 'none'}) "
-            f"in {len(frame):,} rows; nothing to learn"
-        )
-    if set(classes) - {0, 1}:
-        raise StageError(f"models: the target {target!r} must be 0/1, found {classes[:5]}")
+    target_values = binary_labels(frame[target], target, positive)
     notes: list[str] = []
     leaks: list[str] = []
-    target_values = y.to_numpy().astype(int)
     when = None if time is None else pd.to_datetime(frame[time]).to_numpy().astype("datetime64[D]")
     # Decisions about columns come from the rows a model may learn from: never from the
     # latest snapshot, which is the out-of-time test.

@@ -107,10 +107,13 @@ class ModelTasks(ProjectParts):
         target: str,
         *,
         time_column: str | None = None,
+        positive: str | None = None,
         progress: Progress | None = None,
     ) -> dict[str, Any]:
         """Train on a prepared table of your own (CSV or Parquet) with the same validation,
-        calibration, evaluation and registry; by time when ``time_column`` is given."""
+        calibration, evaluation and registry; by time when ``time_column`` is given. The
+        target may be spelled 0/1, true/false, T/F, yes/no, or its ``positive`` value
+        named."""
         path = Path(path)
         if not path.is_absolute():
             path = (Path.cwd() / path) if path.exists() else self.dir / path
@@ -125,7 +128,9 @@ class ModelTasks(ProjectParts):
             raise StageError(
                 f"models: {path.name}: read CSV or Parquet, not {suffix or 'no extension'}"
             )
-        ds = prepare_dataset(frame, target=target, time=time_column, id_column="")
+        ds = prepare_dataset(
+            frame, target=target, time=time_column, id_column="", positive=positive
+        )
         trained = train_model(ds, name, self.config.models, progress=progress)
         s = {**trained.summary, "table": str(path.name), "target": target, "leaks": ds.leaks}
         split = s["split"]
