@@ -447,8 +447,11 @@ class TuningConfig(_Strict):
     """The Optuna search of LightGBM settings (docs/models.md#tuning)."""
 
     trials: int = Field(default=20, ge=0, description="trials per training; 0 turns tuning off")
-    timeout_s: float = Field(
-        default=300, gt=0, description="stop starting new trials after this many seconds"
+    timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="stop starting new trials after this many seconds (default: none, so "
+        "the same rows and settings give the same model on any machine)",
     )
     pruning: bool = Field(default=True, description="stop trials behind the median early")
     sample_rows: int = Field(

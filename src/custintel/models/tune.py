@@ -72,7 +72,7 @@ def tune(
     *,
     base: dict[str, Any],
     trials: int,
-    timeout: float,
+    timeout: float | None,
     seed: int,
     pruning: bool = True,
     patience: int = 100,
