@@ -1085,16 +1085,32 @@ def model_train(
             "unchanged: the latest version was trained on these rows with these settings",
             highlight=False,
         )
-    console.print(
-        f"{result['name']} v{result['version']}: {result['algorithm']} "
-        f"({result['chosen_because']}); trained on {', '.join(split['train'])}, "
-        + ("tested on " if "random" in split["test"] else "tested out of time on ")
-        + f"{split['test']} ({result['rows']['test']:,} customers)",
-        highlight=False,
-    )
+    crossfitted = split.get("kind") == "crossfit"
+    if crossfitted:
+        est = result["estimate"]
+        console.print(
+            f"{result['name']} v{result['version']}: {result['algorithm']} "
+            f"({result['chosen_because']}), calibration {result['calibration']}; trained on "
+            f"{', '.join(split['train'])}; estimated {split['test']}: AUC "
+            f"{est['auc_mean']:.4f} ± {est['auc_sd']:.4f}, Brier {est['brier_mean']:.4f} "
+            f"± {est['brier_sd']:.4f} over the folds ({est['seconds']:.1f} s)",
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"{result['name']} v{result['version']}: {result['algorithm']} "
+            f"({result['chosen_because']}); trained on {', '.join(split['train'])}, "
+            + ("tested on " if "random" in split["test"] else "tested out of time on ")
+            + f"{split['test']} ({result['rows']['test']:,} customers)",
+            highlight=False,
+        )
     from custintel.models.metrics import CANDIDATE_COLUMNS, candidate_cells
 
-    table = Table(title="Out-of-time test")
+    table = Table(
+        title="Out-of-fold estimate (every row predicted by a model that never saw it)"
+        if crossfitted
+        else "Out-of-time test"
+    )
     for col in CANDIDATE_COLUMNS:
         table.add_column(col, justify="left" if col == "candidate" else "right")
     for name, c in result["candidates"].items():
@@ -1195,8 +1211,16 @@ def model_promote(
 def score(
     label: str = typer.Argument(..., help="Model name (its label), e.g. churn_90d, or clv."),
     project: Path = ProjectOpt,
-    as_of: str = typer.Option(..., "--as-of", help="Score the features as of this date."),
+    as_of: str | None = typer.Option(None, "--as-of", help="Score the features as of this date."),
     version: int | None = typer.Option(None, "--version", help="Version (default: champion)."),
+    table: Path | None = typer.Option(
+        None, "--table", help="A model trained on your own table: score this file's rows."
+    ),
+    out: Path | None = typer.Option(None, "--out", help="With --table: CSV or Parquet to write."),
+    id_column: str | None = typer.Option(
+        None, "--id", help="With --table: a column passed through to the output."
+    ),
+    use_onnx: bool = typer.Option(False, "--onnx", help="With --table: score with the ONNX graph."),
     horizon: int | None = typer.Option(
         None, "--horizon", help="clv: days ahead (clv.horizon_days)."
     ),
@@ -1208,7 +1232,26 @@ def score(
     as_json: bool = JsonOpt,
 ) -> None:
     """Score every eligible customer into scores.<label> with deciles, tiers and reasons;
-    `score clv` writes lifetime values into scores.clv."""
+    `score clv` writes lifetime values into scores.clv; `score NAME --table FILE --out
+    FILE` scores the rows of a table like the one NAME was trained on."""
+    if table is not None:
+        if out is None:
+            raise ConfigError("score --table: say where the scores go with --out FILE")
+        with _open(project, read_only=True) as proj:
+            result = proj.score_table(
+                label, table, out, id_column=id_column, version=version, use_onnx=use_onnx
+            )
+        if as_json:
+            _print_json(result)
+            return
+        console.print(
+            f"{result['out']}: {result['rows']:,} rows scored by {result['model']} "
+            f"v{result['version']} ({result['engine']}; mean score {result['mean_score']:.4f})",
+            highlight=False,
+        )
+        return
+    if as_of is None:
+        raise ConfigError("score: give --as-of DATE (or --table FILE for your own table)")
     if label == "clv":
         with _open(project) as proj:
             result = proj.score_clv(

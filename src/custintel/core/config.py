@@ -487,6 +487,11 @@ class ModelsConfig(_Strict):
         description="learners compared on validation; the best is kept",
     )
     calibration: Literal["isotonic", "sigmoid"] = "isotonic"
+    crossfit_tables: bool = Field(
+        default=True,
+        description="a table of your own without a time column: choices by cross-validation "
+        "and an out-of-fold estimate (false: a random 60/20/20 split)",
+    )
     tuning: TuningConfig = Field(default_factory=TuningConfig)
     imbalance: Literal["none", "class_weight", "undersample", "oversample"] = Field(
         default="none",

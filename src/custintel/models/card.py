@@ -38,6 +38,8 @@ def sections(entry: dict[str, Any], s: dict[str, Any], gates: dict[str, float]) 
     """The card's content: (title, blocks) per section."""
     name, version = entry["name"], entry["version"]
     split = s.get("split", {})
+    crossfitted = split.get("kind") == "crossfit"
+    own = "table" in s
     rows = s.get("rows", {})
     test = s.get("test", {})
     out: list[Any] = []
@@ -74,10 +76,14 @@ def sections(entry: dict[str, Any], s: dict[str, Any], gates: dict[str, float]) 
             [
                 (
                     "p",
-                    f"Scores each eligible customer with the probability of `{name}` as of a "
-                    "snapshot date, to rank customers for a campaign and to size it with the "
-                    "threshold table. Scores are comparable across customers of one date; "
-                    "customers who opted out of profiling are never scored.",
+                    f"Scores rows of the same schema as `{s.get('table')}` with the "
+                    f"probability of `{name}` (`custintel score {name} --table FILE`), to "
+                    "rank them and to size a campaign with the threshold table."
+                    if own
+                    else f"Scores each eligible customer with the probability of `{name}` as "
+                    "of a snapshot date, to rank customers for a campaign and to size it with "
+                    "the threshold table. Scores are comparable across customers of one "
+                    "date; customers who opted out of profiling are never scored.",
                 )
             ],
         )
@@ -89,6 +95,19 @@ def sections(entry: dict[str, Any], s: dict[str, Any], gates: dict[str, float]) 
                 (
                     "table",
                     (
+                        ["part", "rows used", "rows"],
+                        [
+                            ["training", ", ".join(split.get("train", [])), rows.get("train")],
+                            [
+                                "choices and calibration",
+                                split.get("validation"),
+                                rows.get("train"),
+                            ],
+                            ["estimate", split.get("test"), rows.get("test")],
+                        ],
+                    )
+                    if crossfitted
+                    else (
                         ["part", "snapshots", "rows"],
                         [
                             ["training", ", ".join(split.get("train", [])), rows.get("train")],
@@ -108,7 +127,10 @@ def sections(entry: dict[str, Any], s: dict[str, Any], gates: dict[str, float]) 
                 ),
                 (
                     "p",
-                    f"Positive rate in the test snapshot: {_num(test.get('positive_rate'), 3)}.",
+                    f"Positive rate: {_num(test.get('positive_rate'), 3)}."
+                    if crossfitted
+                    else f"Positive rate in the test snapshot: "
+                    f"{_num(test.get('positive_rate'), 3)}.",
                 ),
             ],
         )
@@ -130,7 +152,9 @@ def sections(entry: dict[str, Any], s: dict[str, Any], gates: dict[str, float]) 
     ]
     out.append(
         (
-            "Out-of-time performance",
+            "Out-of-fold performance (nested cross-validation)"
+            if crossfitted
+            else "Out-of-time performance",
             [
                 ("table", (["metric", "value", "gate", "verdict"], gate_rows)),
                 ("table", (["candidate", "validation AUC", "test AUC", "test ECE"], cand_rows)),
@@ -225,7 +249,14 @@ def sections(entry: dict[str, Any], s: dict[str, Any], gates: dict[str, float]) 
             )
         )
     caveats = list(s.get("notes", []))
-    if "random" in str(split.get("test", "")):
+    if crossfitted:
+        est = s.get("estimate", {})
+        caveats.append(
+            "No time column: the figures are out of fold, not out of time; they hold for new "
+            "rows like these, not necessarily for a later period. AUC over the folds "
+            f"{_num(est.get('auc_mean'))} ± {_num(est.get('auc_sd'))}."
+        )
+    elif "random" in str(split.get("test", "")):
         caveats.append("The test rows are a random share, not a later snapshot: not out of time.")
     ece = test.get("ece")
     if ece is not None and ece > 0.02:

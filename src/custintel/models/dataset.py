@@ -42,6 +42,38 @@ class Dataset:
         return [c for c in self.X.columns if isinstance(self.X[c].dtype, pd.CategoricalDtype)]
 
 
+def check_scoring_table(
+    frame: pd.DataFrame, features: list[str], categories: dict[str, list[str]], where: str
+) -> None:
+    """Refuse rows a model cannot score faithfully, naming the column and a value: a
+    training column that is missing, a category the model never saw, text in a number
+    column."""
+    missing = [f for f in features if f not in frame]
+    if missing:
+        raise StageError(
+            f"models: {where} lacks the training column(s) {', '.join(map(repr, missing[:5]))}"
+            + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        )
+    for c in features:
+        values = frame[c]
+        if c in categories:
+            text = values.dropna().astype(str)
+            new = text[~text.isin(categories[c])]
+            if len(new):
+                raise StageError(
+                    f"models: {where}: column {c!r} holds {new.iloc[0]!r} in "
+                    f"{len(new):,} row(s), a category the model never saw in training"
+                )
+        elif not pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            numbers = pd.to_numeric(values, errors="coerce")
+            bad = values[numbers.isna() & values.notna()]
+            if len(bad):
+                raise StageError(
+                    f"models: {where}: column {c!r} holds {bad.iloc[0]!r} in {len(bad):,} "
+                    "row(s) where the model expects a number"
+                )
+
+
 def feature_frame(
     frame: pd.DataFrame, features: list[str], categories: dict[str, list[str]]
 ) -> pd.DataFrame:

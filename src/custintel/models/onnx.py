@@ -52,6 +52,8 @@ def encode(X: pd.DataFrame) -> np.ndarray:
 
 def _parts(member: Any) -> tuple[Any, str, Any]:
     """(fitted base estimator, calibration method, calibrator) of a calibrated member."""
+    if hasattr(member, "calibrator"):  # cross-fitted (crossfit.CrossFitted)
+        return member.base, member.method, member.calibrator
     calibrated = member.calibrated_classifiers_[0]
     base = calibrated.estimator
     base = getattr(base, "estimator", base)  # unwrap FrozenEstimator

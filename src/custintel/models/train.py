@@ -24,6 +24,7 @@ from custintel.core.errors import StageError
 from custintel.models import metrics
 from custintel.models import onnx as onnx_export
 from custintel.models.algorithms import calibrate, fit
+from custintel.models.crossfit import FOLDS, crossfit
 from custintel.models.dataset import Dataset, feature_frame, time_split
 from custintel.models.resample import STRATEGIES, rows_for
 from custintel.models.tune import tune
@@ -199,9 +200,81 @@ def _compare_imbalance(
     return out
 
 
+def _train_crossfit(
+    ds: Dataset, name: str, cfg: ModelsConfig, progress: Progress | None
+) -> Trained:
+    """A table without dates: choices by cross-validation, the estimate by nested
+    cross-fitting, the model kept fitted on all rows (see ``crossfit``)."""
+    X, y = ds.X, ds.y
+    done = crossfit(X, y, cfg, name=name, progress=progress)
+    final = done.final
+    categories = {c: list(X[c].cat.categories) for c in ds.categorical}
+    model = PropensityModel(name, final.algorithm, ds.features, categories, [final.model])
+    figures = metrics.evaluate(y, done.oof)
+    aucs = np.array([f["auc"] for f in done.folds])
+    briers = np.array([f["brier"] for f in done.folds])
+    exported = onnx_export.export(model.members, ds.features, categories)
+    onnx_info: dict[str, Any] = {"available": exported.model is not None, "reason": exported.reason}
+    if exported.model is not None:
+        rows = X if len(X) <= PARITY_ROWS else X.sample(PARITY_ROWS, random_state=cfg.seed)
+        onnx_info["max_abs_difference"] = onnx_export.parity(model.members, exported.model, rows)
+        onnx_info["parity_rows"] = len(rows)
+    base = final.model.base
+    summary = {
+        "name": name,
+        "algorithm": final.algorithm,
+        "chosen_because": f"higher out-of-fold AUC ({final.oof_auc[final.algorithm]:.4f}) "
+        f"in {FOLDS}-fold cross-validation",
+        "split": {
+            "kind": "crossfit",
+            "train": [f"all {len(y):,} rows"],
+            "validation": f"{FOLDS}-fold cross-validation inside each training part",
+            "test": f"out of fold: nested {FOLDS}-fold cross-validation (no time column)",
+        },
+        "rows": {"train": len(y), "early_stopping": 0, "calibration": 0, "test": len(y)},
+        "features": ds.features,
+        "notes": ds.notes,
+        "calibration": final.calibration,
+        "calibration_brier": final.briers,
+        "candidates": {
+            final.algorithm: {
+                "validation_auc": final.oof_auc[final.algorithm],
+                "test": figures,
+                "seconds": round(done.seconds, 2),
+                "iterations": final.trees,
+            }
+        },
+        "inner_auc": final.oof_auc,
+        "estimate": {
+            "folds": done.folds,
+            "auc_mean": float(aucs.mean()),
+            "auc_sd": float(aucs.std(ddof=1)) if len(aucs) > 1 else 0.0,
+            "brier_mean": float(briers.mean()),
+            "brier_sd": float(briers.std(ddof=1)) if len(briers) > 1 else 0.0,
+            "seconds": round(done.seconds, 2),
+        },
+        "test": figures,
+        "gains": metrics.gains(y, done.oof).to_dict(orient="records"),
+        "reliability": metrics.calibration_bins(y, done.oof).to_dict(orient="records"),
+        "importance": _importance(base, X, cfg.seed) if hasattr(base, "booster_") else [],
+        "curves": metrics.curves(y, done.oof),
+        "test_sample": _sample(y, done.oof, cfg.seed),
+        "params": final.params,
+        "tuning": final.tuning,
+        "imbalance": [],
+        "onnx": onnx_info,
+    }
+    if progress:
+        progress(f"{name}: done", 1, 1)
+    graph = None if exported.model is None else exported.model.SerializeToString()
+    return Trained(model, summary, graph)
+
+
 def train(
     ds: Dataset, name: str, cfg: ModelsConfig, *, progress: Progress | None = None
 ) -> Trained:
+    if ds.when is None and cfg.crossfit_tables:
+        return _train_crossfit(ds, name, cfg, progress)
     if ds.when is not None:
         split = time_split(ds.when)
         when = ds.when.astype(str)

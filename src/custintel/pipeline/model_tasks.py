@@ -26,7 +26,7 @@ from custintel.features.build import (
 from custintel.features.training import opted_out
 from custintel.models import card
 from custintel.models.compare import paired_bootstrap
-from custintel.models.dataset import feature_frame
+from custintel.models.dataset import check_scoring_table, feature_frame
 from custintel.models.dataset import prepare as prepare_dataset
 from custintel.models.explain import contributions, dependence, reasons
 from custintel.models.metrics import evaluate as evaluate_scores
@@ -100,6 +100,79 @@ class ModelTasks(ProjectParts):
         written = self.model_card(label, entry.version)
         return {**self._train_result(entry, s, False), "card": str(written["html"])}
 
+    def _read_table(self, path: Path) -> tuple[Path, pd.DataFrame]:
+        """A table of your own (CSV, TSV or Parquet), relative to here or the project."""
+        path = Path(path)
+        if not path.is_absolute():
+            path = (Path.cwd() / path) if path.exists() else self.dir / path
+        if not path.exists():
+            raise StageError(f"models: no table at {path}")
+        suffix = path.suffix.lower()
+        if suffix == ".parquet":
+            return path, pd.read_parquet(path)
+        if suffix in (".csv", ".txt", ".tsv"):
+            return path, pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+        raise StageError(
+            f"models: {path.name}: read CSV or Parquet, not {suffix or 'no extension'}"
+        )
+
+    def score_table(
+        self,
+        name: str,
+        path: Path,
+        out: Path,
+        *,
+        id_column: str | None = None,
+        version: int | None = None,
+        use_onnx: bool = False,
+    ) -> dict[str, Any]:
+        """Score the rows of a table of the training table's schema with a model trained
+        by ``model train NAME --table``: the latest version (or ``version``), natively or
+        with its ONNX graph; ``out`` (CSV or Parquet) gets the id column, if named, and
+        the score of every row, in the input's order."""
+        wh = self.warehouse
+        if not wh.exists("models", "registry"):
+            raise StageError(f"models: no model named {name!r} in the registry")
+        entry = registry.get(wh, name, version=version)
+        if not str(entry.feature_set).startswith("table:"):
+            raise StageError(
+                f"models: {name} was trained on the warehouse features; score it with "
+                f"`custintel score {name} --as-of DATE`"
+            )
+        path, frame = self._read_table(path)
+        model = registry.load(self.artifacts_dir, entry)
+        if id_column is not None and id_column not in frame:
+            raise StageError(f"models: {path.name} has no column {id_column!r} to pass through")
+        check_scoring_table(frame, model.features, model.categories, path.name)
+        X = feature_frame(frame, model.features, model.categories)
+        if use_onnx:
+            from custintel.models import onnx as onnx_export
+
+            graph = entry.folder(self.artifacts_dir) / "model.onnx"
+            if not graph.exists():
+                raise StageError(f"models: {name} v{entry.version} has no ONNX graph")
+            session = onnx_export.session(graph.read_bytes())
+            scores = onnx_export.predict(session, X)
+        else:
+            scores = model.predict(X)
+        result = pd.DataFrame({"score": np.round(scores, 6)})
+        if id_column is not None:
+            result.insert(0, id_column, frame[id_column].to_numpy())
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.suffix.lower() == ".parquet":
+            result.to_parquet(out, index=False)
+        else:
+            result.to_csv(out, index=False)
+        return {
+            "model": name,
+            "version": entry.version,
+            "engine": "onnx" if use_onnx else "native",
+            "rows": len(result),
+            "mean_score": float(result.score.mean()) if len(result) else float("nan"),
+            "out": str(out),
+        }
+
     def model_train_table(
         self,
         name: str,
@@ -114,20 +187,7 @@ class ModelTasks(ProjectParts):
         calibration, evaluation and registry; by time when ``time_column`` is given. The
         target may be spelled 0/1, true/false, T/F, yes/no, or its ``positive`` value
         named."""
-        path = Path(path)
-        if not path.is_absolute():
-            path = (Path.cwd() / path) if path.exists() else self.dir / path
-        if not path.exists():
-            raise StageError(f"models: no table at {path}")
-        suffix = path.suffix.lower()
-        if suffix == ".parquet":
-            frame = pd.read_parquet(path)
-        elif suffix in (".csv", ".txt", ".tsv"):
-            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
-        else:
-            raise StageError(
-                f"models: {path.name}: read CSV or Parquet, not {suffix or 'no extension'}"
-            )
+        path, frame = self._read_table(path)
         ds = prepare_dataset(
             frame, target=target, time=time_column, id_column="", positive=positive
         )
@@ -194,6 +254,8 @@ class ModelTasks(ProjectParts):
             | {"trials": len(s["tuning"]["trials"])},
             "imbalance": s.get("imbalance", []),
             "onnx": s.get("onnx"),
+            "calibration": s.get("calibration"),
+            "estimate": s.get("estimate"),
         }
 
     def _snapshot_rows(self, label: str, as_of: dt.date) -> pd.DataFrame:
@@ -330,9 +392,16 @@ class ModelTasks(ProjectParts):
         with the same version replaces its rows. A date after the data is refused unless
         ``projection`` (then recorded as one in ``ops.projections``)."""
         wh = self.warehouse
-        last = check_as_of(wh, self.config, as_of, "score", projection=projection)
         if not wh.exists("models", "registry"):
             raise StageError(f"models: no model named {label!r} in the registry")
+        latest = registry.get(wh, label, version=version)
+        if str(latest.feature_set).startswith("table:"):
+            raise StageError(
+                f"models: {label} v{latest.version} was trained on your own table "
+                f"({latest.feature_set[6:]}); score new rows of that schema with "
+                f"`custintel score {label} --table FILE --out FILE`"
+            )
+        last = check_as_of(wh, self.config, as_of, "score", projection=projection)
         try:
             entry = registry.get(wh, label, version=version, alias=None if version else CHAMPION)
         except StageError as exc:
