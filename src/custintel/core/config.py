@@ -492,6 +492,12 @@ class ModelsConfig(_Strict):
         description="a table of your own without a time column: choices by cross-validation "
         "and an out-of-fold estimate (false: a random 60/20/20 split)",
     )
+    crossfit_max_rows: int = Field(
+        default=20_000,
+        ge=100,
+        description="larger tables without a time column use the random 60/20/20 split: "
+        "a fifth of them is enough to stop, calibrate and test on",
+    )
     tuning: TuningConfig = Field(default_factory=TuningConfig)
     imbalance: Literal["none", "class_weight", "undersample", "oversample"] = Field(
         default="none",

@@ -273,7 +273,7 @@ def _train_crossfit(
 def train(
     ds: Dataset, name: str, cfg: ModelsConfig, *, progress: Progress | None = None
 ) -> Trained:
-    if ds.when is None and cfg.crossfit_tables:
+    if ds.when is None and cfg.crossfit_tables and len(ds.y) <= cfg.crossfit_max_rows:
         return _train_crossfit(ds, name, cfg, progress)
     if ds.when is not None:
         split = time_split(ds.when)
