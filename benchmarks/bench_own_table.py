@@ -5,7 +5,7 @@ settings, on the same five folds, on tables of 2,000-50,000 rows without a time 
 
 Tables: an outside telecom churn table (tests/outside/churn_table.py, 3,333 and 20,000
 rows, target ``Churn`` spelled T/F), and the Hillstrom e-mail test (../shared/data,
-samples of 5,000 and 30,000 rows, target ``visit``, the other outcomes dropped).
+samples of 5,000 and 20,000 rows, target ``visit``, the other outcomes dropped).
 
 For each table and each of five stratified folds (seed 0): custintel's procedure
 (``custintel.models.crossfit.procedure``: learner, trees and calibration chosen by
@@ -49,7 +49,7 @@ def tables() -> dict[str, tuple[pd.DataFrame, str]]:
     if HILLSTROM.exists():
         hill = pd.read_csv(HILLSTROM).drop(columns=["conversion", "spend"])
         out["hillstrom 5,000"] = (hill.sample(5000, random_state=3), "visit")
-        out["hillstrom 30,000"] = (hill.sample(30000, random_state=4), "visit")
+        out["hillstrom 20,000"] = (hill.sample(20000, random_state=4), "visit")
     return out
 
 
