@@ -18,7 +18,7 @@ from custintel.core.config import IdentityConfig, MatchRule
 from custintel.pipeline.project import Project
 from tests.outside import identity_run, profiles
 
-PEOPLE = 4000
+PEOPLE = 3000
 
 
 @pytest.fixture(scope="module")

@@ -392,6 +392,7 @@ class ModelTasks(ProjectParts):
         with the same version replaces its rows. A date after the data is refused unless
         ``projection`` (then recorded as one in ``ops.projections``)."""
         wh = self.warehouse
+        last = check_as_of(wh, self.config, as_of, "score", projection=projection)
         if not wh.exists("models", "registry"):
             raise StageError(f"models: no model named {label!r} in the registry")
         latest = registry.get(wh, label, version=version)
@@ -401,7 +402,6 @@ class ModelTasks(ProjectParts):
                 f"({latest.feature_set[6:]}); score new rows of that schema with "
                 f"`custintel score {label} --table FILE --out FILE`"
             )
-        last = check_as_of(wh, self.config, as_of, "score", projection=projection)
         try:
             entry = registry.get(wh, label, version=version, alias=None if version else CHAMPION)
         except StageError as exc:
