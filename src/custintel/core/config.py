@@ -179,44 +179,15 @@ ComparedField = Literal[
     "city",
     "region",
 ]
-BlockingField = Literal[
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "national_id",
-    "account_number",
-    "loyalty_id",
-    "birth_date",
-    "postcode",
-    "address",
-    "city",
-    "region",
-    "first_initial",
-]
+BlockingField = Literal[ComparedField, "first_initial"]
+"""A blocking or training rule's field: a compared field, or the first name's initial."""
 
 
 class MatchRule(_Strict):
     """A deterministic rule: records equal on every field (all present) are one customer."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    fields: list[
-        Literal[
-            "email",
-            "email_canonical",
-            "phone",
-            "loyalty_id",
-            "national_id",
-            "account_number",
-            "first_name",
-            "last_name",
-            "birth_date",
-            "postcode",
-            "address",
-            "city",
-            "region",
-        ]
-    ] = Field(min_length=1)
+    fields: list[Literal[ComparedField, "email_canonical"]] = Field(min_length=1)
     compatible_first_name: bool = Field(
         default=True,
         description="the household guard: also require first names that may be the same "

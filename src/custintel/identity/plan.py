@@ -25,27 +25,15 @@ the report and ``identity explain``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import get_args
 
 import pandas as pd
 
-from custintel.core.config import IdentityConfig
+from custintel.core.config import ComparedField, IdentityConfig
 
 INITIAL = "first_initial"
 """Pseudo-field of blocking rules: the first letter of the first name."""
-COMPARABLE = (
-    "first_name",
-    "last_name",
-    "email",
-    "phone",
-    "national_id",
-    "account_number",
-    "loyalty_id",
-    "birth_date",
-    "postcode",
-    "address",
-    "city",
-    "region",
-)
+COMPARABLE: tuple[str, ...] = get_args(ComparedField)
 """Every field a comparison exists for, in the order of the settings."""
 BLOCKING = (
     ("email",),
@@ -157,33 +145,26 @@ def choose(records: pd.DataFrame, cfg: IdentityConfig) -> LinkPlan:
         absent = [n for n, p in fields.items() if p.filled == 0]
         if absent:
             notes.append(f"not in the data: {', '.join(absent)}")
-    limit = cfg.max_block_pairs * max(len(records), 1)
     pairs: dict[tuple[str, ...], int] = {}
-
-    def usable(rules: list[tuple[str, ...]], kind: str, check_size: bool) -> list[tuple[str, ...]]:
-        kept = []
-        for rule in rules:
-            missing = rule_fields(rule) - set(compared)
-            if missing:
-                continue
-            if rule not in pairs:
-                pairs[rule] = candidate_pairs(records, rule)
-            if check_size and pairs[rule] > limit:
-                notes.append(
-                    f"{kind} rule {'+'.join(rule)} left out: {pairs[rule]:,} candidate pairs "
-                    f"(more than {cfg.max_block_pairs:g} per profile)"
-                )
-                continue
-            kept.append(rule)
-        return kept
-
     if cfg.blocking_rules is not None:
         blocking = [tuple(r) for r in cfg.blocking_rules]
         for rule in blocking:
             pairs[rule] = candidate_pairs(records, rule)
         notes.append("blocking rules set in the configuration")
     else:
-        blocking = usable(list(BLOCKING), "blocking", check_size=True)
+        limit = cfg.max_block_pairs * max(len(records), 1)
+        blocking = []
+        for rule in BLOCKING:
+            if rule_fields(rule) - set(compared):
+                continue
+            pairs[rule] = candidate_pairs(records, rule)
+            if pairs[rule] > limit:
+                notes.append(
+                    f"blocking rule {'+'.join(rule)} left out: {pairs[rule]:,} candidate pairs "
+                    f"(more than {cfg.max_block_pairs:g} per profile)"
+                )
+            else:
+                blocking.append(rule)
     if cfg.training_rules is not None:
         training = [tuple(r) for r in cfg.training_rules]
         for rule in training:

@@ -8,6 +8,8 @@ a stable order so every later step can refer to a record by an integer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import ibis
 import pandas as pd
 
@@ -68,8 +70,8 @@ def refs_as_profiles(wh: Warehouse) -> pd.DataFrame:
             parts.append(refs.select(source=refs.source, source_id=refs.customer_ref).distinct())
     if not parts:
         raise IdentityInputError(
-            "identity: there are no customer profiles and no table with a customer_ref "
-            "(map customers, or map customer_ref on the orders)"
+            "identity: no customer profiles yet (map a `customers` source and ingest), "
+            "nor a table with a customer_ref (map it on the orders)"
         )
     found = ibis.union(*parts, distinct=True).execute()
     columns = {
@@ -138,11 +140,13 @@ def normalise(raw: pd.DataFrame, cfg: IdentityConfig) -> pd.DataFrame:
     return rec
 
 
-def _optional(raw: pd.DataFrame, column: str, normalise: object) -> pd.Series:
+def _optional(
+    raw: pd.DataFrame, column: str, normalise: Callable[[pd.Series], pd.Series]
+) -> pd.Series:
     """A normalised column, or all missing when the warehouse table predates it."""
     if column not in raw:
         return pd.Series(pd.NA, index=raw.index, dtype="string")
-    return normalise(raw[column])  # type: ignore[operator]
+    return normalise(raw[column])
 
 
 def empty_records(rec: pd.DataFrame) -> pd.Series:

@@ -261,7 +261,8 @@ def resolve(wh: Warehouse, cfg: ProjectConfig, run_id: str, *, full: bool = Fals
     started = now()
     result = ResolveResult()
     icfg = cfg.identity
-    if wh.exists("clean", "customers"):
+    has_profiles = wh.exists("clean", "customers")
+    if has_profiles:
         table = wh.table("clean", "customers")
         # The loader's own columns (file, line, flags, extras) play no part in linking.
         raw = table.select([c for c in table.columns if not c.startswith("_")]).execute()
@@ -294,13 +295,13 @@ def resolve(wh: Warehouse, cfg: ProjectConfig, run_id: str, *, full: bool = Fals
     result.reclustered_records = int(linked.scope.sum())
     result.empty_records = int(records.empty_records(rec).sum())
     result.probabilistic = linked.status
-    if not wh.exists("clean", "customers"):
+    result.notes = linked.notes
+    result.plan = linked.plan
+    if not has_profiles:
         result.probabilistic = (
             "no customer profiles: each customer_ref of the activity tables is one customer"
         )
         result.notes = []
-    result.notes = linked.notes
-    result.plan = linked.plan
     result.non_keys = len(linked.non_keys)
     result.links = linked.links.rule.value_counts().to_dict()
     _write(wh, cfg, run_id, linked, previous, next_number, result)

@@ -271,12 +271,6 @@ def _field_level(rule: Rule) -> Rule:
     return Rule(rule.id, rule.column, "clear", description, rule.bad, rule.message)
 
 
-def raw_twins(contract: Contract) -> list[str]:
-    """Field-level columns of type string: ``check`` keeps their text in a ``__raw``
-    twin before clearing it (typed columns have one from parsing)."""
-    return [c.name for c in contract.columns if c.field_level and c.type == "string"]
-
-
 def check(t: ir.Table, rules: list[Rule]) -> ir.Table:
     """Add ``_rule``, ``_column``, ``_message`` (first rejecting rule), ``_flags`` and
     ``_cleared`` (``,rule,rule,``: the field-level rules that cleared a value), with each

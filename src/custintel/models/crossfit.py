@@ -39,7 +39,7 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from custintel.core.config import ModelsConfig
-from custintel.models.algorithms import fit, lightgbm
+from custintel.models.algorithms import fit, lightgbm, logistic
 from custintel.models.tune import tune
 
 FOLDS = 5
@@ -202,8 +202,7 @@ def procedure(X: pd.DataFrame, y: np.ndarray, rows: np.ndarray, cfg: ModelsConfi
         n_trees = max(1, round(float(np.mean(trees[best]))))
         base = lightgbm({**params, "n_estimators": n_trees}, cfg.seed).fit(X.iloc[rows], y[rows])
     else:
-        base = fit(best, X.iloc[rows], y[rows], X.iloc[:0], y[:0], params={}, seed=cfg.seed,
-                   class_weight=False)  # fmt: skip
+        base = logistic(cfg.seed, class_weight=False).fit(X.iloc[rows], y[rows])
     chosen, (method, calibrator), briers = choose_calibration(oof[best], y[rows], cfg.seed)
     return Procedure(
         CrossFitted(base, method, calibrator),

@@ -167,14 +167,6 @@ class Project(SegmentTasks, ModelTasks, ClvTasks):
     def identity_resolve(self, *, run_id: str | None = None, full: bool = False) -> ResolveResult:
         """Link the customer profiles into customers with persistent ids: incrementally
         after the first run, everything again with ``full``."""
-        wh = self.warehouse
-        if not wh.exists("clean", "customers") and not any(
-            "customer_ref" in wh.table("clean", t).columns for t in wh.tables("clean")
-        ):
-            raise StageError(
-                "identity: no customer profiles yet (map a `customers` source and ingest), "
-                "nor a table with a customer_ref"
-            )
         return resolve(self.warehouse, self.config, run_id or new_run_id(), full=full)
 
     def features_build(
