@@ -78,7 +78,7 @@ def test_fit_validate_and_score_against_the_truth(
     )
     assert r.exit_code != 0
     assert np.isfinite(fit["spend"]["frequency_spend_correlation"])
-    from custintel.pipeline.report import write_reports
+    from custintel.report import write_reports
 
     with Project.open(project) as p:
         page = (write_reports(p).parent / "clv.html").read_text()

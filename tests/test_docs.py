@@ -27,30 +27,30 @@ def test_every_contract_column_is_in_the_data_model() -> None:
 
 def test_every_config_key_is_documented() -> None:
     text = (DOCS / "configuration.md").read_text()
-    models: list[type[BaseModel]] = [
-        config.ProjectConfig,
-        config.WarehouseConfig,
-        config.QualityConfig,
-        config.IngestConfig,
-        config.SourceConfig,
-        config.CsvOptions,
-        config.SqlSource,
-        config.FeaturesConfig,
-        config.SegmentsConfig,
-        config.ModelsConfig,
-        config.TuningConfig,
-        config.ClvConfig,
-        config.IdentityConfig,
-        config.MatchRule,
+    models = [
+        getattr(config, name)
+        for name in config.__all__
+        if isinstance(getattr(config, name), type) and issubclass(getattr(config, name), BaseModel)
     ]
+    assert len(models) >= 16
     for model in models:
         for key in model.model_fields:
             assert f"| `{key}` |" in text, f"{model.__name__}.{key}"
 
 
+def test_every_stage_has_its_page_and_is_in_the_configuration_docs() -> None:
+    from custintel.core.stages import STAGE_NAMES, STAGES
+
+    for stage in STAGES:
+        assert (DOCS / stage.docs).is_file(), stage.name
+    default = f"| `stages` | `[{', '.join(STAGE_NAMES)}]` |"
+    assert default in (DOCS / "configuration.md").read_text()
+
+
 def test_every_cli_command_is_documented() -> None:
     text = (DOCS / "cli.md").read_text()
     names = [c.name or c.callback.__name__ for c in app.registered_commands]
+    names += [g.name for g in app.registered_groups]
     assert names
     for name in names:
         assert f"`custintel {name}" in text, name

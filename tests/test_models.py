@@ -189,7 +189,7 @@ def test_promote_by_gates_then_score_everyone_with_reasons(
 def test_threshold_table_report_page_and_a_rerun_that_changes_nothing(
     churn: dict[str, Any], tmp_path: Path, runner
 ) -> None:
-    from custintel.pipeline.report import write_reports
+    from custintel.report import write_reports
 
     project = tmp_path / "shop"
     shutil.copytree(churn["project"], project)

@@ -265,7 +265,7 @@ def test_a_path_that_matches_nothing_warns_and_fails_when_strict(tmp_path: Path)
     assert "'data/ordres/*.csv' matches no input file" in summary["warnings"][0]
     assert "give a file pattern such as data/*.csv" in summary["warnings"][1]
     with Project.open(project) as p:
-        from custintel.pipeline.report import write_reports
+        from custintel.report import write_reports
 
         page = (write_reports(p).parent / "quality.html").read_text()
     assert "Warnings of the last ingest run" in page and "data/ordres/*.csv" in page

@@ -21,6 +21,8 @@ from sklearn.metrics import adjusted_rand_score
 from custintel.cli.main import app
 from custintel.core import registry
 from custintel.core.errors import StageError
+from custintel.features.build import events_for
+from custintel.features.training import opted_out
 from custintel.pipeline.project import Project
 from tests.conftest import parse_json_output, persona_of_customers
 
@@ -115,18 +117,23 @@ def test_assign_compare_and_rerun_without_duplicates(shop: dict[str, Any]) -> No
         earlier = t[pd.to_datetime(t.as_of).dt.date == EARLIER]
         assert len(earlier) == first["customers"] == earlier.customer_id.nunique()
         c = p.segment_compare(EARLIER, AS_OF)
+        events, _ = events_for(p.warehouse, p.config)
+        out_later = set(opted_out(events, AS_OF).execute().customer_id)
     matrix = pd.DataFrame(c["matrix"]).T.fillna(0)
     gone = matrix.get("(gone)", pd.Series(0, index=matrix.index)).sum()
     assert (
         matrix.drop(index="(not yet a customer)", errors="ignore").to_numpy().sum()
         == (c["customers_from"])
     )
-    assert gone == 0  # nobody stops existing: features keep every customer seen before
-    assert c["in_both"] == c["customers_from"]
+    # nobody stops existing, but whoever opts out of profiling in between leaves the
+    # segments (docs/consent.md)
+    opted_out_since = len(set(earlier.customer_id) & out_later)
+    assert gone == opted_out_since > 0
+    assert c["in_both"] == c["customers_from"] - opted_out_since
     assert 0.5 < c["stayed"] < 1.0
     # customers new since the earlier date arrive as new or early segments mostly
     newcomers = matrix.loc["(not yet a customer)"]
-    assert newcomers.sum() == c["customers_to"] - c["customers_from"]
+    assert newcomers.sum() == c["customers_to"] - c["customers_from"] + gone
 
 
 def test_a_refit_is_deterministic_and_a_rerun_registers_nothing(shop: dict[str, Any]) -> None:
@@ -235,7 +242,7 @@ def test_cli_fit_rfm_and_export_rules(shop: dict[str, Any], tmp_path: Path, runn
 def test_the_report_page_shows_the_evidence(shop: dict[str, Any]) -> None:
     import re
 
-    from custintel.pipeline.report import write_reports
+    from custintel.report import write_reports
 
     with Project.open(shop["project"]) as p:
         registry.set_alias(p.warehouse, "segments", "active", shop["fit"]["version"])

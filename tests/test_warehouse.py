@@ -55,3 +55,48 @@ def test_bad_urls_and_missing_tables_are_clear(tmp_path: Path, wh: Warehouse) ->
         Warehouse.open("nosuchengine://x", tmp_path)
     with pytest.raises(WarehouseError, match=r"table clean\.nope does not exist"):
         wh.table("clean", "nope")
+
+
+def test_a_writer_waits_for_a_reader_and_says_who_holds_the_file(tmp_path) -> None:
+    """DuckDB allows one writer or several readers: a reader in another process makes a
+    writer wait (warehouse.lock_wait_s), then fail with a message that says what to do."""
+    import subprocess
+    import sys
+    import time
+
+    with Warehouse.open("duckdb://wh.duckdb", tmp_path):
+        pass
+    path = tmp_path / "wh.duckdb"
+    marker = tmp_path / "reading"
+    hold = (
+        "import duckdb, pathlib, sys, time\n"
+        f"con = duckdb.connect({str(path)!r}, read_only=True)\n"
+        f"pathlib.Path({str(marker)!r}).touch()\n"
+        "time.sleep(float(sys.argv[1]))\n"
+        "con.close()\n"
+    )
+    reader = subprocess.Popen([sys.executable, "-c", hold, "30"])
+    try:
+        while not marker.exists():
+            time.sleep(0.05)
+        with pytest.raises(
+            WarehouseError, match=r"open in another process \(PID \d+\).*lock_wait_s"
+        ):
+            Warehouse.open("duckdb://wh.duckdb", tmp_path, lock_wait_s=0.5)
+        # readers do not block each other
+        with Warehouse.open("duckdb://wh.duckdb", tmp_path, read_only=True) as ro:
+            assert ro.read_only
+    finally:
+        reader.kill()
+        reader.wait()
+    marker.unlink()
+    reader = subprocess.Popen([sys.executable, "-c", hold, "1.5"])
+    try:
+        while not marker.exists():
+            time.sleep(0.05)
+        started = time.monotonic()
+        with Warehouse.open("duckdb://wh.duckdb", tmp_path, lock_wait_s=20) as wh:
+            wh.sql("CREATE TABLE ops.waited AS SELECT 1 AS x")
+        assert 0.5 < time.monotonic() - started < 15
+    finally:
+        reader.wait()

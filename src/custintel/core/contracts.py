@@ -437,7 +437,7 @@ CONSENTS = Contract(
             "Contact channel the consent covers.",
             required=True,
             nullable=False,
-            allowed=("email", "sms", "phone", "post", "push", "web", "all"),
+            allowed=("email", "sms", "phone", "post", "ads", "push", "web", "all"),
         ),
         _c(
             "purpose",

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,26 +26,20 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 
+from custintel.core.config import SparkConfig
 from custintel.core.errors import WarehouseError
+from custintel.core.stages import schemas as stage_schemas
 
-SCHEMAS = (
-    "staging",
-    "raw",
-    "quarantine",
-    "clean",
-    "ops",
-    "identity",
-    "customer",
-    "features",
-    "segments",
-    "models",
-)
-"""staging: per-load scratch; raw: untouched source rows (reserved); quarantine: rejected
-rows with reasons; clean: rows that passed every rule, in contract shape; ops: runs,
-lineage and registries; identity: customer ids, links, id history; customer: the golden
-record; features: customer features as of dates, their catalog and training tables;
-segments: segment assignments and profiles; models: the model registry; scores: one
-table of scores per model."""
+SCHEMAS = stage_schemas()
+"""ops: runs, lineage and registries; staging: per-load scratch; raw: untouched source rows
+(reserved); quarantine: rejected rows with reasons; clean: rows that passed every rule, in
+contract shape; identity: customer ids, links, id history; customer: the golden record;
+features: customer features as of dates, their catalog and training tables; segments:
+segment assignments and profiles; models: the model registry; scores: one table of scores
+per model. Each stage declares its own in :mod:`custintel.core.stages`."""
+
+DRIVER = "driver"
+"""``spark.staging_uri`` value that sends staged rows through the driver, even locally."""
 
 Kind = Literal["duckdb", "spark", "other"]
 
@@ -56,50 +52,97 @@ def _duckdb_path(url: str, project_dir: Path) -> str:
     return str(path if path.is_absolute() else project_dir / path)
 
 
-def _spark_session(master: str, project_dir: Path) -> Any:
+def _spark_session(master: str, project_dir: Path, settings: SparkConfig) -> Any:
+    """A Spark session built from the project's settings through the public builder."""
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:  # optional backend: fail only when asked for
         raise WarehouseError(
             "the Spark warehouse needs PySpark: pip install 'custintel[spark]'"
         ) from exc
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    local = master.startswith("local")
+    if local:
+        # tests and laptops: keep Spark on loopback, not the machine's network address
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     # Python workers must run this interpreter (with pandas and pyarrow), not whatever
     # `python3` comes first on PATH.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    spark_dir = (project_dir / "spark").resolve()
+    conf: dict[str, str] = {
+        "spark.ui.enabled": "false",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
+    }
+    if local:
+        conf["spark.driver.host"] = os.environ["SPARK_LOCAL_IP"]
+    if settings.metastore == "project":
+        spark_dir = (project_dir / "spark").resolve()
+        conf["spark.sql.warehouse.dir"] = str(spark_dir / "warehouse")
+        conf["spark.hadoop.javax.jdo.option.ConnectionURL"] = (
+            f"jdbc:derby:;databaseName={spark_dir / 'metastore_db'};create=true"
+        )
+        conf["spark.driver.extraJavaOptions"] = f"-Dderby.system.home={spark_dir}"
+    conf.update(settings.conf)
     active = SparkSession.getActiveSession()
-    if active is not None and active.conf.get("spark.sql.warehouse.dir", "") != str(
-        spark_dir / "warehouse"
-    ):
+    ours = conf.get("spark.sql.warehouse.dir")
+    if active is not None and ours and active.conf.get("spark.sql.warehouse.dir", "") != ours:
         # A session of another project lives in this process: its catalog is not ours.
         active.stop()
-    builder = (
-        SparkSession.builder.master(master)
-        .appName("custintel")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.shuffle.partitions", "4")
-        .config("spark.sql.warehouse.dir", str(spark_dir / "warehouse"))
-        .config("spark.driver.host", os.environ["SPARK_LOCAL_IP"])
-        .config(
-            "spark.hadoop.javax.jdo.option.ConnectionURL",
-            f"jdbc:derby:;databaseName={spark_dir / 'metastore_db'};create=true",
-        )
-        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={spark_dir}")
-        .enableHiveSupport()
-    )
-    return builder.getOrCreate()
+    builder = SparkSession.builder.master(master).appName("custintel")
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    return builder.enableHiveSupport().getOrCreate()
+
+
+def _locked(exc: Exception) -> bool:
+    """DuckDB refuses a file another process holds with an IO error saying so."""
+    return "lock" in str(exc).lower() and "conflicting" in str(exc).lower()
+
+
+def _connect_duckdb(path: str, wait_s: float, **options: Any) -> ibis.BaseBackend:
+    """Connect, waiting up to ``wait_s`` while another process holds the file.
+
+    DuckDB lets one process write a file, or several read it, never both: a reader (a
+    notebook, a report) must close before ``custintel run`` can write. Waiting a little
+    covers short reads; past that, the error says who holds the file and what to do.
+    """
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return ibis.duckdb.connect(path, **options)
+        except Exception as exc:
+            if not _locked(exc):
+                raise
+            if time.monotonic() >= deadline:
+                holder = re.search(r"PID (\d+)", str(exc))
+                raise WarehouseError(
+                    f"{path} is open in another process"
+                    + (f" (PID {holder.group(1)})" if holder else "")
+                    + f"; waited {wait_s:g} s. DuckDB allows one writer or several readers "
+                    "at a time: close the other process (or open readers with read_only and "
+                    "close them when done), or raise warehouse.lock_wait_s"
+                ) from None
+            time.sleep(0.2)
 
 
 class Warehouse:
     """An open warehouse. Use :meth:`open`; close it (or use ``with``) when done."""
 
     def __init__(
-        self, con: ibis.BaseBackend, kind: Kind, url: str, *, read_only: bool = False
+        self,
+        con: ibis.BaseBackend,
+        kind: Kind,
+        url: str,
+        *,
+        read_only: bool = False,
+        session: Any = None,
+        staging: str | None = None,
     ) -> None:
         self.con = con
+        self.session = session
+        """The SparkSession this warehouse runs on (Spark only)."""
+        self.staging = staging
+        """Spark only: a folder every executor can read, for staged Parquet (or None)."""
         self.kind: Kind = kind
         self.url = url
         self.read_only = read_only
@@ -118,9 +161,12 @@ class Warehouse:
         threads: int | None = None,
         memory_limit: str | None = None,
         read_only: bool = False,
+        lock_wait_s: float = 10.0,
+        spark: SparkConfig | None = None,
     ) -> Warehouse:
         """Open (creating when missing) the warehouse at ``url``. ``read_only`` opens a
-        DuckDB file without writing anything, so a read-only project can be inspected."""
+        DuckDB file without writing anything, so a read-only project can be inspected and
+        several readers can look at once (while none of them holds it, a run can write)."""
         project_dir = Path(project_dir)
         try:
             if url.startswith("duckdb://"):
@@ -130,7 +176,7 @@ class Warehouse:
                         raise WarehouseError(
                             f"{path}: no warehouse yet (run `custintel ingest` first)"
                         )
-                    con = ibis.duckdb.connect(path, read_only=True)
+                    con = _connect_duckdb(path, lock_wait_s, read_only=True)
                     con.raw_sql("SET TimeZone = 'UTC'")
                     return cls(con, "duckdb", url, read_only=True)
                 if path != ":memory:":
@@ -140,14 +186,22 @@ class Warehouse:
                     extra["threads"] = threads
                 if memory_limit:
                     extra["memory_limit"] = memory_limit
-                con = ibis.duckdb.connect(path, **extra)
+                con = _connect_duckdb(path, lock_wait_s, **extra)
                 con.raw_sql("SET TimeZone = 'UTC'")
                 return cls(con, "duckdb", url)
             if url.startswith("spark://"):
                 rest = url.removeprefix("spark://")
                 master = rest if rest.startswith("local") else f"spark://{rest}"
-                session = _spark_session(master, project_dir)
-                return cls(ibis.pyspark.connect(session), "spark", url)
+                settings = spark or SparkConfig()
+                session = _spark_session(master, project_dir, settings)
+                staging = settings.staging_uri
+                if staging is None and master.startswith("local"):
+                    staging = str((project_dir / ".custintel" / "staging").resolve())
+                elif staging == DRIVER:
+                    staging = None
+                return cls(
+                    ibis.pyspark.connect(session), "spark", url, session=session, staging=staging
+                )
             return cls(ibis.connect(url), "other", url)
         except WarehouseError:
             raise
@@ -194,7 +248,7 @@ class Warehouse:
         """Tables (not temporary views) in a schema."""
         if self.kind == "spark":
             # Spark lists session temp views under every database; leave them out.
-            listed = self.con._session.catalog.listTables(schema)
+            listed = self.session.catalog.listTables(schema)
             return sorted(t.name for t in listed if not t.isTemporary)
         return sorted(self.con.list_tables(database=schema))
 
@@ -213,7 +267,7 @@ class Warehouse:
             if self.kind == "duckdb":
                 return self.con.con.execute(statement)
             if self.kind == "spark":
-                return self.con._session.sql(statement)
+                return self.session.sql(statement)
             return self.con.raw_sql(statement)
 
     def compile(self, expr: ir.Expr) -> str:
@@ -269,7 +323,7 @@ class Warehouse:
             self.sql(f"{verb} {target} AS {body}")
         else:
             mode = "overwrite" if replace else "errorifexists"
-            self.con._session.sql(body).write.saveAsTable(target.replace("`", ""), mode=mode)
+            self.session.sql(body).write.saveAsTable(target.replace("`", ""), mode=mode)
 
     def replace(self, schema: str, name: str, expr: ir.Table | str) -> None:
         """Make ``schema.name`` hold exactly ``expr`` (which may read the table itself)."""
@@ -308,7 +362,7 @@ class Warehouse:
             self.sql(f"INSERT INTO {target} BY NAME {body}")
         else:
             columns = self.table(schema, name).columns
-            df = self.con._session.sql(body).select(*columns)
+            df = self.session.sql(body).select(*columns)
             df.write.insertInto(target.replace("`", ""), overwrite=False)
 
     def delete_where(self, schema: str, name: str, predicate: str) -> None:

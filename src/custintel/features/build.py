@@ -226,6 +226,41 @@ def _write_catalog(wh: Warehouse, fs: FeatureSet, version: str) -> None:
     wh.put(SCHEMA, "catalog", fs.catalog(version))
 
 
+def _lineage(
+    wh: Warehouse,
+    cfg: ProjectConfig,
+    run_id: str,
+    source: str,
+    table: str,
+    started: dt.datetime,
+    version: str,
+    rows: int,
+) -> None:
+    """A feature table written from the clean tables and the customer map."""
+    record_lineage(
+        wh,
+        run_id=run_id,
+        stage="features",
+        source=source,
+        input="clean.*, identity.customer_map",
+        output=f"{SCHEMA}.{table}",
+        config_hash=cfg.config_hash(),
+        started_at=started,
+        input_hash=version,
+        rows_out=rows,
+    )
+
+
+def profiling_allowed(
+    table: ibis.Table, events: Events, as_of: dt.date, cfg: ProjectConfig, use: str
+) -> ibis.Table:
+    """``table`` without the customers who had opted out of profiling before ``as_of``,
+    when ``consent.exclude_opted_out_from`` names ``use`` (docs/consent.md)."""
+    if use not in cfg.consent.exclude_opted_out_from:
+        return table
+    return table.anti_join(opted_out(events, as_of), "customer_id")
+
+
 def build_features(wh: Warehouse, cfg: ProjectConfig, as_of: dt.date, run_id: str) -> BuildResult:
     """Write the features of every customer as of ``as_of`` into ``features.customer``."""
     started = now()
@@ -244,6 +279,7 @@ def build_features(wh: Warehouse, cfg: ProjectConfig, as_of: dt.date, run_id: st
 
     with wh.unordered_writes():
         expr = customer_features(ev, as_of, params, stage)
+    expr = profiling_allowed(expr, ev, as_of, cfg, "features")
     expr = expr.mutate(feature_set_version=ibis.literal(version))
     note = ""
     if wh.exists(SCHEMA, "customer"):
@@ -266,18 +302,7 @@ def build_features(wh: Warehouse, cfg: ProjectConfig, as_of: dt.date, run_id: st
         wh.sql(f'DROP TABLE IF EXISTS temp."{name}"')
     t = wh.table(SCHEMA, "customer")
     rows = int(t.filter(t.as_of == ibis.literal(as_of)).count().execute())
-    record_lineage(
-        wh,
-        run_id=run_id,
-        stage="features",
-        source="customers",
-        input="clean.*, identity.customer_map",
-        output=f"{SCHEMA}.customer",
-        config_hash=cfg.config_hash(),
-        started_at=started,
-        input_hash=version,
-        rows_out=rows,
-    )
+    _lineage(wh, cfg, run_id, "customers", "customer", started, version, rows)
     return BuildResult(
         as_of=as_of.isoformat(),
         rows=rows,
@@ -367,18 +392,7 @@ def build_training(
             }
         )
     rows = int(t.count().execute())
-    record_lineage(
-        wh,
-        run_id=run_id,
-        stage="features",
-        source=label.name,
-        input="clean.*, identity.customer_map",
-        output=f"{SCHEMA}.{label.table}",
-        config_hash=cfg.config_hash(),
-        started_at=started,
-        input_hash=version,
-        rows_out=rows,
-    )
+    _lineage(wh, cfg, run_id, label.name, label.table, started, version, rows)
     return TrainingResult(
         label=label.name,
         table=f"{SCHEMA}.{label.table}",

@@ -62,6 +62,22 @@ SCHEMAS: dict[str, dict[str, str]] = {
 """The columns every backend hands the feature definitions, whatever the sources were."""
 
 
+LINKED: dict[str, tuple[str, dict[str, str]]] = {
+    "emails": (
+        "email_events",
+        {"ts": "event_ts", "event_type": "event_type", "campaign_id": "campaign_id"},
+    ),
+    "tickets": ("support_tickets", {"ts": "created_at", "satisfaction": "satisfaction"}),
+    "contacts": ("contacts", {"ts": "sent_at", "campaign_id": "campaign_id", "variant": "variant"}),
+    "consents": (
+        "consents",
+        {"ts": "event_ts", "channel": "channel", "purpose": "purpose", "status": "status"},
+    ),
+}
+"""Event tables that are a clean table's columns renamed, with the customer id attached:
+event table -> (clean table, {column here: column there})."""
+
+
 def day_number(ts: ir.TimestampValue) -> ir.IntegerValue:
     """Whole UTC days since the epoch."""
     return (ts.epoch_seconds() // SECONDS_PER_DAY).cast("int64")
@@ -152,14 +168,6 @@ def resolved(wh: object, rates: dict[str, float] | None = None) -> Events:
             channel=j.channel,
             category=j.category,
         )
-    if (t := clean("email_events")) is not None:
-        j = linked(t)
-        out["emails"] = j.select(
-            customer_id=j.customer_id,
-            ts=j.event_ts,
-            event_type=j.event_type,
-            campaign_id=j.campaign_id,
-        )
     if (t := clean("web_events")) is not None:
         named = t.left_join(cmap, [t.source == cmap.source, t.customer_ref == cmap.source_id])
         named = named.select(
@@ -182,25 +190,14 @@ def resolved(wh: object, rates: dict[str, float] | None = None) -> Events:
             # A missing session id counts the device as one session.
             session_id=named.session_id.coalesce(named.anonymous_id),
         )
-    if (t := clean("support_tickets")) is not None:
-        j = linked(t)
-        out["tickets"] = j.select(
-            customer_id=j.customer_id, ts=j.created_at, satisfaction=j.satisfaction.cast("int64")
-        )
-    if (t := clean("contacts")) is not None:
-        j = linked(t)
-        out["contacts"] = j.select(
-            customer_id=j.customer_id, ts=j.sent_at, campaign_id=j.campaign_id, variant=j.variant
-        )
-    if (t := clean("consents")) is not None:
-        j = linked(t)
-        out["consents"] = j.select(
-            customer_id=j.customer_id,
-            ts=j.event_ts,
-            channel=j.channel,
-            purpose=j.purpose,
-            status=j.status,
-        )
+    for name, (table, columns) in LINKED.items():
+        if (t := clean(table)) is not None:
+            j = linked(t)
+            types = SCHEMAS[name]
+            out[name] = j.select(
+                customer_id=j.customer_id,
+                **{ours: j[theirs].cast(types[ours]) for ours, theirs in columns.items()},
+            )
     if wh.exists("customer", "profile"):  # type: ignore[attr-defined]
         p = wh.table("customer", "profile")  # type: ignore[attr-defined]
         out["profiles"] = p.select("customer_id", "first_seen")

@@ -10,26 +10,18 @@ from __future__ import annotations
 
 import datetime as dt
 
-import ibis
 import ibis.expr.types as ir
 
+from custintel.core import consent
 from custintel.features.definitions import Params, customer_features
-from custintel.features.events import Events, as_of_day
+from custintel.features.events import Events
 from custintel.features.labels import Label, defined_for_all, label_values
 
 
 def opted_out(events: Events, as_of: dt.date) -> ir.Table:
-    """Customers whose latest profiling consent before ``as_of`` is a withdrawal."""
-    c = events.with_day().consents
-    c = c.filter((c.day < as_of_day(as_of)) & c.purpose.isin(("profiling", "all")))
-    rank = ibis.row_number().over(
-        group_by="customer_id",
-        # the latest event first; a withdrawal and a grant at the same instant: withdrawal
-        order_by=[ibis.desc(c.ts), ibis.desc(c.status == "withdrawn")],
-    )
-    latest = c.mutate(rank=rank)
-    latest = latest.filter((latest.rank == 0) & (latest.status == "withdrawn"))
-    return latest.select("customer_id")
+    """Customers whose latest profiling consent before ``as_of`` is a withdrawal (the
+    consent service's answer, :mod:`custintel.core.consent`)."""
+    return consent.withdrawn(consent.latest_status(events.consents, as_of, "profiling"))
 
 
 def snapshot_rows(

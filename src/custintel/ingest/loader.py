@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -30,7 +27,7 @@ import ibis.expr.types as ir
 from custintel import __version__
 from custintel.core.config import CsvOptions, ProjectConfig, SourceConfig
 from custintel.core.contracts import Contract, get_contract
-from custintel.core.errors import ReconciliationError, SourceError
+from custintel.core.errors import SourceError
 from custintel.core.lineage import append_ops, ensure_ops_tables, now, record_lineage
 from custintel.core.sqltext import ident as _q
 from custintel.core.sqltext import literal as _lit
@@ -38,7 +35,7 @@ from custintel.core.warehouse import Warehouse
 from custintel.ingest import readers
 from custintel.ingest.census import TextCensus, compression_of, text_census
 from custintel.ingest.files import InputFile, discover
-from custintel.ingest.outcomes import clean_rows, cleared_fields, quarantined_rows
+from custintel.ingest.load_sql import LoadSql
 from custintel.ingest.parse import (
     Mapping,
     numbered,
@@ -46,88 +43,19 @@ from custintel.ingest.parse import (
     resolve_mapping,
     with_malformed,
 )
-from custintel.ingest.rules import Rule, check, exceptions, rules_for
-
-QUARANTINE_TABLE = "rows"
-FIELDS_TABLE = "fields"
-"""Values of optional attributes cleared on kept rows (contract ``field_level`` columns)."""
-Progress = Callable[[str, int, int], None]
-
-
-@dataclass
-class LoadResult:
-    """What happened to one input."""
-
-    source: str
-    file: str
-    status: str  # loaded | skipped | failed | ignored | missing | removed
-    rows_in: int = 0
-    rows_clean: int = 0
-    rows_quarantined: int = 0
-    rows_duplicate: int = 0
-    rule_counts: dict[str, int] = field(default_factory=dict)
-    flag_counts: dict[str, int] = field(default_factory=dict)
-    field_counts: dict[str, int] = field(default_factory=dict)
-    """Values cleared on kept rows, by field-level rule."""
-    extra_columns: list[str] = field(default_factory=list)
-    message: str = ""
-    seconds: float = 0.0
-
-    @property
-    def reconciled(self) -> bool:
-        return self.rows_in == self.rows_clean + self.rows_quarantined + self.rows_duplicate
+from custintel.ingest.results import (
+    FIELDS_TABLE,
+    QUARANTINE_TABLE,
+    IngestSummary,
+    LoadResult,
+    Progress,
+    fault_point,
+    reconcile,
+    session_timezone,
+)
 
 
-@dataclass
-class IngestSummary:
-    run_id: str
-    results: list[LoadResult]
-    warnings: list[str] = field(default_factory=list)
-
-    def total(self, attr: str) -> int:
-        return sum(getattr(r, attr) for r in self.results)
-
-    @property
-    def failed(self) -> list[LoadResult]:
-        return [r for r in self.results if r.status == "failed"]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "files_loaded": sum(r.status == "loaded" for r in self.results),
-            "files_skipped": sum(r.status == "skipped" for r in self.results),
-            "files_failed": len(self.failed),
-            "rows_in": self.total("rows_in"),
-            "rows_clean": self.total("rows_clean"),
-            "rows_quarantined": self.total("rows_quarantined"),
-            "rows_duplicate": self.total("rows_duplicate"),
-            "warnings": list(self.warnings),
-            "results": [asdict(r) for r in self.results],
-        }
-
-
-def fault_point(name: str) -> None:
-    """Pause here when CUSTINTEL_FAULT_PAUSE names this point (crash-safety tests).
-
-    The test starts a real ingest in a subprocess, waits for the marker file this writes
-    and kills the process with SIGKILL in the middle of a load's transaction.
-    """
-    if os.environ.get("CUSTINTEL_FAULT_PAUSE") == name:
-        Path(os.environ["CUSTINTEL_FAULT_MARKER"]).write_text(name)
-        time.sleep(3600)
-
-
-@contextmanager
-def session_timezone(duck: Any, zone: str) -> Iterator[None]:
-    """Read naive timestamps in ``zone`` for the statements inside, then back to UTC."""
-    duck.execute(f"SET TimeZone = {_lit(zone)}")
-    try:
-        yield
-    finally:
-        duck.execute("SET TimeZone = 'UTC'")
-
-
-class Loader:
+class Loader(LoadSql):
     """Runs the ingest stage for a project; holds the scratch DuckDB for non-DuckDB warehouses."""
 
     def __init__(
@@ -151,7 +79,6 @@ class Loader:
         self.duck = wh.duckdb if wh.kind == "duckdb" else duckdb.connect()
         if wh.kind != "duckdb":
             self.duck.execute("SET TimeZone = 'UTC'")
-        self.scratch = self.project_dir / ".custintel" / "staging"
         self.started = clock()
         self._plans: dict[tuple[Any, ...], dict[str, Any]] = {}
 
@@ -500,8 +427,15 @@ class Loader:
             self.duck.execute(f"ALTER TABLE {keyed} RENAME TO {_q(table)}")
         if self.wh.kind == "duckdb":
             return self.wh.con.table(table, database=("temp", "main"))
-        self.scratch.mkdir(parents=True, exist_ok=True)
-        path = self.scratch / f"{table}.parquet"
+        if self.wh.staging is None:
+            # No folder the executors share: the parsed rows go through the driver.
+            rows = self.duck.execute(f"SELECT * FROM {_q(table)}").fetch_arrow_table()
+            self._drop_scratch((table, table + "_rows"))
+            self.wh.session.createDataFrame(rows).createOrReplaceTempView(table)
+            return self.wh.con.table(table)
+        folder = Path(self.wh.staging.removeprefix("file://"))
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{table}.parquet"
         self.duck.execute(f"COPY {_q(table)} TO {_lit(str(path))} (FORMAT parquet)")
         self._drop_scratch((table, table + "_rows"))
         return self.wh.con.read_parquet(str(path), table_name=table)
@@ -512,7 +446,9 @@ class Loader:
         else:
             self.wh.drop("staging", name)
             self.wh.sql(f"DROP VIEW IF EXISTS `{name}`")
-            (self.scratch / f"{name}.parquet").unlink(missing_ok=True)
+            if self.wh.staging is not None:
+                folder = Path(self.wh.staging.removeprefix("file://"))
+                (folder / f"{name}.parquet").unlink(missing_ok=True)
 
     def _load(
         self,
@@ -624,147 +560,3 @@ class Loader:
             else:
                 self.wh.sql(f"DROP VIEW IF EXISTS `{existing_name}`")
         return result
-
-    # -- the SQL of a load, compiled once per source and run ------------------------------
-    def _existing_view(self, view: str, contract: Contract, name: str, label: str) -> None:
-        """The rows other inputs loaded, which this load's keys are checked against."""
-        spark = self.wh.kind == "spark"
-
-        def quote(n: str) -> str:
-            return f"`{n}`" if spark else _q(n)
-
-        cols = ", ".join(quote(c) for c in ["source", "_source", "_file", "_line", *contract.names])
-        table = self.wh.qualified("clean", contract.name)
-        where = f"_source <> {_lit(name)} OR _file <> {_lit(label)}"
-        kind = "TEMPORARY VIEW" if spark else "TEMP VIEW"
-        self.wh.sql(
-            f"CREATE OR REPLACE {kind} {quote(view)} AS SELECT {cols} FROM {table} WHERE {where}"
-        )
-
-    def _temp(self, name: str) -> ir.Table:
-        if self.wh.kind == "duckdb":
-            return self.wh.con.table(name, database=("temp", "main"))
-        return self.wh.con.table(name)
-
-    def _plan_exceptions(
-        self, name: str, contract: Contract, parsed: ir.Table, existing: str | None
-    ) -> dict[str, Any]:
-        """Compiling Ibis expressions costs far more than running them on a small input
-        (half a second a file), so a source's SQL is compiled once per run. The rules'
-        "now" is the start of the run for the same reason."""
-        rules = rules_for(contract, self.config.quality_for(name), self.started)
-        checked = check(parsed, rules)
-        table = self._temp(existing) if existing else None
-        return {
-            "checked": checked,
-            "clearing": [r for r in rules if r.action == "clear"],
-            "flagging": any(r.action == "flag" for r in rules),
-            "exceptions": self.wh.compile(exceptions(checked, contract, table)),
-        }
-
-    def _plan_outcomes(
-        self,
-        checked: ir.Table,
-        clearing: list[Rule],
-        flagging: bool,
-        found: ir.Table,
-        contract: Contract,
-        mapping: Mapping,
-    ) -> dict[str, str]:
-        plan = {
-            "tally": self.wh.compile(found.group_by(["_outcome", "_rule"]).agg(n=found.count())),
-            "prior": self.wh.compile(
-                found.filter(found._prior.notnull()).select("_prior").distinct()
-            ),
-            "clean": self.wh.compile(clean_rows(checked, found, contract)),
-            "quarantine": self.wh.compile(
-                quarantined_rows(
-                    checked, found, contract, mapping.sources, self.run_id, self.started
-                )
-            ),
-            "flags": "",
-            "fields": "",
-            "field_tally": "",
-        }
-        if clearing:
-            fields = cleared_fields(checked, found, contract, clearing, self.run_id, self.started)
-            plan["fields"] = self.wh.compile(fields)
-            plan["field_tally"] = self.wh.compile(fields.group_by("rule").agg(n=fields.count()))
-        if flagging:
-            kept = clean_rows(checked, found, contract).filter(lambda t: t._flags.notnull())
-            flags = kept.select(flag=kept._flags.split(",").unnest())
-            plan["flags"] = self.wh.compile(flags.group_by("flag").agg(n=flags.count()))
-        return plan
-
-    def _fetch(self, sql: str) -> list[tuple[Any, ...]]:
-        if self.wh.kind == "spark":
-            return [tuple(row) for row in self.wh.sql(sql).collect()]
-        return list(self.wh.sql(sql).fetchall())
-
-    def _stage_sql(self, name: str, sql: str) -> ir.Table:
-        """Materialise a (small) scratch table from SQL where the warehouse can read it."""
-        if self.wh.kind == "duckdb":
-            self.duck.execute(f"CREATE OR REPLACE TEMP TABLE {_q(name)} AS {sql}")
-            return self._temp(name)
-        self.wh.replace("staging", name, sql)
-        return self.wh.table("staging", name)
-
-    def _count(self, name: str, label: str, parsed: str, plan: dict[str, Any]) -> LoadResult:
-        """Outcome, rule and flag counts of a load."""
-        table = _q(parsed) if self.wh.kind == "duckdb" else f"`{parsed}`"
-        rows_in = int(self._fetch(f"SELECT count(*) FROM {table}")[0][0])
-        rule_counts: dict[str, int] = {}
-        duplicates = 0
-        for outcome, rule, n in self._fetch(plan["tally"]):
-            if outcome == "quarantine":
-                rule_counts[str(rule)] = int(n)
-            elif outcome == "duplicate":
-                duplicates += int(n)
-        flag_counts = (
-            {str(f): int(n) for f, n in self._fetch(plan["flags"])} if plan["flags"] else {}
-        )
-        field_counts = (
-            {str(r): int(n) for r, n in self._fetch(plan["field_tally"])}
-            if plan["field_tally"]
-            else {}
-        )
-        rows_quarantined = sum(rule_counts.values())
-        return LoadResult(
-            name,
-            label,
-            "loaded",
-            rows_in=rows_in,
-            rows_clean=rows_in - rows_quarantined - duplicates,
-            rows_quarantined=rows_quarantined,
-            rows_duplicate=duplicates,
-            rule_counts=dict(sorted(rule_counts.items())),
-            flag_counts=dict(sorted(flag_counts.items())),
-            field_counts=dict(sorted(field_counts.items())),
-        )
-
-
-def reconcile(wh: Warehouse, result: LoadResult, contract: Contract, load_id: str) -> None:
-    """Count what this load really wrote and refuse the load unless every row read is
-    in exactly one place: ``rows_in = clean + quarantined + duplicates``."""
-
-    def written(schema: str, table: str) -> int:
-        sql = f"SELECT count(*) FROM {wh.qualified(schema, table)} WHERE _load_id = {_lit(load_id)}"
-        found = wh.sql(sql)
-        rows = found.collect() if wh.kind == "spark" else found.fetchall()
-        return int(rows[0][0])
-
-    written_clean = written("clean", contract.name)
-    written_q = written("quarantine", QUARANTINE_TABLE)
-    cleared = sum(result.field_counts.values())
-    if cleared and written("quarantine", FIELDS_TABLE) != cleared:
-        raise ReconciliationError(
-            f"{result.source}: {result.file}: {cleared} values cleared but "
-            f"{written('quarantine', FIELDS_TABLE)} recorded in quarantine.{FIELDS_TABLE}"
-        )
-    if (written_clean, written_q) != (result.rows_clean, result.rows_quarantined) or (
-        result.rows_in != written_clean + written_q + result.rows_duplicate
-    ):
-        raise ReconciliationError(
-            f"{result.source}: {result.file}: {result.rows_in} rows in but {written_clean} clean + "
-            f"{written_q} quarantined + {result.rows_duplicate} duplicates were written"
-        )

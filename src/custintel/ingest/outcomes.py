@@ -44,6 +44,19 @@ def _json_object(pairs: dict[str, ir.StringValue]) -> ir.StringValue:
     return ibis.literal("").join(parts)
 
 
+def _origin(t: ir.Table, run_id: str, contract: Contract) -> dict[str, ir.Value]:
+    """Where a quarantined row or value came from: the run, the load, the file and line."""
+    return {
+        "run_id": ibis.literal(run_id),
+        "_load_id": t._load_id,
+        "contract": ibis.literal(contract.name),
+        "source": t.source,
+        "_source": t._source,
+        "_file": t._file,
+        "_line": t._line,
+    }
+
+
 def quarantined_rows(
     checked: ir.Table,
     found: ir.Table,
@@ -57,13 +70,7 @@ def quarantined_rows(
     t = checked.join(bad, checked._line == bad._line)
     raw = _json_object({src: raw_of(t, col) for col, src in sources.items()})
     return t.select(
-        run_id=ibis.literal(run_id),
-        _load_id=t._load_id,
-        contract=ibis.literal(contract.name),
-        source=t.source,
-        _source=t._source,
-        _file=t._file,
-        _line=t._line,
+        **_origin(t, run_id, contract),
         rule=bad._rule,
         column_name=bad._column,
         message=bad._message,
@@ -89,13 +96,7 @@ def cleared_fields(
         hit = kept.filter(kept._cleared.contains(f",{rule.id},"))
         parts.append(
             hit.select(
-                run_id=ibis.literal(run_id),
-                _load_id=hit._load_id,
-                contract=ibis.literal(contract.name),
-                source=hit.source,
-                _source=hit._source,
-                _file=hit._file,
-                _line=hit._line,
+                **_origin(hit, run_id, contract),
                 rule=ibis.literal(rule.id),
                 column_name=ibis.literal(rule.column),
                 message=rule.message(hit),

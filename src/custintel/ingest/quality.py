@@ -7,7 +7,7 @@ from typing import Any
 
 from custintel.core.lineage import ensure_ops_tables
 from custintel.core.warehouse import Warehouse
-from custintel.ingest.loader import QUARANTINE_TABLE
+from custintel.ingest.results import QUARANTINE_TABLE
 
 
 def quality_summary(wh: Warehouse, examples_per_rule: int = 5) -> dict[str, Any]:

@@ -59,6 +59,29 @@ class Trained:
     onnx: bytes | None = None  # the serving graph, when every member converts
 
 
+def _serving_graph(
+    model: PropensityModel, rows: pd.DataFrame, seed: int
+) -> tuple[onnx_export.Export, dict[str, Any]]:
+    """The ONNX graph and what its summary says of it: whether there is one, its parity
+    with the native model on up to ``PARITY_ROWS`` rows, and what it needs to encode a
+    row by itself (the features in order and each category's levels, whose positions are
+    the codes the graph reads)."""
+    exported = onnx_export.export(model.members, model.features, model.categories)
+    info: dict[str, Any] = {
+        "available": exported.model is not None,
+        "reason": exported.reason,
+        "input": onnx_export.INPUT,
+        "features": list(model.features),
+        "categories": {c: list(v) for c, v in model.categories.items()},
+    }
+    if exported.model is not None:
+        if len(rows) > PARITY_ROWS:
+            rows = rows.sample(PARITY_ROWS, random_state=seed)
+        info["max_abs_difference"] = onnx_export.parity(model.members, exported.model, rows)
+        info["parity_rows"] = len(rows)
+    return exported, info
+
+
 def _importance(model: Any, X: pd.DataFrame, seed: int) -> list[dict[str, Any]]:
     """Gain importance and mean |SHAP| (LightGBM's ``pred_contrib``) per feature."""
     booster = getattr(model, "booster_", None)
@@ -213,12 +236,7 @@ def _train_crossfit(
     figures = metrics.evaluate(y, done.oof)
     aucs = np.array([f["auc"] for f in done.folds])
     briers = np.array([f["brier"] for f in done.folds])
-    exported = onnx_export.export(model.members, ds.features, categories)
-    onnx_info: dict[str, Any] = {"available": exported.model is not None, "reason": exported.reason}
-    if exported.model is not None:
-        rows = X if len(X) <= PARITY_ROWS else X.sample(PARITY_ROWS, random_state=cfg.seed)
-        onnx_info["max_abs_difference"] = onnx_export.parity(model.members, exported.model, rows)
-        onnx_info["parity_rows"] = len(rows)
+    exported, onnx_info = _serving_graph(model, X, cfg.seed)
     base = final.model.base
     summary = {
         "name": name,
@@ -359,14 +377,7 @@ def train(
     model = PropensityModel(name, best, ds.features, categories, candidates[best]["members"])
     p_test = model.predict(X[test])
     lgbm = candidates.get("lightgbm", {}).get("base")
-    exported = onnx_export.export(model.members, ds.features, categories)
-    onnx_info: dict[str, Any] = {"available": exported.model is not None, "reason": exported.reason}
-    if exported.model is not None:
-        rows = X[test]
-        if len(rows) > PARITY_ROWS:
-            rows = rows.sample(PARITY_ROWS, random_state=cfg.seed)
-        onnx_info["max_abs_difference"] = onnx_export.parity(model.members, exported.model, rows)
-        onnx_info["parity_rows"] = len(rows)
+    exported, onnx_info = _serving_graph(model, X[test], cfg.seed)
     summary = {
         "name": name,
         "algorithm": best,

@@ -15,10 +15,11 @@ from custintel.clv.value import PURCHASE_MODELS, holdout_check, lifetime_value, 
 from custintel.core import registry
 from custintel.core.errors import StageError
 from custintel.core.lineage import new_run_id
-from custintel.features.build import check_as_of, events_for, record_projection
+from custintel.features.build import check_as_of, default_as_of, events_for, record_projection
 from custintel.features.events import as_of_day
 from custintel.features.training import opted_out
-from custintel.pipeline.parts import ProjectParts
+from custintel.pipeline.parts import Progress as StageProgress
+from custintel.pipeline.parts import ProjectParts, StageResult
 from custintel.segments.fit import data_hash
 
 CLV_MODEL = "clv"
@@ -305,3 +306,31 @@ class ClvTasks(ProjectParts):
             "mean_p_alive": float(np.mean(out.p_alive)) if len(out) else None,
             "table": "scores.clv",
         }
+
+
+def run_stage(project: Any, run_id: str, progress: StageProgress | None) -> StageResult:
+    """The ``clv`` stage of ``custintel run``."""
+    as_of = default_as_of(project.warehouse, project.config)
+    try:
+        fit = project.clv_fit(as_of)
+    except StageError as exc:
+        return StageResult("clv", "skipped", str(exc))
+    parts = [
+        f"clv v{fit['version']} {fit['model']} + Gamma-Gamma on {fit['customers']:,} "
+        f"customers ({fit['repeat_buyers']:,} repeat buyers)"
+    ]
+    check = None
+    try:
+        # half a year's holdout inside the observed past (the LightGBM
+        # alternative learns from the half year before)
+        check = project.clv_validate(as_of - dt.timedelta(days=183), as_of - dt.timedelta(days=1))
+        m = check["models"][fit["model"]]
+        parts.append(
+            f"holdout of the last half year: {m['predicted']:,.0f} predicted, "
+            f"{m['actual']:,.0f} actual ({m['aggregate_error']:+.1%})"
+        )
+    except StageError as exc:
+        parts.append(f"no holdout check: {exc}")
+    sc = project.score_clv(as_of)
+    parts.append(f"{sc['customers']:,} valued as of {sc['as_of']}, mean CLV {sc['mean_clv']:,.2f}")
+    return StageResult("clv", "ok", "; ".join(parts), {"fit": fit, "validation": check})

@@ -18,6 +18,7 @@ from custintel.core.errors import StageError
 from custintel.core.lineage import new_run_id
 from custintel.features.build import (
     check_as_of,
+    default_as_of,
     events_for,
     params_for,
     record_projection,
@@ -28,12 +29,13 @@ from custintel.models import card
 from custintel.models.compare import paired_bootstrap
 from custintel.models.dataset import check_scoring_table, feature_frame
 from custintel.models.dataset import prepare as prepare_dataset
-from custintel.models.explain import contributions, dependence, reasons
 from custintel.models.metrics import evaluate as evaluate_scores
 from custintel.models.metrics import threshold_table
+from custintel.models.scoring import score_customers
 from custintel.models.train import Progress, Trained
 from custintel.models.train import train as train_model
-from custintel.pipeline.parts import ProjectParts
+from custintel.pipeline.parts import Progress as StageProgress
+from custintel.pipeline.parts import ProjectParts, StageResult
 from custintel.segments.fit import data_hash
 
 CHAMPION = "champion"
@@ -426,42 +428,24 @@ class ModelTasks(ProjectParts):
             raise StageError(f"models: no customers existed before {as_of}")
         events, _ = events_for(wh, self.config)
         excluded = set(opted_out(events, as_of).execute().customer_id)
-        # typed before filtering: a filtered frame's scattered columns type ten times slower
-        every = feature_frame(frame, model.features, model.categories)
-        keep = ~frame.customer_id.isin(excluded).to_numpy()
-        frame = frame.loc[keep, ["customer_id"]].reset_index(drop=True)
-        every = every[keep].reset_index(drop=True)
         catalog = self.features_catalog()
         words = dict(zip(catalog.name, catalog.description, strict=True))
-        scores, why = [], []
         mc = self.config.models
-        step = mc.chunk_rows
-        approx = None
-        if len(frame) > mc.exact_reasons_rows:
-            # exact TreeSHAP for everyone would take minutes: tabulate it on a sample
-            approx = dependence(model.members, every, seed=mc.seed)
-        for start in range(0, len(frame), step):
-            X = every.iloc[start : start + step]
-            scores.append(model.predict(X))
-            pushes = approx.pushes(X) if approx is not None else contributions(model.members, X)
-            why += ["[]"] * len(X) if pushes is None else reasons(pushes, X, words)
-            if progress:
-                progress(f"scoring {label}", min(start + step, len(frame)), len(frame))
-        score = np.concatenate(scores) if scores else np.empty(0)
-        rank = np.empty(len(score), dtype=int)
-        rank[np.argsort(-score, kind="stable")] = np.arange(len(score))
-        decile = rank * 10 // max(len(score), 1) + 1
-        out = pd.DataFrame(
-            {
-                "customer_id": frame.customer_id.to_numpy(),
-                "as_of": as_of,
-                "score": score,
-                "decile": decile.astype("int64"),
-                "tier": np.where(decile <= 2, "high", np.where(decile <= 5, "medium", "low")),
-                "reasons": why,
-                "model_version": entry.version,
-            }
+        scored = score_customers(
+            model,
+            frame,
+            words,
+            chunk_rows=mc.chunk_rows,
+            exact_reasons_rows=mc.exact_reasons_rows,
+            seed=mc.seed,
+            keep=~frame.customer_id.isin(excluded).to_numpy(),
+            progress=progress,
+            label=label,
         )
+        score = scored.score
+        out = scored.frame().assign(as_of=as_of, model_version=entry.version)[
+            ["customer_id", "as_of", "score", "decile", "tier", "reasons", "model_version"]
+        ]
         wh.ensure_schema("scores")
         with wh.transaction():
             wh.delete_where(
@@ -478,9 +462,9 @@ class ModelTasks(ProjectParts):
             "customers": len(out),
             "opted_out": len(excluded),
             "mean_score": float(score.mean()) if len(score) else None,
-            "reasons": "exact" if approx is None else "binned SHAP dependence",
-            "reason_agreement": None if approx is None else approx.agreement,
-            "reason_sample": None if approx is None else approx.sample_rows,
+            "reasons": scored.reasons_method,
+            "reason_agreement": scored.reason_agreement,
+            "reason_sample": scored.reason_sample,
             "table": f"scores.{label}",
         }
 
@@ -549,3 +533,42 @@ class ModelTasks(ProjectParts):
     def model_list(self) -> pd.DataFrame:
         """Every registered model version with its aliases and headline metrics."""
         return registry.versions(self.warehouse)
+
+
+def run_stage(project: Any, run_id: str, progress: StageProgress | None) -> StageResult:
+    """The ``models`` stage of ``custintel run``."""
+    fc = project.config.features
+    if not fc.snapshots:
+        return StageResult(
+            "models",
+            "skipped",
+            "no features.snapshots, so no training tables to learn from",
+        )
+    parts, detail = [], []
+    as_of = default_as_of(project.warehouse, project.config)
+    for label in project.config.models.labels:
+        if not project.warehouse.exists("features", f"train_{label}"):
+            project.features_training_set(label, run_id=run_id)
+        r = project.model_train(label, progress=progress)
+        t = r["test"]
+        text = ("unchanged " if r["unchanged"] else "") + (
+            f"{label} v{r['version']} {r['algorithm']}: out-of-time AUC {t['auc']:.3f}, "
+            f"top-decile lift {t['top_decile_lift']:.2f}, ECE {t['ece']:.3f}"
+        )
+        try:
+            champion = registry.get(project.warehouse, label, alias=CHAMPION).version
+        except StageError:
+            champion = None
+        if champion is None:
+            try:
+                project.model_promote(label, r["version"])
+                champion = r["version"]
+                text += "; promoted to champion"
+            except StageError as exc:
+                text += f"; {exc}"
+        if champion is not None:
+            sc = project.score(label, as_of, version=champion, progress=progress)
+            text += f"; {sc['customers']:,} scored as of {sc['as_of']} by v{champion}"
+        parts.append(text)
+        detail.append(r)
+    return StageResult("models", "ok", "; ".join(parts), {"models": detail})

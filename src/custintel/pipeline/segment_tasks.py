@@ -11,9 +11,17 @@ import pandas as pd
 from pydantic import ValidationError
 
 from custintel.core import registry
-from custintel.core.errors import ConfigError, StageError
-from custintel.features.build import check_as_of, default_as_of, params_for, version_of
-from custintel.pipeline.parts import ProjectParts
+from custintel.core.errors import ConfigError, NotEnoughDataError, StageError
+from custintel.features.build import (
+    check_as_of,
+    default_as_of,
+    events_for,
+    params_for,
+    version_of,
+)
+from custintel.features.training import opted_out
+from custintel.pipeline.parts import Progress as StageProgress
+from custintel.pipeline.parts import ProjectParts, StageResult
 from custintel.segments.fit import Progress as SegmentProgress
 from custintel.segments.fit import data_hash, fit_segments
 from custintel.segments.model import SegmentModel
@@ -28,6 +36,10 @@ class SegmentTasks(ProjectParts):
 
     def _segment_frame(self, as_of: dt.date) -> pd.DataFrame:
         frame = self.features_frame(as_of)
+        if "segments" in self.config.consent.exclude_opted_out_from and len(frame):
+            events, _ = events_for(self.warehouse, self.config)
+            out = set(opted_out(events, as_of).execute().customer_id)
+            frame = frame[~frame.customer_id.isin(out)].reset_index(drop=True)
         if frame.empty:
             raise StageError(f"segments: no customers existed before {as_of}")
         return frame
@@ -314,3 +326,24 @@ class SegmentTasks(ProjectParts):
             "migration": last,
             "versions": registry.versions(wh, SEGMENT_MODEL),
         }
+
+
+def run_stage(project: Any, run_id: str, progress: StageProgress | None) -> StageResult:
+    """The ``segments`` stage of ``custintel run``."""
+    try:
+        r = project.segment_fit(progress=progress)
+    except NotEnoughDataError as exc:
+        return StageResult("segments", "skipped", str(exc))
+    parts = [
+        ("unchanged " if r["unchanged"] else "")
+        + f"v{r['version']} {r['method']} as of {r['as_of']}: k={r['k']} on "
+        f"{r['clustered']:,} of {r['customers']:,} customers; "
+        + ", ".join(f"{n} {c:,}" for n, c in r["segments"].items())
+    ]
+    detail: dict[str, Any] = {"fit": r}
+    earlier = [d for d in project.config.features.snapshots if d.isoformat() < r["as_of"]]
+    if earlier:
+        c = project.segment_compare(max(earlier), dt.date.fromisoformat(r["as_of"]))
+        detail["compare"] = {k: v for k, v in c.items() if k != "matrix"}
+        parts.append(f"{c['stayed']:.0%} stayed in their segment since {c['from']}")
+    return StageResult("segments", "ok", "; ".join(parts), detail)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,10 +16,10 @@ from custintel.clv.value import (
     holdout_cells,
     spend_cells,
 )
-from custintel.pipeline.report import _figure, _page, _table
+from custintel.report.kit import Section, figure, table
 
 
-def clv_page(item: dict[str, Any]) -> str:
+def body(item: dict[str, Any]) -> str:
     entry, s = item["entry"], item["summary"]
     parts = [
         f"<h2>clv v{entry.version}: {html.escape(MODEL_NAMES.get(s['model'], s['model']))} and "
@@ -33,7 +34,7 @@ def clv_page(item: dict[str, Any]) -> str:
         for part in ("purchases", "spend")
         for k, v in s[part]["params"].items()
     ]
-    parts.append(_table(["part", "parameter", "estimate", "standard error"], rows, {2, 3}))
+    parts.append(table(["part", "parameter", "estimate", "standard error"], rows, {2, 3}))
     check = item.get("validation")
     if check:
         parts.append(
@@ -66,8 +67,8 @@ def clv_page(item: dict[str, Any]) -> str:
             xaxis_title="repeat purchases in the calibration period",
             yaxis_title="purchases in the holdout",
         )
-        parts.append(_figure(fig, height=380, top=60))
-        parts.append(_table(list(HOLDOUT_COLUMNS), rows, {1, 2, 3, 4, 5, 6, 7}))
+        parts.append(figure(fig, height=380, top=60))
+        parts.append(table(list(HOLDOUT_COLUMNS), rows, {1, 2, 3, 4, 5, 6, 7}))
     spend = (check or {}).get("spend") or {}
     if "btyd" in spend:
         parts.append(
@@ -77,7 +78,7 @@ def clv_page(item: dict[str, Any]) -> str:
             "earlier (it never sees the holdout).</p>"
         )
         parts.append(
-            _table(
+            table(
                 list(SPEND_COLUMNS),
                 [spend_cells(spend[w]) for w in ("btyd", "lightgbm")],
                 {1, 2, 3, 4},
@@ -93,7 +94,7 @@ def clv_page(item: dict[str, Any]) -> str:
             xaxis_title="P(alive)",
             yaxis_title="customers",
         )
-        parts.append(_figure(fig, height=320))
+        parts.append(figure(fig, height=320))
         values = np.sort(scores.clv.to_numpy())[::-1]
         deciles = np.array_split(values, 10)
         total = values.sum() or 1.0
@@ -106,5 +107,18 @@ def clv_page(item: dict[str, Any]) -> str:
             xaxis_title="decile (1 = most valuable)",
             yaxis_title="% of the total",
         )
-        parts.append(_figure(fig, height=320))
-    return _page("Customer lifetime value", "".join(parts), plotly=True)
+        parts.append(figure(fig, height=320))
+    return "".join(parts)
+
+
+def section(project: Any, out: Path) -> Section | None:
+    clv = project.clv_report()
+    if not clv:
+        return None
+    s = clv["summary"]
+    return Section(
+        "clv.html",
+        "Customer lifetime value",
+        f"v{clv['entry'].version} {s['model']} + Gamma-Gamma on {s['customers']:,} customers",
+        body(clv),
+    )
