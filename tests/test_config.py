@@ -110,3 +110,35 @@ def test_config_mistakes_are_one_clear_line(text: str, expected: list[str]) -> N
     assert len(message) < 600, message[:200]
     for part in expected:
         assert part in message, message
+
+
+@pytest.mark.parametrize(
+    ("stages", "expected"),
+    [
+        ("[ingest, campaigns]", ["unknown stage 'campaigns'", "the stages are ingest, identity"]),
+        ("[ingest, models, features]", ["'models' needs 'features'", "must come first"]),
+        ("[identity, ingest]", ["'identity' needs 'ingest'"]),
+        ("[ingest, ingest]", ["'ingest' listed more than once"]),
+    ],
+)
+def test_stages_that_cannot_run_are_refused(stages: str, expected: list[str]) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_config(f"stages: {stages}\n")
+    for part in expected:
+        assert part in str(err.value)
+
+
+def test_a_stage_may_run_alone_when_what_it_needs_ran_before() -> None:
+    assert parse_config("stages: [segments]\n").stages == ["segments"]
+    default = ["ingest", "identity", "features", "segments", "models", "clv"]
+    assert parse_config("name: x\n").stages == default
+
+
+def test_label_names_agree_with_the_labels_module() -> None:
+    from custintel.features.labels import parse_label
+
+    for name in ("churn_90d", "high_value_365d", "new_category_30d", "response_spring"):
+        parse_config(f"features: {{labels: [{name}]}}\n")
+        parse_label(name)
+    with pytest.raises(ConfigError, match="unknown label"):
+        parse_config("features: {labels: [churn_soon]}\n")

@@ -89,3 +89,15 @@ def test_a_planted_wrong_way_import_is_caught(tmp_path: Path) -> None:
         "report/planted.py imports custintel.cli",
         "segments/planted.py imports custintel.models",
     ]
+
+
+def test_commands_reach_capabilities_only_through_the_pipeline() -> None:
+    """The CLI parses, calls `Project` (or a pipeline function) and formats; a second
+    interface (the service) then gets the same behaviour by calling the same functions."""
+    reached = {
+        f"{path.name} imports custintel.{target}"
+        for path in (PACKAGE / "cli").glob("*.py")
+        for target in _imports(path)
+        if target in CAPABILITIES
+    }
+    assert reached == set()

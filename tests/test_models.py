@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
@@ -119,6 +120,30 @@ def test_onnx_artefact_scores_like_the_native_model(churn: dict[str, Any]) -> No
     assert gap <= 1e-5, gap
 
 
+def test_the_onnx_summary_alone_encodes_a_row(churn: dict[str, Any]) -> None:
+    """A server needs only summary.json and model.onnx: the features in order and each
+    category's levels, whose positions are the codes the graph reads."""
+    from custintel.core import registry
+    from custintel.models import onnx
+
+    entry, frame = churn["entry"], churn["frame"].head(500)
+    info = registry.summary(churn["project"] / "artifacts", entry)["onnx"]
+    assert info["available"] and info["input"] == onnx.INPUT
+    X = np.full((len(frame), len(info["features"])), np.nan)
+    for j, name in enumerate(info["features"]):
+        values = frame[name]
+        if name in info["categories"]:
+            code = {v: i for i, v in enumerate(info["categories"][name])}
+            X[:, j] = [code.get(v, np.nan) if isinstance(v, str) else np.nan for v in values]
+        else:
+            X[:, j] = pd.to_numeric(values, errors="coerce").astype(float)
+    session = onnx.session(
+        (entry.folder(churn["project"] / "artifacts") / "model.onnx").read_bytes()
+    )
+    by_hand = session.run([onnx.OUTPUT], {onnx.INPUT: X})[0].ravel()
+    assert np.abs(by_hand - churn["model"].predict_frame(frame)).max() <= 1e-5
+
+
 def test_bad_requests_say_what_is_missing(churn: dict[str, Any], runner) -> None:
     with (
         Project.open(churn["project"]) as p,
@@ -170,6 +195,8 @@ def test_promote_by_gates_then_score_everyone_with_reasons(
         )
         binned = p.score("churn_90d", AS_OF)
         quick = p.warehouse.table("scores", "churn_90d").execute()
+        listed = {t["table"]: t["rows"] for t in p.status()["tables"]}
+    assert listed["scores.churn_90d"] == len(quick)  # status (and the report index) list scores
     assert binned["reasons"] == "binned SHAP dependence" and binned["reason_agreement"] > 0.7
     assert (quick.set_index("customer_id").score == scores.set_index("customer_id").score).all()
 

@@ -93,7 +93,7 @@ def clv_validate(
     table = Table(
         title=f"Holdout {result['calibration_end']} to {result['holdout_end']}: repeat purchases"
     )
-    from custintel.clv.value import HOLDOUT_COLUMNS, SPEND_COLUMNS, holdout_cells, spend_cells
+    from custintel.report.wording import HOLDOUT_COLUMNS, SPEND_COLUMNS, holdout_cells, spend_cells
 
     for col in HOLDOUT_COLUMNS:
         table.add_column(col, justify="left" if col == "model" else "right")

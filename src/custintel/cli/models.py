@@ -100,7 +100,7 @@ def model_train(
             + f"{split['test']} ({result['rows']['test']:,} customers)",
             highlight=False,
         )
-    from custintel.models.metrics import CANDIDATE_COLUMNS, candidate_cells
+    from custintel.report.wording import CANDIDATE_COLUMNS, candidate_cells
 
     table = Table(
         title="Out-of-fold estimate (every row predicted by a model that never saw it)"
@@ -121,7 +121,7 @@ def model_train(
             highlight=False,
         )
     if result.get("imbalance"):
-        from custintel.models.metrics import IMBALANCE_COLUMNS, imbalance_cells
+        from custintel.report.wording import IMBALANCE_COLUMNS, imbalance_cells
 
         table = Table(title="Class imbalance (out-of-time test, after calibration)")
         for col in IMBALANCE_COLUMNS:
@@ -302,7 +302,7 @@ def model_threshold(
     as_json: bool = JsonOpt,
 ) -> None:
     """What if we contact the top share by score? Volume, positives, cost, value and ROI."""
-    from custintel.models.metrics import THRESHOLD_COLUMNS, threshold_cells
+    from custintel.report.wording import THRESHOLD_COLUMNS, threshold_cells
 
     with open_project(project) as proj:
         result = proj.model_threshold(label, cost=cost, value=value, version=version)

@@ -97,39 +97,3 @@ def holdout_check(purchases: Any, summary: pd.DataFrame) -> dict[str, Any]:
 
 
 MODEL_NAMES = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "pareto": "Pareto/NBD"}
-HOLDOUT_COLUMNS = (
-    "model",
-    "predicted",
-    "actual",
-    "error",
-    "MAE",
-    "RMSE",
-    "MAE: none",
-    "MAE: same rate",
-)
-SPEND_COLUMNS = ("prediction", "predicted total", "MAE", "Spearman", "top-decile revenue share")
-
-
-def holdout_cells(name: str, m: dict[str, Any]) -> list[str]:
-    """One model's row of the holdout table (the CLI and the report say it alike)."""
-    return [
-        MODEL_NAMES.get(name, name),
-        f"{m['predicted']:,.0f}",
-        f"{m['actual']:,.0f}",
-        f"{m['aggregate_error']:+.1%}",
-        f"{m['model']['mae']:.3f}",
-        f"{m['model']['rmse']:.3f}",
-        f"{m['naive_zero']['mae']:.3f}",
-        f"{m['naive_same']['mae']:.3f}",
-    ]
-
-
-def spend_cells(way: dict[str, Any]) -> list[str]:
-    """One prediction's row of the holdout spend table."""
-    return [
-        way["model"],
-        f"{way['predicted_total']:,.0f}",
-        f"{way['mae']:.2f}",
-        f"{way['spearman']:.3f}",
-        f"{way['top_decile_revenue_share']:.1%}",
-    ]

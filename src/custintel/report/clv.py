@@ -9,14 +9,14 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from custintel.clv.value import (
+from custintel.clv.value import MODEL_NAMES
+from custintel.report.kit import Section, figure, table
+from custintel.report.wording import (
     HOLDOUT_COLUMNS,
-    MODEL_NAMES,
     SPEND_COLUMNS,
     holdout_cells,
     spend_cells,
 )
-from custintel.report.kit import Section, figure, table
 
 
 def body(item: dict[str, Any]) -> str:

@@ -9,7 +9,8 @@ from typing import Any
 
 import plotly.graph_objects as go
 
-from custintel.models.metrics import (
+from custintel.report.kit import Section, figure, table, versions_table
+from custintel.report.wording import (
     CANDIDATE_COLUMNS,
     IMBALANCE_COLUMNS,
     THRESHOLD_COLUMNS,
@@ -17,7 +18,6 @@ from custintel.models.metrics import (
     imbalance_cells,
     threshold_cells,
 )
-from custintel.report.kit import Section, figure, table, versions_table
 
 
 def _model_section(item: dict[str, Any]) -> str:
