@@ -6,8 +6,8 @@ left the tables as they were.
     python benchmarks/table_checksums.py demo_shop --against before.json
 
 The checksum ignores row order and the columns that record when or by which run a row
-was written (``*_at``, ``run_id``, ``seconds`` ...), and rounds floating-point values to
-nine significant digits, so two runs of the same code on the same data agree exactly.
+was written (``*_at``, ``run_id``, load ids, ``seconds`` ...) and rounds floating-point
+columns to nine significant digits. Where a table differs, it names the columns that do.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from pathlib import Path
 import duckdb
 
 VOLATILE = re.compile(
-    r"(_at$|^run_id$|^started$|^finished$|seconds|^computed$|^path$|^artifact|^file$"
-    r"|^loaded|^trained|^created$|^code_version$|_ms$|^duration|^mtime|^host$|^uri$)"
+    r"(_at$|^at$|^run_id$|load_id$|^started$|^finished$|seconds|^computed$|^path$"
+    r"|^artifact|^file$|^loaded|^trained|^created$|^code_version$|_ms$|^duration|^mtime"
+    r"|^host$|^uri$|^first_seen$|^last_changed$)"
 )
 """Columns that differ between two runs of the same code on the same data."""
 
@@ -53,17 +54,16 @@ def checksums(database: Path) -> dict[str, dict[str, object]]:
         ).fetchall()
         kept = sorted((c, t) for c, t in columns if not VOLATILE.search(c))
         target = f'"{schema}"."{name}"'
-        if kept:
-            row = ", ".join(_expression(c, t) for c, t in kept)
-            rows, total = con.execute(
-                f"SELECT count(*), coalesce(sum(hash({row})::HUGEINT), 0) FROM {target}"
-            ).fetchone()
-        else:
-            rows, total = con.execute(f"SELECT count(*), 0 FROM {target}").fetchone()
+        parts = [_expression(c, t) for c, t in kept]
+        sums = [f"coalesce(sum(hash({', '.join(parts)})::HUGEINT), 0)" if parts else "0"]
+        sums += [f"coalesce(sum(hash({e})::HUGEINT), 0)" for e in parts]
+        found = con.execute(f"SELECT count(*), {', '.join(sums)} FROM {target}").fetchone()
         out[f"{schema}.{name}"] = {
-            "rows": int(rows),
-            "checksum": str(int(total) % (1 << 64)),
-            "columns": [c for c, _ in kept],
+            "rows": int(found[0]),
+            "checksum": str(int(found[1]) % (1 << 64)),
+            "columns": {
+                c: str(int(v) % (1 << 64)) for (c, _), v in zip(kept, found[2:], strict=True)
+            },
         }
     con.close()
     return out
@@ -85,9 +85,12 @@ def main() -> int:
         a, b = before.get(table), now.get(table)
         if a is None or b is None:
             problems.append(f"{table}: {'new' if a is None else 'gone'}")
-        elif a != b:
-            what = "rows" if a["rows"] != b["rows"] else "checksum"
-            problems.append(f"{table}: {what} {a[what]} -> {b[what]}")
+        elif a["rows"] != b["rows"]:
+            problems.append(f"{table}: rows {a['rows']:,} -> {b['rows']:,}")
+        elif a["checksum"] != b["checksum"]:
+            cols = sorted(set(a["columns"]) | set(b["columns"]))
+            moved = [c for c in cols if a["columns"].get(c) != b["columns"].get(c)]
+            problems.append(f"{table}: same rows, values differ in {', '.join(moved)}")
     same = len(set(before) & set(now)) - sum(": " in p and "new" not in p for p in problems)
     print(f"{len(now)} tables; {same} equal to {args.against}")
     for p in problems:

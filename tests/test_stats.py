@@ -97,3 +97,22 @@ def test_thresholds_come_from_the_caller() -> None:
     assert stability(ref, cur, ["x"]).flag.iloc[0] == "stable"
     strict = Thresholds(watch=0.01, unstable=0.03)
     assert stability(ref, cur, ["x"], strict).flag.iloc[0] == "unstable"
+
+
+def test_values_on_the_edges_fall_in_the_same_bins_as_numpy() -> None:
+    """Fractions like 1/11 sit exactly on quantile edges: the warehouse must place them
+    as numpy does (a decimal literal or DuckDB's own quantile rounding would not)."""
+    rng = np.random.default_rng(2)
+    ref = rng.integers(0, 12, 20_000) / 11
+    cur = rng.integers(0, 14, 20_000) / 13
+    edges = np.unique(np.r_[ref.min(), np.quantile(ref, np.arange(1, 10) / 10)])
+    bounds = [-np.inf, *edges, np.inf]
+    hand = [
+        round(float(np.mean((ref >= lo) & (ref < hi))), 6) for lo, hi in itertools.pairwise(bounds)
+    ]
+    out = stability(pd.DataFrame({"x": ref}), pd.DataFrame({"x": cur}), ["x"]).iloc[0]
+    assert out.ref_shares[:-1] == hand  # the last share is the missing bin
+    cur_hand = [
+        round(float(np.mean((cur >= lo) & (cur < hi))), 6) for lo, hi in itertools.pairwise(bounds)
+    ]
+    assert out.cur_shares[:-1] == cur_hand

@@ -7,39 +7,30 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from custintel.cli.common import (
-    JsonOpt,
-    ProjectOpt,
-    app,
-    console,
-    guarded,
-    open_project,
-    parse_date,
-    print_json,
-)
+from custintel.cli import common
 
 clv_app = typer.Typer(
     help="Customer lifetime value: BG/NBD, Pareto/NBD and Gamma-Gamma; fit and validate.",
     no_args_is_help=True,
 )
-app.add_typer(clv_app, name="clv")
+common.app.add_typer(clv_app, name="clv")
 
 
 @clv_app.command("fit")
-@guarded
+@common.guarded
 def clv_fit(
-    project: Path = ProjectOpt,
+    project: Path = common.ProjectOpt,
     as_of: str = typer.Option(..., "--as-of", help="Fit on the purchases before this date."),
     model: str | None = typer.Option(
         None, "--model", help="bgnbd, mbgnbd or pareto (default: clv.model)."
     ),
-    as_json: bool = JsonOpt,
+    as_json: bool = common.JsonOpt,
 ) -> None:
     """Fit a purchase model and Gamma-Gamma for spend; registered as the model clv."""
-    with open_project(project) as proj:
-        result = proj.clv_fit(parse_date(as_of, "--as-of"), model=model)
+    with common.open_project(project) as proj:
+        result = proj.clv_fit(common.parse_date(as_of, "--as-of"), model=model)
     if as_json:
-        print_json(result)
+        common.print_json(result)
         return
     table = Table(
         title=f"clv v{result['version']}: {result['model']} + Gamma-Gamma as of {result['as_of']}"
@@ -49,8 +40,8 @@ def clv_fit(
     for part in ("purchases", "spend"):
         for k, v in result[part]["params"].items():
             table.add_row(part, k, f"{v:.4f}", f"{result[part]['standard_errors'][k]:.4f}")
-    console.print(table)
-    console.print(
+    common.console.print(table)
+    common.console.print(
         f"{result['customers']:,} customers ({result['repeat_buyers']:,} repeat buyers; "
         f"{result['left_out_no_history']:,} first bought on the last day, left out); "
         f"log-likelihood {result['purchases']['log_likelihood']:,.1f}; correlation of "
@@ -61,24 +52,24 @@ def clv_fit(
 
 
 @clv_app.command("validate")
-@guarded
+@common.guarded
 def clv_validate(
-    project: Path = ProjectOpt,
+    project: Path = common.ProjectOpt,
     calibration_end: str = typer.Option(..., "--calibration-end", help="Last calibration day."),
     holdout_end: str = typer.Option(..., "--holdout-end", help="Last holdout day."),
-    as_json: bool = JsonOpt,
+    as_json: bool = common.JsonOpt,
 ) -> None:
     """Every purchase model fitted on the calibration period, judged on the holdout."""
-    with open_project(project) as proj:
+    with common.open_project(project) as proj:
         result = proj.clv_validate(
-            parse_date(calibration_end, "--calibration-end"),
-            parse_date(holdout_end, "--holdout-end"),
+            common.parse_date(calibration_end, "--calibration-end"),
+            common.parse_date(holdout_end, "--holdout-end"),
         )
     if as_json:
-        print_json(result)
+        common.print_json(result)
         return
     cal, hold = result["periods"]["calibration"], result["periods"]["holdout"]
-    console.print(
+    common.console.print(
         f"calibration to {result['calibration_end']}: {cal['customers']:,} customers, "
         f"{cal['purchases']:,} purchase days ({cal['repeat_purchases']:,} repeat)"
         + (
@@ -99,7 +90,7 @@ def clv_validate(
         table.add_column(col, justify="left" if col == "model" else "right")
     for name, m in result["models"].items():
         table.add_row(*holdout_cells(name, m))
-    console.print(table)
+    common.console.print(table)
     spend = result.get("spend") or {}
     if "btyd" in spend:
         table = Table(title=f"Holdout spend, {spend['actual_total']:,.0f} in all")
@@ -107,6 +98,6 @@ def clv_validate(
             table.add_column(col, justify="left" if col == "prediction" else "right")
         for way in ("btyd", "lightgbm"):
             table.add_row(*spend_cells(spend[way]))
-        console.print(table)
+        common.console.print(table)
     elif spend.get("skipped"):
-        console.print(spend["skipped"], highlight=False)
+        common.console.print(spend["skipped"], highlight=False)

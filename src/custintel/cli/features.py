@@ -7,43 +7,32 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from custintel.cli.common import (
-    JsonOpt,
-    ProjectionOpt,
-    ProjectOpt,
-    app,
-    console,
-    err_console,
-    guarded,
-    open_project,
-    parse_date,
-    print_json,
-)
+from custintel.cli import common
 
 features_app = typer.Typer(
     help="Customer features as of a date, training tables and stability.", no_args_is_help=True
 )
-app.add_typer(features_app, name="features")
+common.app.add_typer(features_app, name="features")
 
 
 @features_app.command("build")
-@guarded
+@common.guarded
 def features_build(
-    project: Path = ProjectOpt,
+    project: Path = common.ProjectOpt,
     as_of: str | None = typer.Option(
         None, "--as-of", help="Date (YYYY-MM-DD); features read only events before it."
     ),
-    projection: bool = ProjectionOpt,
-    as_json: bool = JsonOpt,
+    projection: bool = common.ProjectionOpt,
+    as_json: bool = common.JsonOpt,
 ) -> None:
     """Compute every customer's features as of a date into features.customer."""
-    day = parse_date(as_of, "--as-of") if as_of else None
-    with open_project(project) as proj, err_console.status("building features"):
+    day = common.parse_date(as_of, "--as-of") if as_of else None
+    with common.open_project(project) as proj, common.err_console.status("building features"):
         result = proj.features_build(day, projection=projection)
     if as_json:
-        print_json(result.as_dict())
+        common.print_json(result.as_dict())
         return
-    console.print(
+    common.console.print(
         f"features.customer as of {result.as_of}: {result.rows:,} customers x "
         f"{result.features} features (feature set version {result.version}, amounts in "
         f"{result.currency or 'the orders currency'}) in {result.seconds} s"
@@ -52,9 +41,9 @@ def features_build(
 
 
 @features_app.command("training-set")
-@guarded
+@common.guarded
 def features_training_set(
-    project: Path = ProjectOpt,
+    project: Path = common.ProjectOpt,
     label: str = typer.Option(
         ...,
         "--label",
@@ -63,21 +52,21 @@ def features_training_set(
     snapshots: str | None = typer.Option(
         None, "--snapshots", help="Comma-separated as-of dates (default: features.snapshots)."
     ),
-    as_json: bool = JsonOpt,
+    as_json: bool = common.JsonOpt,
 ) -> None:
     """Build features.train_<label>: one row per customer and snapshot, label attached."""
     days = (
-        [parse_date(d, "--snapshots") for d in snapshots.split(",") if d.strip()]
+        [common.parse_date(d, "--snapshots") for d in snapshots.split(",") if d.strip()]
         if snapshots
         else None
     )
     with (
-        open_project(project) as proj,
-        err_console.status(f"building the training table for {label}"),
+        common.open_project(project) as proj,
+        common.err_console.status(f"building the training table for {label}"),
     ):
         result = proj.features_training_set(label, days)
     if as_json:
-        print_json(result.as_dict())
+        common.print_json(result.as_dict())
         return
     table = Table(title=f"{result.table}: {result.rows:,} rows in {result.seconds} s")
     for col in ("as of", "rows", "label mean", "opted out of profiling"):
@@ -89,28 +78,31 @@ def features_training_set(
             f"{snap['label_mean']:.4f}",
             f"{snap['opted_out']:,}",
         )
-    console.print(table)
+    common.console.print(table)
 
 
 @features_app.command("stability")
-@guarded
+@common.guarded
 def features_stability(
-    project: Path = ProjectOpt,
+    project: Path = common.ProjectOpt,
     reference: str = typer.Option(..., "--from", help="Reference as-of date (bins come from it)."),
     current: str = typer.Option(..., "--to", help="Later as-of date to compare."),
     top: int = typer.Option(15, "--top", help="Features to list (highest PSI first)."),
-    as_json: bool = JsonOpt,
+    as_json: bool = common.JsonOpt,
 ) -> None:
     """PSI per feature between two as-of dates; writes the features report page."""
     from custintel.report import write_reports
 
-    ref, cur = parse_date(reference, "--from"), parse_date(current, "--to")
-    with open_project(project) as proj, err_console.status("comparing feature distributions"):
+    ref, cur = common.parse_date(reference, "--from"), common.parse_date(current, "--to")
+    with (
+        common.open_project(project) as proj,
+        common.err_console.status("comparing feature distributions"),
+    ):
         result = proj.features_stability(ref, cur)
         index = write_reports(proj)
     page = index.parent / "features.html"
     if as_json:
-        print_json({**result, "report": str(page)})
+        common.print_json({**result, "report": str(page)})
         return
     rows = result["features"]
     counts = {k: sum(1 for r in rows if r["flag"] == k) for k in ("unstable", "watch", "stable")}
@@ -129,26 +121,26 @@ def features_stability(
             f"{r['missing_ref']:.1%}",
             f"{r['missing_cur']:.1%}",
         )
-    console.print(table)
-    console.print(f"Report: {page}")
+    common.console.print(table)
+    common.console.print(f"Report: {page}")
 
 
 @features_app.command("list")
-@guarded
+@common.guarded
 def features_list(
-    project: Path = ProjectOpt,
+    project: Path = common.ProjectOpt,
     family: str | None = typer.Option(
         None, "--family", help="Only one family (rfm, windows, trends, mix, engagement)."
     ),
-    as_json: bool = JsonOpt,
+    as_json: bool = common.JsonOpt,
 ) -> None:
     """The feature catalog: every feature with its family, type and meaning."""
-    with open_project(project) as proj:
+    with common.open_project(project) as proj:
         catalog = proj.features_catalog()
     if family:
         catalog = catalog[catalog.family == family]
     if as_json:
-        print_json(catalog.to_dict(orient="records"))
+        common.print_json(catalog.to_dict(orient="records"))
         return
     version = catalog.version.iloc[0] if len(catalog) else ""
     table = Table(title=f"Feature set customer, version {version}: {len(catalog)} features")
@@ -156,4 +148,4 @@ def features_list(
         table.add_column(col)
     for r in catalog.itertuples():
         table.add_row(r.name, r.family, r.dtype, r.description)
-    console.print(table)
+    common.console.print(table)

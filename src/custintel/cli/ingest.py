@@ -8,18 +8,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from custintel.cli.common import (
-    JsonOpt,
-    ProjectOpt,
-    app,
-    console,
-    err_console,
-    escape,
-    guarded,
-    open_project,
-    print_json,
-    progress_bar,
-)
+from custintel.cli import common
 
 
 def _ingest_table(results: list[dict[str, Any]]) -> Table:
@@ -38,7 +27,7 @@ def _ingest_table(results: list[dict[str, Any]]) -> Table:
         }.get(r["status"], r["status"])
         table.add_row(
             r["source"],
-            escape(r["file"]),
+            common.escape(r["file"]),
             status,
             str(r["rows_in"]),
             str(r["rows_clean"]),
@@ -50,10 +39,10 @@ def _ingest_table(results: list[dict[str, Any]]) -> Table:
     return table
 
 
-@app.command()
-@guarded
+@common.app.command()
+@common.guarded
 def ingest(
-    project: Path = ProjectOpt,
+    project: Path = common.ProjectOpt,
     source: list[str] = typer.Option(
         None, "--source", "-s", help="Only these sources (repeatable)."
     ),
@@ -63,44 +52,46 @@ def ingest(
         help="A source whose path matches no file fails (default: ingest.strict).",
         show_default=False,
     ),
-    as_json: bool = JsonOpt,
+    as_json: bool = common.JsonOpt,
 ) -> None:
     """Load every configured source: contracts, quality rules, quarantine, lineage."""
-    with open_project(project) as proj, progress_bar(not as_json) as progress:
+    with common.open_project(project) as proj, common.progress_bar(not as_json) as progress:
         summary = proj.ingest(source or None, progress=progress, strict=strict)
     data = summary.as_dict()
     if as_json:
-        print_json(data)
+        common.print_json(data)
     else:
-        console.print(_ingest_table(data["results"]))
-        console.print(
+        common.console.print(_ingest_table(data["results"]))
+        common.console.print(
             f"run {data['run_id']}: {data['rows_in']} rows in = {data['rows_clean']} clean + "
             f"{data['rows_quarantined']} quarantined + {data['rows_duplicate']} duplicates"
         )
         for warning in summary.warnings:
-            err_console.print(
-                f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False, soft_wrap=True
+            common.err_console.print(
+                f"[yellow]warning:[/yellow] {common.escape(warning)}",
+                highlight=False,
+                soft_wrap=True,
             )
     if summary.failed:
         for r in summary.failed:
-            err_console.print(
-                f"[red]failed:[/red] {escape(r.message)}", highlight=False, soft_wrap=True
+            common.err_console.print(
+                f"[red]failed:[/red] {common.escape(r.message)}", highlight=False, soft_wrap=True
             )
         raise typer.Exit(1)
 
 
-@app.command()
-@guarded
+@common.app.command()
+@common.guarded
 def quality(
-    project: Path = ProjectOpt,
+    project: Path = common.ProjectOpt,
     examples: int = typer.Option(3, help="Example rows to show per rule."),
-    as_json: bool = JsonOpt,
+    as_json: bool = common.JsonOpt,
 ) -> None:
     """What was rejected, by source and rule, with example rows."""
-    with open_project(project, read_only=True) as proj:
+    with common.open_project(project, read_only=True) as proj:
         data = proj.quality()
     if as_json:
-        print_json(data)
+        common.print_json(data)
         return
     table = Table(title="Quality by source")
     for col in (
@@ -126,7 +117,7 @@ def quality(
             rules,
             ", ".join(s["extra_columns"]) or "-",
         )
-    console.print(table)
+    common.console.print(table)
     ex = Table(title="Examples of quarantined rows")
     for col in ("source", "rule", "file:line", "message"):
         ex.add_column(col)
@@ -136,4 +127,4 @@ def quality(
         shown[key] = shown.get(key, 0) + 1
         if shown[key] <= examples:
             ex.add_row(e["source"], e["rule"], f"{e['file']}:{e['line']}", e["message"])
-    console.print(ex)
+    common.console.print(ex)

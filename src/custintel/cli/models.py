@@ -8,33 +8,21 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from custintel.cli.common import (
-    JsonOpt,
-    ProjectionOpt,
-    ProjectOpt,
-    app,
-    console,
-    err_console,
-    guarded,
-    open_project,
-    parse_date,
-    print_json,
-    progress_bar,
-)
+from custintel.cli import common
 from custintel.core.errors import ConfigError
 
 model_app = typer.Typer(
     help="Propensity models: train with out-of-time evaluation, list the registry.",
     no_args_is_help=True,
 )
-app.add_typer(model_app, name="model")
+common.app.add_typer(model_app, name="model")
 
 
 @model_app.command("train")
-@guarded
+@common.guarded
 def model_train(
     label: str = typer.Argument(..., help="A label with a training table, e.g. churn_90d."),
-    project: Path = ProjectOpt,
+    project: Path = common.ProjectOpt,
     force: bool = typer.Option(
         False,
         "--force",
@@ -56,11 +44,11 @@ def model_train(
     time_column: str | None = typer.Option(
         None, "--time-column", help="With --table: snapshot dates, for a split by time."
     ),
-    as_json: bool = JsonOpt,
+    as_json: bool = common.JsonOpt,
 ) -> None:
     """Train on earlier snapshots, calibrate and choose on the next, test on the latest;
     or on your own table with --table."""
-    with open_project(project) as proj, progress_bar(not as_json) as progress:
+    with common.open_project(project) as proj, common.progress_bar(not as_json) as progress:
         if table is not None:
             result = proj.model_train_table(
                 label,
@@ -73,18 +61,18 @@ def model_train(
         else:
             result = proj.model_train(label, force=force, progress=progress)
     if as_json:
-        print_json(result)
+        common.print_json(result)
         return
     split = result["split"]
     if result["unchanged"]:
-        console.print(
+        common.console.print(
             "unchanged: the latest version was trained on these rows with these settings",
             highlight=False,
         )
     crossfitted = split.get("kind") == "crossfit"
     if crossfitted:
         est = result["estimate"]
-        console.print(
+        common.console.print(
             f"{result['name']} v{result['version']}: {result['algorithm']} "
             f"({result['chosen_because']}), calibration {result['calibration']}; trained on "
             f"{', '.join(split['train'])}; estimated {split['test']}: AUC "
@@ -93,7 +81,7 @@ def model_train(
             highlight=False,
         )
     else:
-        console.print(
+        common.console.print(
             f"{result['name']} v{result['version']}: {result['algorithm']} "
             f"({result['chosen_because']}); trained on {', '.join(split['train'])}, "
             + ("tested on " if "random" in split["test"] else "tested out of time on ")
@@ -111,10 +99,10 @@ def model_train(
         table.add_column(col, justify="left" if col == "candidate" else "right")
     for name, c in result["candidates"].items():
         table.add_row(*candidate_cells(name, c, result["algorithm"]))
-    console.print(table)
+    common.console.print(table)
     tuning = result.get("tuning")
     if tuning:
-        console.print(
+        common.console.print(
             f"tuned: {tuning['trials']} Optuna trials in {tuning['seconds']} s "
             f"(stopped by the {tuning['stopped_by']} budget), best early-stopping AUC "
             f"{tuning['best_auc']:.4f}",
@@ -128,27 +116,27 @@ def model_train(
             table.add_column(col, justify="left" if col == "strategy" else "right")
         for row in result["imbalance"]:
             table.add_row(*imbalance_cells(row))
-        console.print(table)
+        common.console.print(table)
     onnx = result.get("onnx") or {}
     if onnx.get("available"):
-        console.print(
+        common.console.print(
             f"ONNX: model.onnx, largest difference from native {onnx['max_abs_difference']:.1e} "
             f"on {onnx['parity_rows']:,} test customers",
             highlight=False,
         )
     elif onnx:
-        console.print(f"ONNX: none ({onnx.get('reason')})", highlight=False)
+        common.console.print(f"ONNX: none ({onnx.get('reason')})", highlight=False)
     for note in result["notes"]:
-        console.print(f"note: {note}", highlight=False)
+        common.console.print(f"note: {note}", highlight=False)
     if not result["unchanged"]:
-        console.print(f"model card: {result['card']}", highlight=False)
+        common.console.print(f"model card: {result['card']}", highlight=False)
 
 
 @model_app.command("list")
-@guarded
-def model_list(project: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
+@common.guarded
+def model_list(project: Path = common.ProjectOpt, as_json: bool = common.JsonOpt) -> None:
     """Every registered model version: algorithm, snapshots, aliases, metrics."""
-    with open_project(project, read_only=True) as proj:
+    with common.open_project(project, read_only=True) as proj:
         versions = proj.model_list()
     rows = [
         {
@@ -164,7 +152,7 @@ def model_list(project: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
         for r in versions.itertuples()
     ]
     if as_json:
-        print_json(rows)
+        common.print_json(rows)
         return
     table = Table(title=f"{len(rows)} model versions")
     for col in ("name", "version", "kind", "algorithm", "snapshots", "created", "aliases", "AUC"):
@@ -181,32 +169,32 @@ def model_list(project: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
             r["aliases"],
             "" if auc is None else f"{auc:.4f}",
         )
-    console.print(table)
+    common.console.print(table)
 
 
 @model_app.command("promote")
-@guarded
+@common.guarded
 def model_promote(
     label: str = typer.Argument(..., help="Model name (its label), e.g. churn_90d."),
     version: int = typer.Option(..., "--version", help="Version to make the champion."),
-    project: Path = ProjectOpt,
-    as_json: bool = JsonOpt,
+    project: Path = common.ProjectOpt,
+    as_json: bool = common.JsonOpt,
 ) -> None:
     """Make a version the champion if it meets every out-of-time gate (models.gates)."""
-    with open_project(project) as proj:
+    with common.open_project(project) as proj:
         result = proj.model_promote(label, version)
     if as_json:
-        print_json(result)
+        common.print_json(result)
         return
     before = f" (was v{result['previous']})" if result["previous"] else ""
-    console.print(f"{label}: v{result['champion']} is the champion{before}", highlight=False)
+    common.console.print(f"{label}: v{result['champion']} is the champion{before}", highlight=False)
 
 
-@app.command()
-@guarded
+@common.app.command()
+@common.guarded
 def score(
     label: str = typer.Argument(..., help="Model name (its label), e.g. churn_90d, or clv."),
-    project: Path = ProjectOpt,
+    project: Path = common.ProjectOpt,
     as_of: str | None = typer.Option(None, "--as-of", help="Score the features as of this date."),
     version: int | None = typer.Option(None, "--version", help="Version (default: champion)."),
     table: Path | None = typer.Option(
@@ -224,8 +212,8 @@ def score(
     margin: float | None = typer.Option(
         None, "--margin", help="clv: share of spend that is profit."
     ),
-    projection: bool = ProjectionOpt,
-    as_json: bool = JsonOpt,
+    projection: bool = common.ProjectionOpt,
+    as_json: bool = common.JsonOpt,
 ) -> None:
     """Score every eligible customer into scores.<label> with deciles, tiers and reasons;
     `score clv` writes lifetime values into scores.clv; `score NAME --table FILE --out
@@ -233,14 +221,14 @@ def score(
     if table is not None:
         if out is None:
             raise ConfigError("score --table: say where the scores go with --out FILE")
-        with open_project(project, read_only=True) as proj:
+        with common.open_project(project, read_only=True) as proj:
             result = proj.score_table(
                 label, table, out, id_column=id_column, version=version, use_onnx=use_onnx
             )
         if as_json:
-            print_json(result)
+            common.print_json(result)
             return
-        console.print(
+        common.console.print(
             f"{result['out']}: {result['rows']:,} rows scored by {result['model']} "
             f"v{result['version']} ({result['engine']}; mean score {result['mean_score']:.4f})",
             highlight=False,
@@ -249,9 +237,9 @@ def score(
     if as_of is None:
         raise ConfigError("score: give --as-of DATE (or --table FILE for your own table)")
     if label == "clv":
-        with open_project(project) as proj:
+        with common.open_project(project) as proj:
             result = proj.score_clv(
-                parse_date(as_of, "--as-of"),
+                common.parse_date(as_of, "--as-of"),
                 horizon_days=horizon,
                 discount=discount,
                 margin=margin,
@@ -259,9 +247,9 @@ def score(
                 projection=projection,
             )
         if as_json:
-            print_json(result)
+            common.print_json(result)
             return
-        console.print(
+        common.console.print(
             f"scores.clv: {result['customers']:,} customers as of {result['as_of']} by v"
             f"{result['version']}: {result['horizon_days']} days ahead, discount "
             f"{result['discount']:g} a year, margin {result['margin']:g}; total CLV "
@@ -272,18 +260,18 @@ def score(
             highlight=False,
         )
         return
-    with open_project(project) as proj, progress_bar(not as_json) as progress:
+    with common.open_project(project) as proj, common.progress_bar(not as_json) as progress:
         result = proj.score(
             label,
-            parse_date(as_of, "--as-of"),
+            common.parse_date(as_of, "--as-of"),
             version=version,
             progress=progress,
             projection=projection,
         )
     if as_json:
-        print_json(result)
+        common.print_json(result)
         return
-    console.print(
+    common.console.print(
         f"{result['table']}: {result['customers']:,} customers as of {result['as_of']} by "
         f"v{result['version']} (mean score {result['mean_score']:.4f}; "
         f"{result['opted_out']:,} opted out of profiling, not scored)",
@@ -292,22 +280,22 @@ def score(
 
 
 @model_app.command("threshold")
-@guarded
+@common.guarded
 def model_threshold(
     label: str = typer.Argument(..., help="Model name (its label), e.g. churn_90d."),
-    project: Path = ProjectOpt,
+    project: Path = common.ProjectOpt,
     cost: float | None = typer.Option(None, "--cost", help="Cost per contact."),
     value: float | None = typer.Option(None, "--value", help="Value per success."),
     version: int | None = typer.Option(None, "--version", help="Version (default: champion)."),
-    as_json: bool = JsonOpt,
+    as_json: bool = common.JsonOpt,
 ) -> None:
     """What if we contact the top share by score? Volume, positives, cost, value and ROI."""
     from custintel.report.wording import THRESHOLD_COLUMNS, threshold_cells
 
-    with open_project(project) as proj:
+    with common.open_project(project) as proj:
         result = proj.model_threshold(label, cost=cost, value=value, version=version)
     if as_json:
-        print_json(result)
+        common.print_json(result)
         return
     table = Table(
         title=f"{label} v{result['version']}: cost {result['cost_per_contact']:g} per contact, "
@@ -318,47 +306,47 @@ def model_threshold(
         table.add_column(col, justify="right")
     for r in result["rows"]:
         table.add_row(*threshold_cells(r))
-    console.print(table)
+    common.console.print(table)
 
 
 @model_app.command("card")
-@guarded
+@common.guarded
 def model_card(
     label: str = typer.Argument(..., help="Model name (its label), e.g. churn_90d."),
-    project: Path = ProjectOpt,
+    project: Path = common.ProjectOpt,
     version: int | None = typer.Option(None, "--version", help="Version (default: champion)."),
-    as_json: bool = JsonOpt,
+    as_json: bool = common.JsonOpt,
 ) -> None:
     """Write a version's model card (Markdown and HTML) and print where it is."""
-    with open_project(project) as proj:
+    with common.open_project(project) as proj:
         result = proj.model_card(label, version)
     result = {k: str(v) if isinstance(v, Path) else v for k, v in result.items()}
     if as_json:
-        print_json(result)
+        common.print_json(result)
         return
-    console.print(
+    common.console.print(
         f"{label} v{result['version']} model card: {result['markdown']} and {result['html']}",
         highlight=False,
     )
 
 
 @model_app.command("evaluate")
-@guarded
+@common.guarded
 def model_evaluate(
     label: str = typer.Argument(..., help="Model name (its label), e.g. churn_90d."),
-    project: Path = ProjectOpt,
+    project: Path = common.ProjectOpt,
     version: int = typer.Option(..., "--version", help="Version to evaluate."),
     as_of: str = typer.Option(..., "--as-of", help="A snapshot date of the training table."),
-    as_json: bool = JsonOpt,
+    as_json: bool = common.JsonOpt,
 ) -> None:
     """A version's figures on one snapshot (out of time when it did not learn from it)."""
-    with open_project(project) as proj:
-        result = proj.model_evaluate(label, version, parse_date(as_of, "--as-of"))
+    with common.open_project(project) as proj:
+        result = proj.model_evaluate(label, version, common.parse_date(as_of, "--as-of"))
     if as_json:
-        print_json(result)
+        common.print_json(result)
         return
     m = result["metrics"]
-    console.print(
+    common.console.print(
         f"{label} v{version} on {result['as_of']} ({m['rows']:,} customers, "
         f"{m['positive_rate']:.1%} positive): AUC {m['auc']:.4f}, PR AUC {m['pr_auc']:.4f}, "
         f"KS {m['ks']:.3f}, Brier {m['brier']:.4f}, ECE {m['ece']:.4f}, "
@@ -366,27 +354,27 @@ def model_evaluate(
         highlight=False,
     )
     if result["warning"]:
-        err_console.print(f"[yellow]warning:[/yellow] {result['warning']}", highlight=False)
+        common.err_console.print(f"[yellow]warning:[/yellow] {result['warning']}", highlight=False)
 
 
 @model_app.command("compare")
-@guarded
+@common.guarded
 def model_compare(
     label: str = typer.Argument(..., help="Model name (its label), e.g. churn_90d."),
-    project: Path = ProjectOpt,
+    project: Path = common.ProjectOpt,
     challenger: int | None = typer.Option(
         None, "--challenger", help="Version to compare (default: the latest non-champion)."
     ),
-    as_json: bool = JsonOpt,
+    as_json: bool = common.JsonOpt,
 ) -> None:
     """Champion against a challenger: paired bootstrap of the AUC difference."""
-    with open_project(project) as proj:
+    with common.open_project(project) as proj:
         r = proj.model_compare(label, challenger)
     if as_json:
-        print_json(r)
+        common.print_json(r)
         return
     verdict = "better" if r["better"] else "not shown better"
-    console.print(
+    common.console.print(
         f"{label} on {r['as_of']} ({r['rows']:,} customers): champion v{r['champion']} AUC "
         f"{r['champion_auc']:.4f}, challenger v{r['challenger']} AUC {r['challenger_auc']:.4f}; "
         f"difference {r['difference']:+.4f}, 95 % interval {r['ci_low']:+.4f} to "

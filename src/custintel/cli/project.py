@@ -8,29 +8,18 @@ import typer
 from rich.table import Table
 
 from custintel import __version__
-from custintel.cli.common import (
-    JsonOpt,
-    ProjectOpt,
-    app,
-    console,
-    err_console,
-    escape,
-    guarded,
-    open_project,
-    print_json,
-    progress_bar,
-)
+from custintel.cli import common
 
 
-@app.command()
-@guarded
+@common.app.command()
+@common.guarded
 def version() -> None:
     """Print the custintel version."""
-    console.print(__version__)
+    common.console.print(__version__)
 
 
-@app.command()
-@guarded
+@common.app.command()
+@common.guarded
 def init(
     directory: Path = typer.Argument(Path("."), help="Project folder to create."),
     with_sample: bool = typer.Option(
@@ -40,7 +29,7 @@ def init(
         None, "--from-simulation", help="Map the files `custintel simulate` wrote to this folder."
     ),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing custintel.yaml."),
-    as_json: bool = JsonOpt,
+    as_json: bool = common.JsonOpt,
 ) -> None:
     """Create a project: custintel.yaml and the warehouse."""
     from custintel.pipeline.project import init_project
@@ -53,17 +42,17 @@ def init(
         config = sample_project(directory)
     path = init_project(directory, config, force=force)
     if as_json:
-        print_json(
+        common.print_json(
             {"config": str(path), "sample": with_sample, "simulation": str(from_simulation or "")}
         )
     else:
-        console.print(
+        common.console.print(
             f"Created {path}" + (" with a sample retailer in data/" if with_sample else "")
         )
 
 
-@app.command()
-@guarded
+@common.app.command()
+@common.guarded
 def simulate(
     out: Path = typer.Option(Path("data"), "--out", help="Folder for the source files and truth/."),
     customers: int | None = typer.Option(
@@ -73,18 +62,18 @@ def simulate(
     config_file: Path | None = typer.Option(
         None, "--config", help="YAML file with any simulator knobs (docs/simulator.md)."
     ),
-    as_json: bool = JsonOpt,
+    as_json: bool = common.JsonOpt,
 ) -> None:
     """Simulate a retailer: source files with noisy identities, and the truth behind them."""
     from custintel.pipeline.simulation import simulation_settings, write_simulation
 
     config = simulation_settings(config_file, customers=customers, seed=seed)
-    with err_console.status(f"simulating {config.customers:,} customers"):
+    with common.err_console.status(f"simulating {config.customers:,} customers"):
         summary = write_simulation(out, config)
     if as_json:
-        print_json({"out": str(out), "as_of": str(config.as_of), **summary})
+        common.print_json({"out": str(out), "as_of": str(config.as_of), **summary})
     else:
-        console.print(
+        common.console.print(
             f"Wrote {summary['people']:,} people, {summary['records']:,} source profiles, "
             f"{summary['orders']:,} orders, {summary['email_events']:,} e-mail and "
             f"{summary['web_events']:,} web events to {out} ({summary['faulty_rows']:,} faulty "
@@ -92,21 +81,21 @@ def simulate(
         )
 
 
-@app.command()
-@guarded
-def status(project: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
+@common.app.command()
+@common.guarded
+def status(project: Path = common.ProjectOpt, as_json: bool = common.JsonOpt) -> None:
     """Tables with row counts and the last runs."""
-    with open_project(project, read_only=True) as proj:
+    with common.open_project(project, read_only=True) as proj:
         data = proj.status()
     if as_json:
-        print_json(data)
+        common.print_json(data)
         return
     table = Table(title=f"Warehouse {data['warehouse']}")
     table.add_column("table")
     table.add_column("rows", justify="right")
     for t in data["tables"]:
         table.add_row(t["table"], str(t["rows"]))
-    console.print(table)
+    common.console.print(table)
     runs = Table(title="Last ingest runs")
     for col in (
         "run_id",
@@ -130,21 +119,21 @@ def status(project: Path = ProjectOpt, as_json: bool = JsonOpt) -> None:
             str(r["rows_in"]),
             str(r["reconciled"]),
         )
-    console.print(runs)
+    common.console.print(runs)
 
 
-@app.command()
-@guarded
+@common.app.command()
+@common.guarded
 def run(
-    project: Path = ProjectOpt,
+    project: Path = common.ProjectOpt,
     resume: bool = typer.Option(False, "--resume", help="Continue the last run if it failed."),
-    as_json: bool = JsonOpt,
+    as_json: bool = common.JsonOpt,
 ) -> None:
     """Run every configured stage in order (the nightly batch)."""
-    with open_project(project) as proj, progress_bar(not as_json) as progress:
+    with common.open_project(project) as proj, common.progress_bar(not as_json) as progress:
         result = proj.run(resume=resume, progress=progress)
     if as_json:
-        print_json(
+        common.print_json(
             {
                 "run_id": result.run_id,
                 "ok": result.ok,
@@ -154,36 +143,36 @@ def run(
     else:
         for s in result.stages:
             colour = {"ok": "green", "failed": "red", "skipped": "dim"}[s.status]
-            console.print(
-                f"[{colour}]{s.status:>7}[/] {s.stage} {escape(s.message)}", highlight=False
+            common.console.print(
+                f"[{colour}]{s.status:>7}[/] {s.stage} {common.escape(s.message)}", highlight=False
             )
-        console.print(f"run {result.run_id}: {'ok' if result.ok else 'failed'}")
+        common.console.print(f"run {result.run_id}: {'ok' if result.ok else 'failed'}")
     if not result.ok:
         failed = next(s for s in result.stages if s.status == "failed")
-        err_console.print(
-            f"[red]error:[/red] stage {failed.stage} failed: {escape(failed.message)}",
+        common.err_console.print(
+            f"[red]error:[/red] stage {failed.stage} failed: {common.escape(failed.message)}",
             highlight=False,
             soft_wrap=True,
         )
         raise typer.Exit(1)
 
 
-@app.command()
-@guarded
+@common.app.command()
+@common.guarded
 def report(
-    project: Path = ProjectOpt,
+    project: Path = common.ProjectOpt,
     out: Path | None = typer.Option(
         None, "--out", help="Folder for the pages (default: the project's reports_dir)."
     ),
-    as_json: bool = JsonOpt,
+    as_json: bool = common.JsonOpt,
 ) -> None:
     """Write the HTML reports; prints where reports/index.html is. Only reads the
     warehouse, so a read-only project can be reported on with --out elsewhere."""
     from custintel.report import write_reports
 
-    with open_project(project, read_only=True) as proj:
+    with common.open_project(project, read_only=True) as proj:
         index = write_reports(proj, out)
     if as_json:
-        print_json({"index": str(index)})
+        common.print_json({"index": str(index)})
     else:
-        console.print(f"Report: {index.resolve()}")
+        common.console.print(f"Report: {index.resolve()}")

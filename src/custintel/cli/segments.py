@@ -8,24 +8,13 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from custintel.cli.common import (
-    JsonOpt,
-    ProjectOpt,
-    app,
-    console,
-    err_console,
-    guarded,
-    open_project,
-    parse_date,
-    print_json,
-    progress_bar,
-)
+from custintel.cli import common
 
 segment_app = typer.Typer(
     help="Customer segments: fit, assign new snapshots, compare dates, export rules.",
     no_args_is_help=True,
 )
-app.add_typer(segment_app, name="segment")
+common.app.add_typer(segment_app, name="segment")
 
 
 def _segment_table(title: str, segments: dict[str, int]) -> Table:
@@ -39,9 +28,9 @@ def _segment_table(title: str, segments: dict[str, int]) -> Table:
 
 
 @segment_app.command("fit")
-@guarded
+@common.guarded
 def segment_fit(
-    project: Path = ProjectOpt,
+    project: Path = common.ProjectOpt,
     as_of: str | None = typer.Option(
         None, "--as-of", help="Features as of this date (default: features.as_of)."
     ),
@@ -52,27 +41,27 @@ def segment_fit(
     force: bool = typer.Option(
         False, "--force", help="Fit and register even when nothing changed since the last fit."
     ),
-    as_json: bool = JsonOpt,
+    as_json: bool = common.JsonOpt,
 ) -> None:
     """Fit segments, register the model as active, assign everyone, write the report."""
     from custintel.report import write_reports
 
-    day = parse_date(as_of, "--as-of") if as_of else None
-    with open_project(project) as proj, progress_bar(not as_json) as progress:
+    day = common.parse_date(as_of, "--as-of") if as_of else None
+    with common.open_project(project) as proj, common.progress_bar(not as_json) as progress:
         result = proj.segment_fit(day, method=method, k=k, force=force, progress=progress)
         index = write_reports(proj)
     page = index.parent / "segments.html"
     if as_json:
-        print_json({**result, "report": str(page)})
+        common.print_json({**result, "report": str(page)})
         return
     m = result["metrics"]
     if result["unchanged"]:
-        console.print(
+        common.console.print(
             f"unchanged: v{result['version']} was fitted on these customers with these "
             "settings; it stays active and its assignments were written again",
             highlight=False,
         )
-    console.print(
+    common.console.print(
         f"segments v{result['version']} ({result['method']}) as of {result['as_of']}: "
         f"k={result['k']} on {result['clustered']:,} of {result['customers']:,} customers "
         f"(the rest have a rule segment)\n{result['reason']}",
@@ -82,31 +71,31 @@ def segment_fit(
     if "bootstrap_ari" in m:
         extra.append(f"bootstrap ARI {m['bootstrap_ari']:.3f}")
     extra.append(f"surrogate tree fidelity {m['surrogate_fidelity']:.1%}")
-    console.print(", ".join(extra), highlight=False)
+    common.console.print(", ".join(extra), highlight=False)
     for merge in result["merges"]:
-        console.print(
+        common.console.print(
             f"merged segment {merge['segment']} into {merge['into']}: {merge['reason']}",
             highlight=False,
         )
-    console.print(_segment_table("Segments", result["segments"]))
-    console.print(f"Report: {page}")
+    common.console.print(_segment_table("Segments", result["segments"]))
+    common.console.print(f"Report: {page}")
 
 
 @segment_app.command("assign")
-@guarded
+@common.guarded
 def segment_assign(
-    project: Path = ProjectOpt,
+    project: Path = common.ProjectOpt,
     as_of: str = typer.Option(..., "--as-of", help="Snapshot date to assign (YYYY-MM-DD)."),
     version: int | None = typer.Option(None, "--version", help="Model version (default: active)."),
-    as_json: bool = JsonOpt,
+    as_json: bool = common.JsonOpt,
 ) -> None:
     """Place every customer of a snapshot with the fitted model (no refit)."""
-    with open_project(project) as proj, err_console.status("assigning segments"):
-        result = proj.segment_assign(parse_date(as_of, "--as-of"), version=version)
+    with common.open_project(project) as proj, common.err_console.status("assigning segments"):
+        result = proj.segment_assign(common.parse_date(as_of, "--as-of"), version=version)
     if as_json:
-        print_json(result)
+        common.print_json(result)
         return
-    console.print(
+    common.console.print(
         _segment_table(
             f"segments v{result['version']} as of {result['as_of']}: "
             f"{result['customers']:,} customers",
@@ -116,24 +105,24 @@ def segment_assign(
 
 
 @segment_app.command("compare")
-@guarded
+@common.guarded
 def segment_compare(
-    project: Path = ProjectOpt,
+    project: Path = common.ProjectOpt,
     start: str = typer.Option(..., "--from", help="Earlier as-of date."),
     end: str = typer.Option(..., "--to", help="Later as-of date."),
     version: int | None = typer.Option(None, "--version", help="Model version (default: active)."),
-    as_json: bool = JsonOpt,
+    as_json: bool = common.JsonOpt,
 ) -> None:
     """Migration between two dates with the same model, and the shift in segment shares."""
     from custintel.report import write_reports
 
-    with open_project(project) as proj, err_console.status("comparing segments"):
+    with common.open_project(project) as proj, common.err_console.status("comparing segments"):
         result = proj.segment_compare(
-            parse_date(start, "--from"), parse_date(end, "--to"), version=version
+            common.parse_date(start, "--from"), common.parse_date(end, "--to"), version=version
         )
         index = write_reports(proj)
     if as_json:
-        print_json(result)
+        common.print_json(result)
         return
     table = Table(
         title=f"{result['from']} -> {result['to']}: {result['stayed']:.1%} of "
@@ -145,23 +134,23 @@ def segment_compare(
         table.add_row(
             name, f"{s['from']:.1%}", f"{s['to']:.1%}", f"{100 * (s['to'] - s['from']):+.1f} pt"
         )
-    console.print(table)
-    console.print(f"Migration matrix: {index.parent / 'segments.html'}")
+    common.console.print(table)
+    common.console.print(f"Migration matrix: {index.parent / 'segments.html'}")
 
 
 @segment_app.command("export-rules")
-@guarded
+@common.guarded
 def segment_export_rules(
-    project: Path = ProjectOpt,
+    project: Path = common.ProjectOpt,
     fmt: str = typer.Option("sql", "--format", help="sql (a CASE expression), text or json."),
     version: int | None = typer.Option(None, "--version", help="Model version (default: active)."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write to a file."),
 ) -> None:
     """Rules that place a customer in a segment from the feature table's columns."""
-    with open_project(project) as proj:
+    with common.open_project(project) as proj:
         text = proj.segment_rules(fmt, version=version)
     if output:
         output.write_text(text + "\n", encoding="utf-8")
-        err_console.print(f"wrote {output}")
+        common.err_console.print(f"wrote {output}")
     else:
         sys.stdout.write(text + "\n")

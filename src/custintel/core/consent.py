@@ -59,33 +59,42 @@ def _check(purpose: str, channel: str | None) -> None:
 
 def latest_status(
     consents: ir.Table,
-    at: dt.date | dt.datetime,
+    at: dt.date | dt.datetime | None,
     purpose: str,
     channel: str | None = None,
     *,
     unsubscribes: ir.Table | None = None,
+    column: str = "withdrawn",
 ) -> ir.Table:
-    """``customer_id, withdrawn, decided_at`` for every customer with an applicable record
-    before ``at``: whether the latest one is a withdrawal, and when it was made.
+    """``customer_id`` and ``column`` (default ``withdrawn``) for every customer with an
+    applicable record before ``at``: whether the latest one is a withdrawal.
 
+    ``at=None`` reads every record (the tables are already cut at the moment asked).
     ``unsubscribes`` (``customer_id, ts``) count as withdrawals of e-mail marketing.
+    Written as "the latest time, then any withdrawal at it" rather than with a window
+    function: the same answer, and the SQL the feature set's version was first hashed on.
     """
     _check(purpose, channel)
-    c = consents.filter(
-        consents.purpose.isin((purpose, ALL)) & (consents.ts.epoch_seconds() < cutoff_seconds(at))
-    )
+    c = consents
     if channel is not None:
-        c = c.filter(c.channel.isin((channel, ALL)))
-    rows = c.select("customer_id", "ts", withdrawn=c.status == "withdrawn")
+        c = c.filter(c.channel.isin((channel, ALL)) & c.purpose.isin((purpose, ALL)))
+    else:
+        c = c.filter(c.purpose.isin((purpose, ALL)))
+    if at is not None:
+        c = c.filter(c.ts.epoch_seconds() < cutoff_seconds(at))
+    c = c.select("customer_id", "ts", withdrawn=c.status == "withdrawn")
+    both = c
     if unsubscribes is not None and purpose == "marketing" and channel in (None, "email"):
-        u = unsubscribes.filter(unsubscribes.ts.epoch_seconds() < cutoff_seconds(at))
-        rows = rows.union(u.select("customer_id", "ts", withdrawn=ibis.literal(True)))
-    rank = ibis.row_number().over(
-        group_by="customer_id", order_by=[ibis.desc(rows.ts), ibis.desc(rows.withdrawn)]
+        u = unsubscribes
+        if at is not None:
+            u = u.filter(u.ts.epoch_seconds() < cutoff_seconds(at))
+        both = u.select("customer_id", "ts", withdrawn=ibis.literal(True)).union(c)
+    latest = both.group_by("customer_id").aggregate(last_ts=both.ts.max())
+    at_last = both.join(latest, "customer_id").filter(lambda t: t.ts == t.last_ts)
+    # a withdrawal and a grant at the same instant: the withdrawal wins
+    return at_last.group_by("customer_id").aggregate(
+        **{column: at_last.withdrawn.cast("int64").max() == 1}
     )
-    ranked = rows.mutate(_rank=rank)
-    first = ranked.filter(ranked._rank == 0)
-    return first.select("customer_id", "withdrawn", decided_at=first.ts)
 
 
 def withdrawn(status: ir.Table) -> ir.Table:

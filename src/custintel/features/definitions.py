@@ -164,12 +164,12 @@ def _emails(e: ir.Table, consents: ir.Table, day: int, p: Params) -> ir.Table:
         days_since_last_open=day - g.last_open,
         days_since_last_click=day - g.last_click,
     )
-    # E-mail marketing status: the consent service's latest word, unsubscribes included.
-    # The events are already cut at the as-of day, so the day itself is the moment asked.
+    # E-mail marketing status: the consent service's latest word, unsubscribes included
+    # (the events are already cut at the as-of day).
     unsub = e.filter(e.event_type == "unsubscribe").select("customer_id", "ts")
-    at = dt.date(1970, 1, 1) + dt.timedelta(days=day)
-    latest = consent.latest_status(consents, at, "marketing", "email", unsubscribes=unsub)
-    status = latest.select("customer_id", email_unsubscribed=latest.withdrawn)
+    status = consent.latest_status(
+        consents, None, "marketing", "email", unsubscribes=unsub, column="email_unsubscribed"
+    )
     return out.outer_join(status, "customer_id").select(
         customer_id=ibis.coalesce(out.customer_id, status.customer_id),
         **{c: out[c] for c in out.columns if c != "customer_id"},

@@ -9,8 +9,8 @@ floored at 1e-4 so an empty bin does not give an infinite index. Common reading:
 0.1 stable, 0.1 to 0.25 worth watching, above 0.25 unstable (the thresholds are
 arguments, set in the config).
 
-Three queries per table whatever the number of columns (quantiles, the distinct values
-of category columns, then every bin count in one aggregate), so a million rows by a
+A few queries per table whatever the number of columns (counts, order statistics, the
+distinct values of each category column, then every bin count in one aggregate), so a million rows by a
 hundred features never leave the warehouse; only the counts do.
 """
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
@@ -85,27 +86,102 @@ def _text(col: ir.Value) -> ir.StringValue:
     return col.cast("string")
 
 
+@ibis.udf.agg.builtin(signature=((dt.float64, dt.Array(dt.float64)), dt.Array(dt.float64)))
+def quantile_disc(x, q):  # type: ignore[no-untyped-def]
+    """DuckDB's ``quantile_disc``: the values at given fractions of the sorted column."""
+
+
+def _lerp(a: float, b: float, t: float) -> float:
+    """Linear interpolation written as numpy writes it (``numpy.quantile``'s default)."""
+    if t >= 0.5:
+        return b - (b - a) * (1 - t)
+    return a + (b - a) * t
+
+
+def _present(t: ir.Table, c: str) -> ir.FloatingValue:
+    return ibis.cases((_missing(t[c]), ibis.null("float64")), else_=t[c].cast("float64"))
+
+
+def _continuous_edges(reference: ir.Table, numeric: list[str], qs: list[float]) -> dict:
+    """Minimum and inner quantiles from the backend's own continuous quantile."""
+    aggs = {}
+    for i, c in enumerate(numeric):
+        aggs[f"m{i}"] = _present(reference, c).min()
+        for j, q in enumerate(qs):
+            aggs[f"q{i}_{j}"] = _present(reference, c).quantile(q)
+    row = reference.aggregate(**aggs).execute().iloc[0]
+    return {
+        c: [row[f"m{i}"], *(row[f"q{i}_{j}"] for j in range(len(qs)))]
+        for i, c in enumerate(numeric)
+    }
+
+
+def _numpy_edges(reference: ir.Table, numeric: list[str], qs: list[float]) -> dict:
+    """Minimum and inner quantiles exactly as numpy computes them, on DuckDB.
+
+    The warehouse returns order statistics (the values at exact positions of each sorted
+    column) and the interpolation between neighbours is done here as numpy does it: the
+    last bit of DuckDB's own ``quantile_cont`` differs from numpy's now and then, which
+    moves a value that sits exactly on an edge into the next bin."""
+    counts = (
+        reference.aggregate(
+            **{f"n{i}": _present(reference, c).count() for i, c in enumerate(numeric)}
+        )
+        .execute()
+        .iloc[0]
+    )
+    plans = {}
+    for i, c in enumerate(numeric):
+        size = int(counts[f"n{i}"])
+        if size:
+            pairs = [
+                (int(k), min(int(k) + 1, size - 1), k - int(k))
+                for k in ((size - 1) * q for q in qs)
+            ]
+            plans[c] = (size, sorted({0, *(j for p in pairs for j in p[:2])}), pairs)
+    # position j of `size` values is the fraction j / (size - 1); DuckDB rounds
+    # (size - 1) * fraction back to exactly j
+    aggs = {
+        f"v{i}": quantile_disc(
+            _present(reference, c),
+            ibis.literal([j / max(plans[c][0] - 1, 1) for j in plans[c][1]], "array<float64>"),
+        )
+        for i, c in enumerate(numeric)
+        if c in plans
+    }
+    row = reference.aggregate(**aggs).execute().iloc[0] if aggs else {}
+    found: dict = {}
+    for i, c in enumerate(numeric):
+        if c not in plans:
+            found[c] = [None]
+            continue
+        at = dict(zip(plans[c][1], (float(v) for v in row[f"v{i}"]), strict=True))
+        found[c] = [at[0], *(_lerp(at[lo], at[hi], t) for lo, hi, t in plans[c][2])]
+    return found
+
+
+def _on_duckdb(t: ir.Table) -> bool:
+    """Whether the table runs on DuckDB (a memtable runs on Ibis's default, DuckDB)."""
+    try:
+        return t.get_backend().name == "duckdb"
+    except Exception:
+        return True
+
+
 def reference_bins(reference: ir.Table, columns: list[str], n_bins: int = 10) -> dict[str, Bins]:
-    """Bins of every column from the reference table (two queries)."""
+    """Bins of every column from the reference table."""
     numeric = [c for c in columns if _numeric(reference, c)]
-    bins: dict[str, Bins] = {}
-    if numeric:
-        qs = list(np.linspace(0, 1, n_bins + 1)[1:-1])
-        aggs = {}
-        for i, c in enumerate(numeric):
-            x = reference[c].cast("float64")
-            x = ibis.cases((_missing(reference[c]), ibis.null("float64")), else_=x)
-            aggs[f"m{i}"] = x.min()
-            for j, q in enumerate(qs):
-                aggs[f"q{i}_{j}"] = x.quantile(float(q))
-        row = reference.aggregate(**aggs).execute().iloc[0]
-        for i, c in enumerate(numeric):
-            low = row[f"m{i}"]
-            if pd.isna(low):
-                bins[c] = Bins(edges=(0.0,))
-                continue
-            found = [float(low), *(float(row[f"q{i}_{j}"]) for j in range(len(qs)))]
-            bins[c] = Bins(edges=tuple(float(e) for e in np.unique(found)))
+    qs = [float(q) for q in np.linspace(0, 1, n_bins + 1)[1:-1]]
+    edges = _numpy_edges if _on_duckdb(reference) else _continuous_edges
+    found = edges(reference, numeric, qs) if numeric else {}
+    bins = {
+        c: Bins(
+            edges=(0.0,)
+            if v[0] is None or pd.isna(v[0])
+            else tuple(np.unique(np.array(v, float)).tolist())
+        )
+        for c, v in found.items()
+    }
     for c in columns:
         if c in bins:
             continue
@@ -113,6 +189,13 @@ def reference_bins(reference: ir.Table, columns: list[str], n_bins: int = 10) ->
         values = reference.filter(~_missing(col)).select(v=_text(col)).distinct().execute().v
         bins[c] = Bins(categories=tuple(sorted(str(v) for v in values)))
     return bins
+
+
+def _exact(value: float) -> ir.FloatingValue:
+    """A double literal the warehouse reads exactly: DuckDB parses ``0.0909...`` as a
+    DECIMAL whose conversion to DOUBLE can be off by one bit, so the number goes in as
+    text (which it converts correctly rounded)."""
+    return ibis.literal(repr(float(value))).cast("float64")
 
 
 def shares(table: ir.Table, bins: dict[str, Bins]) -> dict[str, np.ndarray]:
@@ -132,7 +215,7 @@ def shares(table: ir.Table, bins: dict[str, Bins]) -> dict[str, np.ndarray]:
             # bin k holds values with exactly k edges at or below them (numpy's
             # searchsorted with side="right")
             for k, edge in enumerate(b.edges):
-                aggs[f"c{i}_{k}"] = (~gone & (x >= edge)).sum()
+                aggs[f"c{i}_{k}"] = (~gone & (x >= _exact(edge))).sum()
     row = table.aggregate(**aggs).execute().iloc[0]
     n = max(int(row["n"]), 1)
     out = {}
