@@ -4,18 +4,18 @@ one customer, and opt-outs of profiling honoured by features and segments."""
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 from pathlib import Path
 
 import ibis
 import pandas as pd
 import pytest
-import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from custintel.core import consent
 from custintel.core.consent import Record, decide
+from custintel.features.build import events_for, params_for, profiling_allowed
+from custintel.features.definitions import customer_features
 from custintel.pipeline.project import Project
 
 T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
@@ -116,24 +116,20 @@ def _opted_out_by_hand(project: Path, as_of: dt.date) -> set[str]:
     return set(last[last.w].customer_id)
 
 
-def test_profiling_opt_outs_leave_features_and_segments(resolved_shop: Path, tmp_path) -> None:
-    project = tmp_path / "shop"
-    shutil.copytree(resolved_shop, project)
+def test_profiling_opt_outs_leave_the_features(resolved_shop: Path) -> None:
     as_of = dt.date(2025, 6, 30)
-    out = _opted_out_by_hand(project, as_of)
+    out = _opted_out_by_hand(resolved_shop, as_of)
     assert len(out) > 50  # the simulator plants profiling opt-outs
-    with Project.open(project) as p:
+    with Project.open(resolved_shop, read_only=True) as p:
         feats = set(p.features_frame(as_of).customer_id)
-        p.segment_fit(as_of)
-        seg = p.warehouse.table("segments", "assignments").execute()
-    assert feats and not feats & out
-    assert set(seg.customer_id) and not set(seg.customer_id) & out
-    # configured off, features keep them (training tables and scores never do)
-    config = project / "custintel.yaml"
-    data = yaml.safe_load(config.read_text())
-    data["consent"] = {"exclude_opted_out_from": []}
-    config.write_text(yaml.safe_dump(data))
-    with Project.open(project) as p:
-        p.features_build(as_of)
-        kept = set(p.features_frame(as_of).customer_id)
-    assert len(out & kept) >= 0.95 * len(out)
+        events, _ = events_for(p.warehouse, p.config)
+        every = customer_features(events, as_of, params_for(p.warehouse, p.config))
+        everyone = set(every.select("customer_id").execute().customer_id)
+        kept = profiling_allowed(every, events, as_of, p.config, "features")
+        off = p.config.model_copy(
+            update={"consent": p.config.consent.model_copy(update={"exclude_opted_out_from": []})}
+        )
+        assert profiling_allowed(every, events, as_of, off, "features") is every
+    # the stored rows are exactly everyone the features know, minus the opted-out
+    assert feats == everyone - out == set(kept.select("customer_id").execute().customer_id)
+    assert len(out & everyone) >= 0.95 * len(out)

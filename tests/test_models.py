@@ -144,6 +144,22 @@ def test_the_onnx_summary_alone_encodes_a_row(churn: dict[str, Any]) -> None:
     assert np.abs(by_hand - churn["model"].predict_frame(frame)).max() <= 1e-5
 
 
+def test_one_customer_scores_as_the_batch_does(churn: dict[str, Any]) -> None:
+    """The scoring function the batch uses answers for a few rows (the real-time path)
+    with the same score, decile and reasons as for the whole population."""
+    from custintel.models.scoring import decile_cutoffs, score_customers, score_rows
+
+    model, frame = churn["model"], churn["frame"]
+    words = {f: f.replace("_", " ") for f in model.features}
+    batch = score_customers(model, frame, words, chunk_rows=5_000, exact_reasons_rows=10**6)
+    picks = [0, 7, 123, len(frame) // 2, len(frame) - 1]
+    few = score_rows(model, frame.iloc[picks], words, decile_cutoffs(batch.score))
+    assert np.abs(few.score - batch.score[picks]).max() < 1e-12
+    assert list(few.decile) == list(batch.decile[picks])
+    assert few.reasons == [batch.reasons[i] for i in picks]
+    assert sorted(set(batch.tier)) == ["high", "low", "medium"]
+
+
 def test_bad_requests_say_what_is_missing(churn: dict[str, Any], runner) -> None:
     with (
         Project.open(churn["project"]) as p,

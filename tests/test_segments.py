@@ -108,6 +108,15 @@ def test_the_sql_case_reproduces_the_surrogate_tree_in_duckdb(shop: dict[str, An
     assert (assigned.segment_name.to_numpy() == tree).mean() >= 0.95
 
 
+def test_customers_who_opted_out_of_profiling_get_no_segment(shop: dict[str, Any]) -> None:
+    with Project.open(shop["project"], read_only=True) as p:
+        events, _ = events_for(p.warehouse, p.config)
+        out = set(opted_out(events, AS_OF).execute().customer_id)
+    assigned = shop["assigned"]
+    assigned = set(assigned[pd.to_datetime(assigned.as_of).dt.date == AS_OF].customer_id)
+    assert len(out) > 50 and assigned and not assigned & out
+
+
 def test_assign_compare_and_rerun_without_duplicates(shop: dict[str, Any]) -> None:
     with Project.open(shop["project"]) as p:
         first = p.segment_assign(EARLIER)

@@ -58,9 +58,20 @@ def test_duckdb_and_spark_give_the_same_clean_tables(
     with _project(tmp_path, data, "duckdb://wh.duckdb") as duck:
         duck_summary = duck.ingest().as_dict()
         duck_tables = _clean_tables(duck)
-    with _project(tmp_path, data, "spark://local[2]") as spark:
+    # settings from the config, and staged rows through the driver, as on a cluster whose
+    # executors cannot read the driver's disk (the other Spark tests stage Parquet)
+    settings = {
+        "shuffle_partitions": 3,
+        "conf": {"spark.sql.adaptive.enabled": "false"},
+        "staging_uri": "driver",
+    }
+    with _project(tmp_path, data, "spark://local[2]", **settings) as spark:
+        session = spark.warehouse.session
+        assert session.conf.get("spark.sql.shuffle.partitions") == "3"
+        assert session.conf.get("spark.sql.adaptive.enabled") == "false"
         spark_summary = spark.ingest().as_dict()
         spark_tables = _clean_tables(spark)
+        assert list((spark.dir / ".custintel").rglob("*.parquet")) == []
         again = spark.ingest().as_dict()
         quarantined = spark.warehouse.count("quarantine", "rows")
     assert spark_summary["files_failed"] == 0
@@ -72,32 +83,6 @@ def test_duckdb_and_spark_give_the_same_clean_tables(
         == sum(sum(truth[s]["rules"].values()) for s in SOURCES)
     )
     assert again["files_loaded"] == 0 and again["files_skipped"] == spark_summary["files_loaded"]
-    for name, frame in duck_tables.items():
-        pd.testing.assert_frame_equal(frame, spark_tables[name], check_dtype=False)
-
-
-def test_spark_settings_come_from_the_config_and_rows_can_go_through_the_driver(
-    tmp_path: Path, sample_data: tuple[Path, dict[str, Any]]
-) -> None:
-    """A cluster whose executors cannot read the driver's disk: staged rows travel
-    through the driver, and the tables are the same as DuckDB's."""
-    data, _ = sample_data
-    with _project(tmp_path, data, "duckdb://wh.duckdb") as duck:
-        duck.ingest()
-        duck_tables = _clean_tables(duck)
-    settings = {
-        "shuffle_partitions": 3,
-        "conf": {"spark.sql.adaptive.enabled": "false"},
-        "staging_uri": "driver",
-    }
-    with _project(tmp_path, data, "spark://local[2]", **settings) as spark:
-        session = spark.warehouse.session
-        assert session.conf.get("spark.sql.shuffle.partitions") == "3"
-        assert session.conf.get("spark.sql.adaptive.enabled") == "false"
-        summary = spark.ingest().as_dict()
-        spark_tables = _clean_tables(spark)
-        staged = list((spark.dir / ".custintel").rglob("*.parquet"))
-    assert summary["files_failed"] == 0 and staged == []
     for name, frame in duck_tables.items():
         pd.testing.assert_frame_equal(frame, spark_tables[name], check_dtype=False)
 
