@@ -72,6 +72,8 @@ def decile_cutoffs(score: np.ndarray) -> list[float]:
 
 
 def decile_of(score: float, cutoffs: list[float]) -> int:
+    """A new score's decile: a score equal to a decile's lowest belongs to that decile
+    (in the batch, ties across a boundary are split by position)."""
     return 1 + sum(score < c for c in cutoffs)
 
 
