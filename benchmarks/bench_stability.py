@@ -92,8 +92,8 @@ def _run(code: str, path: Path, cols: list[str]) -> dict:
         text=True,
         check=True,
     ).stdout.splitlines()
-    result = json.loads(out[0])
-    result["peak_mb"] = int(out[1]) / 1024
+    result = json.loads(next(line for line in out if line.startswith("{")))
+    result["peak_mb"] = int(out[-1]) / 1024
     return result
 
 
