@@ -102,10 +102,33 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--numeric", type=int, default=40)
     parser.add_argument("--categorical", type=int, default=5)
+    parser.add_argument("--make", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.make:
+        print(json.dumps(_make(Path(args.make), args.rows, args.numeric, args.categorical)))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "features.duckdb"
-        cols = _make(path, args.rows, args.numeric, args.categorical)
+        # made in a child process: the peak memory a process reports (ru_maxrss) survives
+        # fork and exec, so a parent holding the data would inflate both sides' figures
+        made = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--make",
+                str(path),
+                "--rows",
+                str(args.rows),
+                "--numeric",
+                str(args.numeric),
+                "--categorical",
+                str(args.categorical),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        cols = json.loads(made.stdout.splitlines()[-1])
         ours = _run(CUSTINTEL_SIDE, path, cols)
         theirs = _run(PANDAS_SIDE, path, cols)
     gap = max(abs(ours["psi"][c] - theirs["psi"][c]) for c in cols)
