@@ -115,7 +115,7 @@ def test_config_mistakes_are_one_clear_line(text: str, expected: list[str]) -> N
 @pytest.mark.parametrize(
     ("stages", "expected"),
     [
-        ("[ingest, campaigns]", ["unknown stage 'campaigns'", "the stages are ingest, identity"]),
+        ("[ingest, mailings]", ["unknown stage 'mailings'", "the stages are ingest, identity"]),
         ("[ingest, models, features]", ["'models' needs 'features'", "must come first"]),
         ("[identity, ingest]", ["'identity' needs 'ingest'"]),
         ("[ingest, ingest]", ["'ingest' listed more than once"]),
@@ -130,7 +130,7 @@ def test_stages_that_cannot_run_are_refused(stages: str, expected: list[str]) ->
 
 def test_a_stage_may_run_alone_when_what_it_needs_ran_before() -> None:
     assert parse_config("stages: [segments]\n").stages == ["segments"]
-    default = ["ingest", "identity", "features", "segments", "models", "clv"]
+    default = ["ingest", "identity", "features", "segments", "models", "clv", "campaigns"]
     assert parse_config("name: x\n").stages == default
 
 

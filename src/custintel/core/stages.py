@@ -59,6 +59,9 @@ STAGES: tuple[Stage, ...] = (
     Stage(name="clv", schemas=("models", "scores"), needs=("identity",),
           run="custintel.pipeline.clv_tasks:run_stage", page="custintel.report.clv",
           cli="custintel.cli.clv", docs="clv.md"),
+    Stage(name="campaigns", schemas=("campaign",), needs=("segments", "models", "clv"),
+          run="custintel.pipeline.campaign_tasks:run_stage", page="custintel.report.campaigns",
+          cli="custintel.cli.campaigns", docs="campaigns.md"),
 )  # fmt: skip
 """In the order ``custintel run`` executes them."""
 

@@ -17,6 +17,7 @@ from custintel.core.errors import ConfigError, CustintelError
 from custintel.core.lineage import append_ops, ensure_ops_tables, new_run_id, now
 from custintel.core.stages import stage as stage_named
 from custintel.core.warehouse import SCHEMAS, Warehouse
+from custintel.pipeline.campaign_tasks import CampaignTasks
 from custintel.pipeline.clv_tasks import ClvTasks
 from custintel.pipeline.feature_tasks import FeatureTasks
 from custintel.pipeline.identity_tasks import IdentityTasks
@@ -50,7 +51,9 @@ def init_project(
     return path
 
 
-class Project(IngestTasks, IdentityTasks, FeatureTasks, SegmentTasks, ModelTasks, ClvTasks):
+class Project(
+    IngestTasks, IdentityTasks, FeatureTasks, SegmentTasks, ModelTasks, ClvTasks, CampaignTasks
+):
     """A project folder: its config and (opened on first use) its warehouse."""
 
     def __init__(

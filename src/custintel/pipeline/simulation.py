@@ -9,7 +9,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from custintel.core.config import FeaturesConfig, ProjectConfig, validate_yaml
+from custintel.core.config import (
+    AudienceConfig,
+    CampaignConfig,
+    FeaturesConfig,
+    OfferConfig,
+    ProjectConfig,
+    validate_yaml,
+)
 from custintel.core.errors import ConfigError
 from custintel.simulate.sample import sample_config, write_sample
 from custintel.simulate.writer import SimulationConfig, simulate, simulation_config
@@ -39,7 +46,32 @@ def simulation_project(data: Path, directory: Path) -> ProjectConfig:
         raise ConfigError(f"{data}: no simulation here (run `custintel simulate --out {data}`)")
     relative = os.path.relpath(data.resolve(), directory.resolve())
     config = simulation_config(Path(relative).as_posix(), directory.resolve().name)
-    return config.model_copy(update={"features": simulation_features(data)})
+    return config.model_copy(
+        update={"features": simulation_features(data), **simulation_campaigns()}
+    )
+
+
+def simulation_campaigns() -> dict[str, Any]:
+    """A win-back campaign for a simulated shop: the customers most likely to churn, by
+    e-mail or SMS, a tenth held out in each risk tier, under a budget."""
+    offers = {
+        "winback_voucher": OfferConfig(
+            score="churn_90d", value="clv", channels=["email", "sms"], cost_per_response=2.0
+        ),
+        "loyalty_points": OfferConfig(
+            score="churn_90d", value="clv", uplift=0.6, channels=["email"], cost_per_response=0.5
+        ),
+    }
+    campaigns = {
+        "winback": CampaignConfig(
+            offers=list(offers),
+            audience=AudienceConfig(score="churn_90d", deciles=[1, 2, 3, 4]),
+            holdout=0.1,
+            stratify="tier",
+            budget=4000.0,
+        )
+    }
+    return {"offers": offers, "campaigns": campaigns}
 
 
 def sample_project(directory: Path) -> ProjectConfig:

@@ -13,9 +13,18 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from custintel.core.config.base import CONFIG_FILE, STAGES, M, Strict
+from custintel.core.config.campaigns import (
+    CampaignConfig,
+    ChannelConfig,
+    ContactPolicyConfig,
+    OfferConfig,
+    _default_channels,
+    check_campaigns,
+)
 from custintel.core.config.capabilities import (
     ClvConfig,
     ConsentConfig,
@@ -46,6 +55,16 @@ class ProjectConfig(Strict):
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     clv: ClvConfig = Field(default_factory=ClvConfig)
     consent: ConsentConfig = Field(default_factory=ConsentConfig)
+    channels: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], ChannelConfig] = Field(
+        default_factory=_default_channels, description="contact channels (docs/campaigns.md)"
+    )
+    contact_policy: ContactPolicyConfig = Field(default_factory=ContactPolicyConfig)
+    offers: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], OfferConfig] = Field(
+        default_factory=dict
+    )
+    campaigns: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], CampaignConfig] = Field(
+        default_factory=dict
+    )
     stages: list[str] = Field(
         default_factory=lambda: list(STAGES),
         description="stages `custintel run` executes, in order (docs/architecture.md#stages)",
@@ -60,6 +79,13 @@ class ProjectConfig(Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return value
+
+    @model_validator(mode="after")
+    def _campaigns(self) -> ProjectConfig:
+        problems = check_campaigns(self.channels, self.contact_policy, self.offers, self.campaigns)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
     def quality_for(self, source: str) -> QualityConfig:
         """The project's quality settings with the keys a source sets itself replaced."""
@@ -183,6 +209,9 @@ def validate_yaml(text: str, origin: str, model: type[M]) -> tuple[M, Any]:
             line = _line_of(root, err["loc"])
             where = f"{origin}:{line}" if line else origin
             got = err.get("input")
+            if not path:  # a check across sections: its message names the keys
+                problems.append(f"{where}: {err['msg'].removeprefix('Value error, ')}")
+                continue
             got_text = "" if err["type"] == "missing" else f" (got {_shown(got)})"
             problems.append(f"{where}: {path}: {err['msg']}{got_text}")
         raise ConfigError("; ".join(problems)) from exc

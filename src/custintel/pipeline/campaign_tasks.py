@@ -1,0 +1,251 @@
+"""Campaign tasks of a project: plan (what-if), run (decide, log, record contacts), why,
+and the next-best action across every offer."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from custintel.campaigns import rules
+from custintel.campaigns.decide import Outcome, Plan, decide
+from custintel.core.config import CampaignConfig
+from custintel.core.errors import ConfigError, StageError
+from custintel.core.lineage import new_run_id, now
+from custintel.features.build import default_as_of
+from custintel.pipeline.campaign_context import customer_context, versions_json
+from custintel.pipeline.parts import Progress as StageProgress
+from custintel.pipeline.parts import ProjectParts, StageResult
+
+NBA = "nba"
+
+
+class CampaignTasks(ProjectParts):
+    """Campaign methods of :class:`~custintel.pipeline.project.Project`."""
+
+    def _plan(self, name: str) -> Plan:
+        cfg = self.config
+        if name == NBA and NBA not in cfg.campaigns:
+            if not cfg.offers:
+                raise ConfigError("nba: no offers declared (custintel.yaml: offers)")
+            campaign = CampaignConfig(offers=list(cfg.offers), holdout=0.0)
+        else:
+            if name not in cfg.campaigns:
+                known = ", ".join(cfg.campaigns) or "none declared"
+                raise ConfigError(f"no campaign {name!r} in custintel.yaml (campaigns: {known})")
+            campaign = cfg.campaigns[name]
+        return Plan(name, campaign, dict(cfg.offers), dict(cfg.channels), cfg.contact_policy)
+
+    def _features_or_none(self, as_of: dt.date) -> Any:
+        try:
+            return self.features_table(as_of)
+        except Exception:
+            return None
+
+    def _frozen(self, plan: Plan) -> dict[str, float] | None:
+        wh = self.warehouse
+        if not plan.campaign.stratify or not wh.exists("campaign", "holdouts"):
+            return None
+        t = wh.table("campaign", "holdouts")
+        rows = t.filter(t.control_group == plan.control_group).execute()
+        return dict(zip(rows.stratum, rows.threshold, strict=True)) if len(rows) else None
+
+    def _decide(self, name: str, as_of: dt.date, allocation: str | None = None):  # type: ignore[no-untyped-def]
+        plan = self._plan(name)
+        ctx, versions = customer_context(
+            self.warehouse, self.config, self.dir, plan, as_of, self._features_or_none(as_of)
+        )
+        if ctx.empty:
+            raise StageError(f"campaign {name}: no customers existed before {as_of}")
+        missing = [k for k in plan.labels() if versions.get(k) is None]
+        if missing:
+            raise StageError(
+                f"campaign {name}: no scores for {', '.join(missing)} on or before {as_of}; "
+                f"run `custintel score {missing[0]} --as-of {as_of}` first"
+            )
+        outcome = decide(ctx, plan, as_of, frozen=self._frozen(plan), allocation=allocation)
+        return plan, outcome, versions
+
+    def campaign_plan(
+        self, name: str, as_of: dt.date, *, allocation: str | None = None
+    ) -> dict[str, Any]:
+        """What a run would decide, writing nothing."""
+        _, outcome, versions = self._decide(name, as_of, allocation)
+        return {
+            "campaign": name,
+            "as_of": as_of.isoformat(),
+            **outcome.summary,
+            "model_versions": versions,
+        }
+
+    def campaign_run(self, name: str, as_of: dt.date) -> dict[str, Any]:
+        """Decide and record: ``campaign.decisions`` (every customer, with reasons),
+        ``campaign.candidates`` (every audience member's actions and the rules each
+        failed), ``campaign.contacts`` (treated and control, with their send time) and
+        ``campaign.runs``. Running a campaign again on the same date replaces its rows."""
+        plan, outcome, versions = self._decide(name, as_of)
+        run_id = new_run_id()
+        self._write(plan, outcome, versions, as_of, run_id)
+        return {
+            "campaign": name,
+            "as_of": as_of.isoformat(),
+            "run_id": run_id,
+            **outcome.summary,
+            "model_versions": versions,
+        }
+
+    def _write(
+        self, plan: Plan, outcome: Outcome, versions: dict[str, Any], as_of: dt.date, run_id: str
+    ) -> None:
+        wh = self.warehouse
+        wh.ensure_schema("campaign")
+        stamp = {"campaign_id": plan.name, "as_of": as_of, "run_id": run_id}
+        d = outcome.decisions.assign(
+            **stamp, model_versions=versions_json(versions), config_hash=self.config.config_hash()
+        )
+        midnight = pd.Timestamp(dt.datetime(as_of.year, as_of.month, as_of.day, tzinfo=dt.UTC))
+        chosen = d[d.outcome != "excluded"]
+        hours = np.where(chosen.channel == "email", chosen.send_hour.fillna(10), 9).astype(int)
+        contacts = pd.DataFrame(
+            {
+                "campaign_id": plan.name,
+                "customer_id": chosen.customer_id.to_numpy(),
+                "offer": chosen.offer.to_numpy(),
+                "channel": chosen.channel.to_numpy(),
+                "variant": chosen.outcome.to_numpy(),
+                "control_group": plan.control_group,
+                "send_at": midnight + pd.to_timedelta(hours, unit="h"),
+                "as_of": as_of,
+                "run_id": run_id,
+            }
+        )
+        c = outcome.candidates.assign(**stamp)
+        summary = pd.DataFrame(
+            [
+                {
+                    **stamp,
+                    "created_at": now(),
+                    "summary": json.dumps(outcome.summary, default=str),
+                    "config_hash": self.config.config_hash(),
+                }
+            ]
+        )
+        where = f"campaign_id = '{plan.name}' AND as_of = DATE '{as_of}'"
+        with wh.transaction():
+            for table, frame in (
+                ("decisions", d),
+                ("candidates", c),
+                ("contacts", contacts),
+                ("runs", summary),
+            ):
+                wh.delete_where("campaign", table, where)
+                wh.put("campaign", table, frame, append=True)
+            if outcome.thresholds and self._frozen(plan) is None:
+                wh.put(
+                    "campaign",
+                    "holdouts",
+                    pd.DataFrame(
+                        {
+                            "control_group": plan.control_group,
+                            "stratum": list(outcome.thresholds),
+                            "threshold": list(outcome.thresholds.values()),
+                            "frozen_at": as_of,
+                        }
+                    ),
+                    append=True,
+                )
+
+    def campaign_why(
+        self, name: str, customer_id: str, as_of: dt.date | None = None
+    ) -> dict[str, Any]:
+        """Every rule a customer met in a campaign's run (the latest, or on ``as_of``)."""
+        wh = self.warehouse
+        if not wh.exists("campaign", "decisions"):
+            raise StageError(f"campaign {name} has not run; `custintel campaign run {name}` first")
+        d = wh.table("campaign", "decisions")
+        d = d.filter(d.campaign_id == name)
+        if as_of is None:
+            as_of = d.aggregate(x=d.as_of.max()).execute().x.iloc[0]
+            if as_of is None or pd.isna(as_of):
+                raise StageError(f"campaign {name} has not run")
+            as_of = pd.Timestamp(as_of).date()
+        rows = d.filter((d.as_of == as_of) & (d.customer_id == customer_id)).execute()
+        if rows.empty:
+            raise StageError(f"campaign {name} on {as_of}: no customer {customer_id!r}")
+        c = wh.table("campaign", "candidates")
+        cands = c.filter(
+            (c.campaign_id == name) & (c.as_of == as_of) & (c.customer_id == customer_id)
+        ).execute()
+        first = rows.iloc[0]
+        return {
+            "campaign": name,
+            "as_of": str(as_of),
+            "customer_id": customer_id,
+            "outcome": [
+                {k: _plain(r[k]) for k in ("outcome", "offer", "channel", "rule", "priority")}
+                for _, r in rows.iterrows()
+            ],
+            "rules_met": first["rules"].split(",") if first["rules"] else [],
+            "candidates": [
+                {
+                    "offer": r.offer,
+                    "channel": r.channel,
+                    "failed": rules.names(int(r.failed)),
+                    "priority": float(r.priority),
+                    "cost": float(r.cost),
+                }
+                for r in cands.itertuples()
+            ],
+            "factors": {
+                k: _plain(first[k])
+                for k in ("propensity", "value", "context_weight", "lever", "priority", "cost")
+            },
+            "model_versions": json.loads(first["model_versions"]),
+            "config_hash": first["config_hash"],
+            "run_id": first["run_id"],
+        }
+
+    def nba(self, as_of: dt.date) -> dict[str, Any]:
+        """Every customer's next-best action across all offers (no holdout): written to
+        ``campaign.nba`` for that date."""
+        _plan, outcome, versions = self._decide(NBA, as_of)
+        wh = self.warehouse
+        wh.ensure_schema("campaign")
+        d = outcome.decisions.assign(as_of=as_of, model_versions=versions_json(versions))
+        with wh.transaction():
+            wh.delete_where("campaign", "nba", f"as_of = DATE '{as_of}'")
+            wh.put("campaign", "nba", d, append=True)
+        return {"as_of": as_of.isoformat(), **outcome.summary, "table": "campaign.nba"}
+
+
+def _plain(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def run_stage(project: Any, run_id: str, progress: StageProgress | None) -> StageResult:
+    """The ``campaigns`` stage of ``custintel run``: every configured campaign, decided and
+    recorded as of the run's date."""
+    names = list(project.config.campaigns)
+    if not names:
+        return StageResult("campaigns", "skipped", "no campaigns in custintel.yaml")
+    as_of = default_as_of(project.warehouse, project.config)
+    parts, detail = [], {}
+    for name in names:
+        try:
+            out = project.campaign_run(name, as_of)
+        except StageError as exc:
+            return StageResult("campaigns", "skipped", str(exc))
+        detail[name] = out
+        parts.append(
+            f"{name}: {out['treatment']:,} treated, {out['control']:,} held out, "
+            f"{out['excluded']:,} excluded; expected value {out['expected_value']:,.0f} "
+            f"for {out['spend']:,.0f} spent"
+        )
+    return StageResult("campaigns", "ok", "; ".join(parts), detail)
