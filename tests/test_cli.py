@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from custintel.cli.main import app
 from custintel.core.config import SourceConfig
+from custintel.core.stages import STAGE_NAMES
 from tests.conftest import ingest, make_project, paused_ingest, query
 
 
@@ -47,7 +48,9 @@ def test_whole_tour_with_json(runner: CliRunner, tmp_path: Path) -> None:
     code, out, _ = run(runner, "status", "--project", str(shop), "--json")
     status = json.loads(out)
     tables = {t["table"]: t["rows"] for t in status["tables"]}
-    assert tables["clean.orders"] == 3094 and tables["ops.pipeline_runs"] == 6  # one row per stage
+    assert tables["clean.orders"] == 3094 and tables["ops.pipeline_runs"] == len(
+        STAGE_NAMES
+    )  # one row per stage
     assert tables["features.customer"] == tables["customer.profile"] > 0
     assert len(status["ingest_runs"]) == 2
 
