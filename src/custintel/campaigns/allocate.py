@@ -69,7 +69,7 @@ class Problem:
         return np.lexsort((self.channel, self.offer, self.customer, -key))
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=False)  # no cache file: the package folder may be read-only
 def _greedy(order, customer, offer, channel, cost, control, channel_caps, total_caps,
             per_channel, per_customer, offer_budget, offer_inventory, channel_budget,
             budget):  # fmt: skip
@@ -149,7 +149,7 @@ def _rows(p: Problem) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
     return members, weights, np.array(limits)
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=False)  # no cache file: the package folder may be read-only
 def _best_subsets(order, customer, channel, reduced, channel_caps, total_caps, per_channel,
                   per_customer):  # fmt: skip
     """Each customer's best actions by reduced value within their slots (greedy is
