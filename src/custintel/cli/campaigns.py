@@ -74,6 +74,39 @@ def campaign_run(
         common.print_json(result)
         return
     _show(result, f"run {name} as of {result['as_of']} ({result['run_id']})")
+    _show_delivery(result.get("delivery", {}))
+
+
+def _show_delivery(delivery: dict[str, Any]) -> None:
+    for channel, d in delivery.items():
+        parts = [f"{channel}: {d['contacts']:,} treated"]
+        if "file" in d:
+            parts.append(f"{d['file']['path']} ({d['file']['rows']:,} rows, {d['file']['format']})")
+        if "webhook" in d:
+            w = d["webhook"]
+            parts.append(
+                f"webhook {w['sent']} of {w['batches']} batches sent"
+                + (f", {w['already_sent']} already sent before" if w["already_sent"] else "")
+            )
+        common.console.print("; ".join(parts), highlight=False)
+
+
+@campaign_app.command("deliver")
+@common.guarded
+def campaign_deliver(
+    name: str = typer.Argument(..., help="Campaign name in custintel.yaml."),
+    project: Path = common.ProjectOpt,
+    as_of: str = typer.Option(..., "--as-of", help="Date of the recorded run."),
+    as_json: bool = common.JsonOpt,
+) -> None:
+    """Export and post a recorded run's treated contacts again; batches a webhook already
+    accepted are skipped, so after a failure this sends only what is pending."""
+    with common.open_project(project) as proj:
+        result = proj.campaign_deliver(name, common.parse_date(as_of, "--as-of"))
+    if as_json:
+        common.print_json(result)
+        return
+    _show_delivery(result)
 
 
 @campaign_app.command("why")

@@ -81,21 +81,26 @@ class CampaignTasks(ProjectParts):
             "model_versions": versions,
         }
 
-    def campaign_run(self, name: str, as_of: dt.date) -> dict[str, Any]:
+    def campaign_run(self, name: str, as_of: dt.date, *, deliver: bool = True) -> dict[str, Any]:
         """Decide and record: ``campaign.decisions`` (every customer, with reasons),
         ``campaign.candidates`` (every audience member's actions and the rules each
         failed), ``campaign.contacts`` (treated and control, with their send time) and
-        ``campaign.runs``. Running a campaign again on the same date replaces its rows."""
+        ``campaign.runs``; then deliver the treated contacts (files and webhooks, see
+        :meth:`campaign_deliver`). Running a campaign again on the same date replaces its
+        decisions; what was already delivered is not sent again."""
         plan, outcome, versions = self._decide(name, as_of)
         run_id = new_run_id()
         self._write(plan, outcome, versions, as_of, run_id)
-        return {
+        result = {
             "campaign": name,
             "as_of": as_of.isoformat(),
             "run_id": run_id,
             **outcome.summary,
             "model_versions": versions,
         }
+        if deliver:
+            result["delivery"] = self.campaign_deliver(name, as_of)  # type: ignore[attr-defined]
+        return result
 
     def _write(
         self, plan: Plan, outcome: Outcome, versions: dict[str, Any], as_of: dt.date, run_id: str

@@ -17,6 +17,7 @@ from custintel.core.errors import ConfigError, CustintelError
 from custintel.core.lineage import append_ops, ensure_ops_tables, new_run_id, now
 from custintel.core.stages import stage as stage_named
 from custintel.core.warehouse import SCHEMAS, Warehouse
+from custintel.pipeline.campaign_delivery import CampaignDelivery
 from custintel.pipeline.campaign_tasks import CampaignTasks
 from custintel.pipeline.clv_tasks import ClvTasks
 from custintel.pipeline.feature_tasks import FeatureTasks
@@ -52,7 +53,14 @@ def init_project(
 
 
 class Project(
-    IngestTasks, IdentityTasks, FeatureTasks, SegmentTasks, ModelTasks, ClvTasks, CampaignTasks
+    IngestTasks,
+    IdentityTasks,
+    FeatureTasks,
+    SegmentTasks,
+    ModelTasks,
+    ClvTasks,
+    CampaignTasks,
+    CampaignDelivery,
 ):
     """A project folder: its config and (opened on first use) its warehouse."""
 

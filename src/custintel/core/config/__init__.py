@@ -21,6 +21,7 @@ from custintel.core.config.campaigns import (
     GlobalControl,
     OfferConfig,
     Override,
+    WebhookConfig,
 )
 from custintel.core.config.capabilities import (
     DEFAULT_SEGMENT_FEATURES,
@@ -90,6 +91,7 @@ __all__ = [
     "SqlSource",
     "TuningConfig",
     "WarehouseConfig",
+    "WebhookConfig",
     "dump_config",
     "load_config",
     "parse_config",

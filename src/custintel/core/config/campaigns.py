@@ -36,8 +36,43 @@ class Caps(Strict):
                 if v is not None}  # fmt: skip
 
 
+ExportFormat = Literal[
+    "email_platform", "sms_platform", "mail_house",
+    "google_customer_match", "meta_custom_audience", "none",
+]  # fmt: skip
+"""The file a channel's contacts are exported as (docs/campaigns.md#delivery)."""
+
+DEFAULT_EXPORT: dict[str, ExportFormat] = {
+    "email": "email_platform",
+    "sms": "sms_platform",
+    "phone": "sms_platform",
+    "post": "mail_house",
+    "ads": "google_customer_match",
+}
+
+
+class WebhookConfig(Strict):
+    """Where a channel's contacts are posted, in batches, each with an idempotency key.
+
+    A batch that fails (no answer, 408, 429 or 5xx) is tried again after ``backoff_s``,
+    doubling each time up to ``max_backoff_s`` (a ``Retry-After`` header wins); other
+    4xx answers are not retried. The token, if any, is read from an environment variable
+    so that it never sits in the config."""
+
+    url: str = Field(pattern=r"^https?://\S+$")
+    batch_size: int = Field(default=500, ge=1, le=100_000)
+    tries: int = Field(default=5, ge=1, le=20)
+    backoff_s: float = Field(default=0.5, ge=0)
+    max_backoff_s: float = Field(default=30.0, ge=0)
+    timeout_s: float = Field(default=10.0, gt=0)
+    token_env: str | None = Field(
+        default=None, description="environment variable holding a bearer token"
+    )
+
+
 class ChannelConfig(Strict):
-    """A contact channel: what a contact costs, what address it needs, its budget."""
+    """A contact channel: what a contact costs, what address it needs, its budget, and
+    how its contacts leave (a file in a platform's import format, a webhook, or both)."""
 
     cost: float = Field(default=0.0, ge=0, description="cost of one contact")
     address: Address | None = Field(
@@ -46,9 +81,16 @@ class ChannelConfig(Strict):
         "(address and postcode) or email_or_phone (default: by the channel's name)",
     )
     budget: float | None = Field(default=None, ge=0, description="spend limit per run")
+    export: ExportFormat | None = Field(
+        default=None, description="import format of the exported file (default: by the name)"
+    )
+    webhook: WebhookConfig | None = None
 
     def needs(self, name: str) -> Address:
         return self.address or DEFAULT_ADDRESS.get(name, "email_or_phone")
+
+    def export_format(self, name: str) -> ExportFormat:
+        return self.export or DEFAULT_EXPORT.get(name, "none")
 
 
 def _default_channels() -> dict[str, ChannelConfig]:
