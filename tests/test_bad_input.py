@@ -188,3 +188,25 @@ def test_counts_always_reconcile(
     assert r["status"] == "loaded", r["message"]
     assert r["rows_in"] == len(records) + len(ragged)
     assert r["rows_in"] == r["rows_clean"] + r["rows_quarantined"] + r["rows_duplicate"]
+
+
+def test_contacts_allow_waves_and_channels_and_refuse_the_future(tmp_path: Path) -> None:
+    """One customer contacted by a campaign on two channels and in two waves keeps every
+    contact; an exact repeat is a duplicate; a contact dated in the future is quarantined
+    with its rule, and the counts reconcile."""
+    body = (
+        "campaign_id,customer_ref,channel,sent_at,variant,offer\n"
+        "C1,A,email,2025-03-01T09:00:00Z,treatment,x\n"
+        "C1,A,sms,2025-03-01T09:00:00Z,treatment,x\n"
+        "C1,A,email,2025-03-08T09:00:00Z,treatment,x\n"
+        "C1,A,email,2025-03-08T09:00:00Z,treatment,x\n"
+        "C1,B,email,2099-01-01T09:00:00Z,control,x\n"
+    )
+    project = make_project(
+        tmp_path, contacts=SourceConfig(contract="contacts", path="data/contacts.csv")
+    )
+    (project / "data" / "contacts.csv").write_text(body)
+    r = ingest(project)["results"][0]
+    assert (r["rows_in"], r["rows_clean"], r["rows_duplicate"]) == (5, 3, 1)
+    assert rules(r) == {"future.sent_at": 1}
+    assert query(project, "SELECT count(*) FROM clean.contacts WHERE customer_ref = 'A'")[0][0] == 3

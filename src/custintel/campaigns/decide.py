@@ -387,6 +387,9 @@ def _decisions(customers, plan, pairs, masks, accepted, control, table) -> pd.Da
     for k in ("propensity", "value", "context_weight", "lever", "priority", "cost"):
         out[k] = table[k][c, p] if masks.shape[1] else np.nan
     out["send_hour"] = customers["send_hour"].to_numpy()[c] if "send_hour" in customers else None
+    out["send_weekday"] = (
+        customers["send_weekday"].to_numpy()[c] if "send_weekday" in customers else None
+    )
     return out.sort_values(
         ["customer_id", "offer", "channel"], ignore_index=True, na_position="first"
     )

@@ -17,7 +17,7 @@ import pandas as pd
 import phonenumbers
 
 CONTACT_COLUMNS = (
-    "customer_id", "offer", "channel", "send_at",
+    "customer_id", "offer", "channel", "send_at", "send_weekday",
     "email", "phone", "first_name", "last_name", "address", "postcode", "city",
 )  # fmt: skip
 GMAIL = ("gmail.com", "googlemail.com")
@@ -75,6 +75,9 @@ def _common(c: pd.DataFrame, campaign: str) -> dict[str, pd.Series]:
         "campaign": pd.Series(campaign, index=c.index),
         "offer": c["offer"],
         "send_at": c["send_at"].map(lambda t: pd.Timestamp(t).isoformat()),
+        "send_weekday": c["send_weekday"]
+        if "send_weekday" in c
+        else pd.Series(pd.NA, index=c.index),
     }
 
 
@@ -174,7 +177,8 @@ def batches(
                 "customer_id": r["customer_id"],
                 "offer": r["offer"],
                 "send_at": pd.Timestamp(r["send_at"]).isoformat(),
-                **{k: (None if pd.isna(r[k]) else str(r[k])) for k in columns},
+                **({"send_weekday": _plain(r["send_weekday"])} if "send_weekday" in r else {}),
+                **{k: _plain(r[k]) for k in columns},
             }
             for r in part.to_dict("records")
         ]
@@ -193,6 +197,10 @@ def batches(
             separators=(",", ":"),
         ).encode()
         yield Batch(key, i + 1, total, tuple(part["customer_id"]), body)
+
+
+def _plain(value: object) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)
 
 
 def address_columns(channel_address: str) -> list[str]:

@@ -144,6 +144,39 @@ def campaign_why(
     common.console.print(table)
 
 
+@campaign_app.command("play-out")
+@common.guarded
+def campaign_play_out(
+    name: str = typer.Argument(..., help="Campaign name in custintel.yaml."),
+    project: Path = common.ProjectOpt,
+    as_of: str | None = typer.Option(None, "--as-of", help="Run date (default: the latest)."),
+    as_json: bool = common.JsonOpt,
+) -> None:
+    """Simulated projects: play a run out in the simulation and compare its targeting
+    with the truth (by propensity, by value, random, everyone)."""
+    with common.open_project(project) as proj:
+        result = proj.campaign_play_out(
+            name, common.parse_date(as_of, "--as-of") if as_of else None
+        )
+    if as_json:
+        common.print_json(result)
+        return
+    table = Table(title=f"{name} as of {result['as_of']}: true incremental value per contact")
+    for col in ("targeting", "contacts", "value per contact", "vs random", "vs everyone"):
+        table.add_column(col, justify="left" if col == "targeting" else "right")
+    for r in result["policies"]:
+        table.add_row(
+            r["policy"], f"{r['contacts']:,}", f"{r['value_per_contact']:.3f}",
+            f"{r['vs_random']:.2f}x", f"{r['vs_everyone']:.2f}x",
+        )  # fmt: skip
+    common.console.print(table)
+    common.console.print(
+        f"held out: {result['holdout_share']:.2%} of those chosen; played-out files: "
+        f"{result['played_out']}",
+        highlight=False,
+    )
+
+
 @common.app.command("nba")
 @common.guarded
 def nba(

@@ -468,7 +468,7 @@ CONSENTS = Contract(
 CONTACTS = Contract(
     name="contacts",
     description="Campaign contact history: who was targeted, treated or held out, when.",
-    key=("campaign_id", "customer_ref"),
+    key=("campaign_id", "customer_ref", "channel", "sent_at"),
     timestamp="sent_at",
     columns=(
         _c("campaign_id", "string", "Campaign id.", required=True, nullable=False),
@@ -483,7 +483,7 @@ CONTACTS = Contract(
             "channel",
             "string",
             "Contact channel.",
-            allowed=("email", "sms", "phone", "post", "push", "web", "app"),
+            allowed=("email", "sms", "phone", "post", "push", "web", "app", "ads"),
         ),
         _c(
             "sent_at",

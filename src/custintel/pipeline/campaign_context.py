@@ -43,7 +43,7 @@ def _between(t: ir.Table, column: str, start: dt.datetime, stop: dt.datetime) ->
     return t.filter((s >= int(start.timestamp())) & (s < int(stop.timestamp())))
 
 
-def _latest_scores(wh: Warehouse, name: str, as_of: dt.date) -> tuple[pd.DataFrame, Any]:
+def latest_scores(wh: Warehouse, name: str, as_of: dt.date) -> tuple[pd.DataFrame, Any]:
     """A scores table's rows at its latest date on or before ``as_of`` (the highest model
     version there), and that version."""
     if not wh.exists("scores", name):
@@ -221,18 +221,19 @@ def customer_context(
     keyed["open_ticket"] = keyed.index.isin(_open_tickets(wh, midnight))
     keyed["fatigue"] = keyed.index.isin(_fatigued(emails, plan, midnight))
     keyed["send_hour"] = _send_hours(emails, keyed.index)
+    keyed["send_weekday"] = _send_weekdays(emails, keyed.index)
 
     versions: dict[str, Any] = {}
     seg, seg_version = _latest_segments(wh, as_of)
     keyed["segment"] = seg.reindex(keyed.index)
     versions["segments"] = seg_version
     for label in plan.labels():
-        s, version = _latest_scores(wh, label, as_of)
+        s, version = latest_scores(wh, label, as_of)
         versions[label] = version
         s = s.set_index("customer_id") if len(s) else s
         for col in ("score", "decile", "tier"):
             keyed[f"{col}__{label}"] = s[col].reindex(keyed.index) if len(s) else np.nan
-    clv, clv_version = _latest_scores(wh, "clv", as_of)
+    clv, clv_version = latest_scores(wh, "clv", as_of)
     versions["clv"] = clv_version
     if len(clv):
         v = clv.set_index("customer_id").clv.reindex(keyed.index)
@@ -305,6 +306,25 @@ def _fatigued(emails: ir.Table, plan: Plan, midnight: dt.datetime) -> list[str]:
     x = x[(x.sends >= f.min_sends) & (x.s_new > 0) & (x.s_old > 0) & (x.o_old > 0)]
     falling = x.o_new / x.s_new < f.ratio * (x.o_old / x.s_old)
     return list(x.loc[falling, "customer_id"])
+
+
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _send_weekdays(emails: ir.Table, index: pd.Index) -> pd.Series:
+    """Each customer's most frequent weekday of opening (UTC), as ``Mon`` to ``Sun``; the
+    most common weekday of all opens for customers without one, else Tuesday. A campaign
+    run on a given weekday can select its customers with ``where: send_weekday = 'Tue'``."""
+    opens = emails.filter(emails.event_type == "open")
+    opens = opens.mutate(day=opens.ts.day_of_week.index())
+    x = opens.group_by(["customer_id", "day"]).aggregate(n=opens.count()).execute()
+    if x.empty:
+        return pd.Series("Tue", index=index, dtype="string")
+    default = int(x.groupby("day").n.sum().idxmax())
+    best = x.sort_values(["customer_id", "n", "day"], ascending=[True, False, True])
+    best = best.drop_duplicates("customer_id").set_index("customer_id").day
+    days = best.reindex(index).fillna(default).astype("int64").to_numpy()
+    return pd.Series(np.asarray(WEEKDAYS)[days], index=index, dtype="string")
 
 
 def _send_hours(emails: ir.Table, index: pd.Index) -> pd.Series:

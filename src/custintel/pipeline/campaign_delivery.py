@@ -40,11 +40,12 @@ class CampaignDelivery(ProjectParts):
         """The run's treated contacts with each customer's contact details."""
         wh = self.warehouse
         if not wh.exists("campaign", "contacts"):
-            return pd.DataFrame(columns=["customer_id", "offer", "channel", "send_at", *PROFILE])
+            columns = ["customer_id", "offer", "channel", "send_at", "send_weekday", *PROFILE]
+            return pd.DataFrame(columns=columns)
         c = wh.table("campaign", "contacts")
         c = c.filter(
             (c.campaign_id == name) & (c.as_of == as_of) & (c.variant == "treatment")
-        ).select("customer_id", "offer", "channel", "send_at")
+        ).select("customer_id", "offer", "channel", "send_at", "send_weekday")
         p = wh.table("customer", "profile")
         p = p.select("customer_id", *[k for k in PROFILE if k in p.columns])
         frame = c.left_join(p, "customer_id").select(c, *[p[k] for k in p.columns[1:]]).execute()
@@ -116,7 +117,7 @@ class CampaignDelivery(ProjectParts):
                             "key": delivery.file_digest(data), "at": now()}])  # fmt: skip
             if ch.webhook is not None:
                 hook = ch.webhook
-                keep = ["customer_id", "offer", "send_at",
+                keep = ["customer_id", "offer", "send_at", "send_weekday",
                         *delivery.address_columns(ch.needs(str(channel)))]  # fmt: skip
                 done = self._sent_keys(name, as_of, str(channel))
                 batches = list(delivery.batches(part[keep], name, str(as_of), str(channel),

@@ -123,6 +123,7 @@ class CampaignTasks(ProjectParts):
                 "variant": chosen.outcome.to_numpy(),
                 "control_group": plan.control_group,
                 "send_at": midnight + pd.to_timedelta(hours, unit="h"),
+                "send_weekday": chosen.send_weekday.to_numpy(),
                 "as_of": as_of,
                 "run_id": run_id,
             }
@@ -212,6 +213,25 @@ class CampaignTasks(ProjectParts):
             "config_hash": first["config_hash"],
             "run_id": first["run_id"],
         }
+
+    def campaign_play_out(self, name: str, as_of: dt.date | None = None) -> dict[str, Any]:
+        """Play a recorded run out in the project's simulation and judge its targeting
+        against the truth (simulated projects only; see docs/campaigns.md)."""
+        from custintel.pipeline.simulation import play_out_campaign
+
+        if as_of is None:
+            as_of = self._last_run(name)
+        return play_out_campaign(self.dir, self.config, self.warehouse, name, as_of)
+
+    def _last_run(self, name: str) -> dt.date:
+        wh = self.warehouse
+        if not wh.exists("campaign", "runs"):
+            raise StageError(f"campaign {name} has not run; `custintel campaign run {name}` first")
+        r = wh.table("campaign", "runs")
+        last = r.filter(r.campaign_id == name).aggregate(x=r.as_of.max()).execute().x.iloc[0]
+        if last is None or pd.isna(last):
+            raise StageError(f"campaign {name} has not run; `custintel campaign run {name}` first")
+        return pd.Timestamp(last).date()
 
     def nba(self, as_of: dt.date) -> dict[str, Any]:
         """Every customer's next-best action across all offers (no holdout): written to

@@ -9,6 +9,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from custintel.core.config import (
     AudienceConfig,
     CampaignConfig,
@@ -17,7 +20,9 @@ from custintel.core.config import (
     ProjectConfig,
     validate_yaml,
 )
-from custintel.core.errors import ConfigError
+from custintel.core.errors import ConfigError, StageError
+from custintel.pipeline.campaign_context import latest_scores
+from custintel.simulate.playout import play_out, write_played_out
 from custintel.simulate.sample import sample_config, write_sample
 from custintel.simulate.writer import SimulationConfig, simulate, simulation_config
 
@@ -98,3 +103,125 @@ def simulation_settings(
 def write_simulation(out: Path, config: SimulationConfig) -> dict[str, Any]:
     """Simulate and write the files and the truth (``custintel simulate``)."""
     return simulate(out, config)
+
+
+def simulation_dir(project_dir: Path, config: ProjectConfig) -> Path:
+    """The simulation folder a project's sources come from (holding ``truth/``)."""
+    for source in config.sources.values():
+        path = getattr(source, "path", None)
+        if not path:
+            continue
+        for folder in (project_dir / path).parents:
+            if (folder / "truth" / "simulation.json").is_file():
+                return folder
+            if folder == project_dir:
+                break
+    raise ConfigError(f"{project_dir}: its sources are not a simulation (no truth/simulation.json)")
+
+
+def person_of_customers(wh: Any, sim_dir: Path) -> pd.Series:
+    """Each customer's simulated person: the one most of its source records belong to."""
+    cmap = wh.table("identity", "customer_map").select("customer_id", "source", "source_id")
+    cmap = cmap.execute()
+    records = pd.read_parquet(sim_dir / "truth" / "records.parquet")
+    joined = cmap.merge(
+        records[["system", "source_id", "person_id"]],
+        left_on=["source", "source_id"],
+        right_on=["system", "source_id"],
+    )
+    counts = joined.groupby(["customer_id", "person_id"]).size().rename("n").reset_index()
+    counts = counts.sort_values(["customer_id", "n", "person_id"], ascending=[True, False, True])
+    return counts.drop_duplicates("customer_id").set_index("customer_id").person_id
+
+
+POLICY_ORDER = ("campaign", "by_propensity", "by_value", "random", "everyone")
+
+
+def play_out_campaign(
+    project_dir: Path, config: ProjectConfig, wh: Any, name: str, as_of: dt.date, seed: int = 0
+) -> dict[str, Any]:
+    """Play a recorded campaign run out in its simulation (files beside the simulated
+    ones, potential outcomes under ``truth/playout``) and judge its targeting against the
+    truth: the true incremental value per contact of its decisions, of the same number
+    of contacts to the customers most likely to respond, to the most valuable, to a
+    random draw of those the contact policy allowed, and of contacting every customer
+    (``campaign.truth_check``)."""
+
+    sim_dir = simulation_dir(project_dir, config)
+    meta = json.loads((sim_dir / "truth" / "simulation.json").read_text())
+    start = dt.date.fromisoformat(meta["config"]["start"])
+    week = (as_of - start).days / 7
+    d = wh.table("campaign", "decisions")
+    d = d.filter((d.campaign_id == name) & (d.as_of == as_of)).execute()
+    if d.empty:
+        raise StageError(f"campaign {name} has no run on {as_of}")
+    person = person_of_customers(wh, sim_dir)
+    acted = d[d.outcome != "excluded"]
+    acted = acted.assign(person_id=person.reindex(acted.customer_id).to_numpy())
+    acted = acted[acted.person_id.notna()].assign(variant=lambda f: f.outcome)
+    played = play_out(sim_dir, acted, campaign_id=name, week=week, seed=seed)
+    written = write_played_out(sim_dir, played, name)
+
+    # Every customer's truth under the campaign's main offer, to compare policies with.
+    treated = played.outcomes[played.outcomes.variant == "treatment"]
+    offer = acted.loc[acted.outcome == "treatment", "offer"].mode().iloc[0]
+    channel = acted.loc[acted.offer == offer, "channel"].mode().iloc[0]
+    everyone = pd.DataFrame({"customer_id": person.index, "person_id": person.to_numpy()})
+    everyone = everyone.assign(offer=offer, channel=channel, variant="control")
+    truth = play_out(sim_dir, everyone, campaign_id=name, week=week, seed=seed).outcomes
+    truth.index = everyone.customer_id.to_numpy()
+    n = len(treated)
+    campaign = config.campaigns.get(name, None)
+    label = config.offers[offer].score
+    scores = latest_scores(wh, label, as_of)[0].set_index("customer_id")
+    scores = scores.score if "score" in scores else pd.Series(dtype=float)
+    clv = latest_scores(wh, "clv", as_of)[0].set_index("customer_id")
+    clv = clv.clv if "clv" in clv else pd.Series(dtype=float)
+    selection = {"arbitration", "frequency_cap_in_run", "budget", "inventory"}
+    allowed = d[(d.outcome != "excluded") | d.rule.isin(selection)].customer_id.unique()
+    allowed = np.intersect1d(allowed, truth.index)
+    rng = np.random.default_rng(seed)
+    pick = {
+        "campaign": treated.value_effect.to_numpy(),
+        "by_propensity": truth.value_effect.reindex(
+            scores.reindex(truth.index).sort_values(ascending=False).index[:n]
+        ).to_numpy(),
+        "by_value": truth.value_effect.reindex(
+            clv.reindex(truth.index).sort_values(ascending=False).index[:n]
+        ).to_numpy(),
+        "random": truth.value_effect.reindex(
+            rng.choice(allowed, size=min(n, len(allowed)), replace=False)
+        ).to_numpy(),
+        "everyone": truth.value_effect.to_numpy(),
+    }
+    rows = [
+        {
+            "campaign_id": name,
+            "as_of": as_of,
+            "policy": k,
+            "contacts": len(v),
+            "value_per_contact": float(np.nanmean(v)) if len(v) else float("nan"),
+            "total_value": float(np.nansum(v)),
+            "holdout": campaign.holdout if campaign else 0.0,
+        }
+        for k, v in pick.items()
+    ]
+    table = pd.DataFrame(rows)
+    base = table.set_index("policy").value_per_contact
+    table["vs_random"] = table.value_per_contact / base["random"]
+    table["vs_everyone"] = table.value_per_contact / base["everyone"]
+    wh.ensure_schema("campaign")
+    with wh.transaction():
+        wh.delete_where(
+            "campaign", "truth_check", f"campaign_id = '{name}' AND as_of = DATE '{as_of}'"
+        )
+        wh.put("campaign", "truth_check", table, append=True)
+    held = acted.drop_duplicates("customer_id")
+    return {
+        "campaign": name,
+        "as_of": str(as_of),
+        "played_out": written,
+        "holdout_share": float((held.outcome == "control").mean()),
+        "policies": table.drop(columns=["campaign_id", "as_of"]).to_dict("records"),
+        "simulation": str(sim_dir),
+    }

@@ -97,6 +97,18 @@ def multipliers(
     return np.where(sleeping, 1.0 - campaign.annoyance, 1.0 + positive)
 
 
+def potential_outcomes(
+    lam: np.ndarray, p: np.ndarray, alive: np.ndarray, m: np.ndarray, window: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Expected purchases in the window without the contact and with it, for people at a
+    send date. Extras arrive at (m - 1) * lam whatever the dropout; a lost purchase is
+    one of the base purchases in the window, whose mean given alive is
+    (1 - e^-lam p t) / p."""
+    base = alive * (1.0 - np.exp(-lam * p * window)) / p
+    effect = np.where(m >= 1.0, alive * (m - 1.0) * lam * window, (m - 1.0) * base)
+    return base, base + effect
+
+
 def run_campaigns(
     people: pd.DataFrame,
     events: pd.DataFrame,
@@ -134,11 +146,8 @@ def run_campaigns(
         since = w - last.reindex(target).to_numpy()
         m = multipliers(affinity[target], recent, since, campaign, response)
         alive = death_week[target] > w
-        # Extras arrive at (m - 1) * lam whatever the dropout; a lost purchase is one of
-        # the base purchases in the window, whose mean given alive is (1 - e^-lam p t) / p.
-        lam_t, p_t = lam[target], dropout[target]
-        base = (1.0 - np.exp(-lam_t * p_t * window)) / p_t
-        expected = alive * np.where(m >= 1.0, (m - 1.0) * lam_t * window, (m - 1.0) * base)
+        y0, y1 = potential_outcomes(lam[target], dropout[target], alive, m, window)
+        expected = y1 - y0
         truths.append(
             pd.DataFrame(
                 {
