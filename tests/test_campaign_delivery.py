@@ -154,7 +154,9 @@ def test_a_receiver_that_fails_then_recovers_gets_each_batch_once(
     assert [r["answer"] for r in requests[:3]] == [503, 503, 200]
     accepted = [r["key"] for r in requests if r["answer"] == 200]
     assert len(accepted) == len(set(accepted))  # never twice
-    assert all(r["auth"] == "Bearer test-token" for r in requests if r["body"]["channel"] == "email")
+    assert all(
+        r["auth"] == "Bearer test-token" for r in requests if r["body"]["channel"] == "email"
+    )
     log = _table(project, "deliveries")
     hooks = log[log.kind == "webhook"]
     assert (hooks.status == "sent").all()
