@@ -4,6 +4,7 @@ from the n-th request on, the way a platform goes down half-way and comes back."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -70,10 +71,8 @@ def receiver() -> Iterator[Receiver]:
                 self.send_header("Retry-After", b.retry_after)
             self.send_header("Content-Type", "application/json")
             self.end_headers()
-            try:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # client gave up
                 self.wfile.write(b'{"ok": true}' if not failing else b'{"error": "down"}')
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up waiting
 
         def log_message(self, *args: Any) -> None:
             pass
