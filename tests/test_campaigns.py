@@ -158,8 +158,9 @@ def test_greedy_is_near_the_exact_optimum_and_the_bound_is_above_both(seed: int)
     greedy_value = p.value[status == 0].sum()
     best = p.value[chosen].sum()
     assert greedy_value <= best + 1e-6
-    assert greedy_value >= 0.97 * best
-    assert allocate.bound(p, iterations=300) >= best - 1e-6
+    assert greedy_value >= 0.99 * best
+    bound = allocate.bound(p)
+    assert best - 1e-6 <= bound <= 1.01 * best  # the LP optimum: a little above, never below
     for o in range(6):
         assert p.cost[(status == 0) & (p.offer == o)].sum() <= 60.0 + 1e-9
         assert p.cost[chosen & (p.offer == o)].sum() <= 60.0 + 1e-6
