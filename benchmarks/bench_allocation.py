@@ -68,7 +68,7 @@ def main() -> None:
     allocate.greedy(problem(200, 3))  # compile
     print(f"{a.customers:,} customers x {a.offers} offers = {len(p.customer):,} candidates")
     t = time.perf_counter()
-    bound, lam = allocate.prices(p)
+    bound, _ = allocate.prices(p)
     t_bound = time.perf_counter() - t
     print(f"Lagrangian bound {bound:,.1f} in {t_bound:.1f} s")
     for name, kw in (("value and ratio passes", {"priced": False}), ("with the priced pass", {})):

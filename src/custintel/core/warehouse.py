@@ -338,15 +338,34 @@ class Warehouse:
         self.sql(f"ALTER TABLE {self.qualified(schema, tmp)} RENAME TO {target}")
 
     def put(self, schema: str, name: str, frame: pd.DataFrame, *, append: bool = False) -> None:
-        """Write a pandas frame: replace ``schema.name`` with it, or add its rows."""
+        """Write a pandas frame: replace ``schema.name`` with it, or add its rows. Rows
+        added with a column the table lacks (a newer version's) add the column, empty
+        for the older rows."""
         if self.kind == "spark":
             # Types from the frame as it is, values with None for missing text.
             frame = ibis.memtable(_spark_ready(frame), schema=ibis.memtable(frame).schema())
         with self._lock:
             if append and self.exists(schema, name):
+                self.add_columns(schema, name, frame)
                 self.con.insert(name, frame, database=schema)
             else:
                 self.con.create_table(name, obj=frame, database=schema, overwrite=True)
+
+    def add_columns(self, schema: str, name: str, frame: pd.DataFrame) -> None:
+        """Give an existing table the frame's columns it lacks (DuckDB). Call it before a
+        transaction that deletes from the table: DuckDB refuses to alter a table a
+        transaction has already changed."""
+        if self.kind != "duckdb" or not self.exists(schema, name):
+            return
+        from ibis.backends.sql.datatypes import DuckDBType
+
+        have = set(self.table(schema, name).columns)
+        types = ibis.memtable(frame).schema()
+        for col in frame.columns:
+            if col not in have:
+                kind = DuckDBType.from_ibis(types[col]).sql("duckdb")
+                quoted = '"' + str(col).replace('"', '""') + '"'
+                self.sql(f"ALTER TABLE {self.qualified(schema, name)} ADD COLUMN {quoted} {kind}")
 
     def append(self, schema: str, name: str, expr: ir.Table | str) -> None:
         """Add the rows of ``expr`` to ``schema.name``, creating it when missing.

@@ -140,13 +140,11 @@ class CampaignTasks(ProjectParts):
             ]
         )
         where = f"campaign_id = '{plan.name}' AND as_of = DATE '{as_of}'"
+        tables = (("decisions", d), ("candidates", c), ("contacts", contacts), ("runs", summary))
+        for table, frame in tables:  # columns a newer version added, before the transaction
+            wh.add_columns("campaign", table, frame)
         with wh.transaction():
-            for table, frame in (
-                ("decisions", d),
-                ("candidates", c),
-                ("contacts", contacts),
-                ("runs", summary),
-            ):
+            for table, frame in tables:
                 wh.delete_where("campaign", table, where)
                 wh.put("campaign", table, frame, append=True)
             if outcome.thresholds and self._frozen(plan) is None:
@@ -240,6 +238,7 @@ class CampaignTasks(ProjectParts):
         wh = self.warehouse
         wh.ensure_schema("campaign")
         d = outcome.decisions.assign(as_of=as_of, model_versions=versions_json(versions))
+        wh.add_columns("campaign", "nba", d)
         with wh.transaction():
             wh.delete_where("campaign", "nba", f"as_of = DATE '{as_of}'")
             wh.put("campaign", "nba", d, append=True)

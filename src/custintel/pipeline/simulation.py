@@ -57,8 +57,11 @@ def simulation_project(data: Path, directory: Path) -> ProjectConfig:
 
 
 def simulation_campaigns() -> dict[str, Any]:
-    """A win-back campaign for a simulated shop: the customers most likely to churn, by
-    e-mail or SMS, a tenth held out in each risk tier, under a budget."""
+    """A retention campaign for a simulated shop: value at risk (the churn propensity
+    times the customer's CLV) decides who is worth an offer, by e-mail or SMS, a tenth
+    held out in each risk tier, under a budget. Customers who already buy often (five
+    or more orders in 90 days) are left alone: a contact puts such "sleeping dogs" off
+    (docs/campaigns.md#targeting-against-the-truth shows what that guard is worth)."""
     offers = {
         "winback_voucher": OfferConfig(
             score="churn_90d", value="clv", channels=["email", "sms"], cost_per_response=2.0
@@ -70,7 +73,7 @@ def simulation_campaigns() -> dict[str, Any]:
     campaigns = {
         "winback": CampaignConfig(
             offers=list(offers),
-            audience=AudienceConfig(score="churn_90d", deciles=[1, 2, 3, 4]),
+            audience=AudienceConfig(where="orders_90d < 5"),
             holdout=0.1,
             stratify="tier",
             budget=4000.0,
@@ -142,10 +145,10 @@ def play_out_campaign(
 ) -> dict[str, Any]:
     """Play a recorded campaign run out in its simulation (files beside the simulated
     ones, potential outcomes under ``truth/playout``) and judge its targeting against the
-    truth: the true incremental value per contact of its decisions, of the same number
-    of contacts to the customers most likely to respond, to the most valuable, to a
-    random draw of those the contact policy allowed, and of contacting every customer
-    (``campaign.truth_check``)."""
+    truth: the true incremental value per contact of its decisions; of as many contacts
+    to the audience's customers with the highest propensity alone, and with the highest
+    value (CLV) alone; of as many to a random draw of all customers; and of contacting
+    every customer (``campaign.truth_check``)."""
 
     sim_dir = simulation_dir(project_dir, config)
     meta = json.loads((sim_dir / "truth" / "simulation.json").read_text())
@@ -177,20 +180,19 @@ def play_out_campaign(
     scores = scores.score if "score" in scores else pd.Series(dtype=float)
     clv = latest_scores(wh, "clv", as_of)[0].set_index("customer_id")
     clv = clv.clv if "clv" in clv else pd.Series(dtype=float)
-    selection = {"arbitration", "frequency_cap_in_run", "budget", "inventory"}
-    allowed = d[(d.outcome != "excluded") | d.rule.isin(selection)].customer_id.unique()
-    allowed = np.intersect1d(allowed, truth.index)
+    members = np.intersect1d(d.loc[d.rule != "audience", "customer_id"].unique(), truth.index)
     rng = np.random.default_rng(seed)
+
+    def top(by: pd.Series) -> np.ndarray:
+        ranked = by.reindex(members).sort_values(ascending=False, kind="stable")
+        return truth.value_effect.reindex(ranked.index[:n]).to_numpy()
+
     pick = {
         "campaign": treated.value_effect.to_numpy(),
-        "by_propensity": truth.value_effect.reindex(
-            scores.reindex(truth.index).sort_values(ascending=False).index[:n]
-        ).to_numpy(),
-        "by_value": truth.value_effect.reindex(
-            clv.reindex(truth.index).sort_values(ascending=False).index[:n]
-        ).to_numpy(),
+        "by_propensity": top(scores),
+        "by_value": top(clv),
         "random": truth.value_effect.reindex(
-            rng.choice(allowed, size=min(n, len(allowed)), replace=False)
+            rng.choice(truth.index.to_numpy(), size=min(n, len(truth)), replace=False)
         ).to_numpy(),
         "everyone": truth.value_effect.to_numpy(),
     }

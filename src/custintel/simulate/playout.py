@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from custintel.simulate import engagement as eng
 from custintel.simulate.campaigns import Campaign, Response, multipliers, potential_outcomes
+from custintel.simulate.layout import PROFILES
 from custintel.simulate.output import Formatter, lookup
 from custintel.simulate.purchases import CATEGORIES, Calendar
 
@@ -185,6 +186,14 @@ def write_played_out(sim_dir: Path, played: PlayedOut, campaign_id: str) -> dict
     start = pd.Timestamp(meta["config"]["start"]).date()
     records = pd.read_parquet(sim_dir / "truth" / "records.parquet")
     crm = records[records.system == "crm"].drop_duplicates("person_id").set_index("person_id")
+    folder, columns = PROFILES["crm"]
+    book = pd.read_csv(
+        sim_dir / folder / "customers.csv",
+        usecols=[columns["source_id"], columns["email"]],
+        dtype=str,
+        keep_default_na=False,
+    ).set_index(columns["source_id"])[columns["email"]]
+    crm["email"] = book.reindex(crm.source_id).to_numpy()
     truth = sim_dir / "truth" / "playout" / campaign_id
     truth.mkdir(parents=True, exist_ok=True)
     played.outcomes.to_parquet(truth / "outcomes.parquet", index=False)
