@@ -62,6 +62,16 @@ class Problem:
             or np.isfinite(self.budget)
         )
 
+    @property
+    def spend(self) -> np.ndarray:
+        """What each candidate draws on the budgets: its cost, nothing for control."""
+        return np.where(self.control[self.customer], 0.0, self.cost)
+
+    @property
+    def units(self) -> np.ndarray:
+        """What each candidate draws on its offer's stock: one, none for control."""
+        return np.where(self.control[self.customer], 0.0, 1.0)
+
     def order(self, by: str = "value") -> np.ndarray:
         """Best first, by ``value`` or by ``ratio`` (value per cost); ties by customer,
         offer and channel, so the order never depends on the input's."""
@@ -106,6 +116,11 @@ def _greedy(order, customer, offer, channel, cost, control, channel_caps, total_
 
 
 def greedy(p: Problem, *, priced: bool = True) -> np.ndarray:
+    """See :func:`greedy_and_bound`; the status alone."""
+    return greedy_and_bound(p, priced=priced)[0]
+
+
+def greedy_and_bound(p: Problem, *, priced: bool = True) -> tuple[np.ndarray, float | None]:
     """Status of each candidate: ACCEPTED, or why not (ARBITRATION, CAP, BUDGET,
     INVENTORY).
 
@@ -114,14 +129,16 @@ def greedy(p: Problem, *, priced: bool = True) -> np.ndarray:
     guard for knapsack greedies); and best *priced* value first, the value less each
     budget's and stock's shadow price times what the action draws on it, with the prices
     of :func:`prices`. The priced pass is what comes within a fraction of a percent of
-    the optimum when several budgets bind at once."""
+    the optimum when several budgets bind at once. Also returns the Lagrangian bound
+    when the priced pass computed it."""
     if len(p.customer) == 0:
-        return np.empty(0, dtype=np.int8)
+        return np.empty(0, dtype=np.int8), None
     orders = [p.order("value")]
+    top = None
     if p.budgeted:
         orders.append(p.order("ratio"))
         if priced:
-            _, lam = prices(p)
+            top, lam = prices(p)
             reduced = _reduced(p, lam)
             orders.append(np.lexsort((p.channel, p.offer, p.customer, -reduced)))
     best, best_value = None, -np.inf
@@ -135,7 +152,7 @@ def greedy(p: Problem, *, priced: bool = True) -> np.ndarray:
         value = float(p.value[status == ACCEPTED].sum())
         if value > best_value:
             best, best_value = status, value
-    return best  # type: ignore[return-value]
+    return best, top  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -172,7 +189,7 @@ def _unpack(p: Problem, x: np.ndarray) -> Prices:
 
 def _reduced(p: Problem, lam: Prices) -> np.ndarray:
     per_cost = lam.offer_budget[p.offer] + lam.channel_budget[p.channel] + lam.budget
-    return p.value - p.cost * per_cost - lam.inventory[p.offer]
+    return p.value - p.spend * per_cost - p.units * lam.inventory[p.offer]
 
 
 @numba.njit(cache=False)  # no cache file: the package folder may be read-only
@@ -236,6 +253,7 @@ def prices(p: Problem, iterations: int = 80, tolerance: float = 1e-5) -> tuple[f
     )
     caps = (p.channel_caps.astype(np.int64), p.total_caps.astype(np.int64))
     n_off, n_ch = len(p.offer_budget), len(p.channel_budget)
+    spend, units_of = p.spend, p.units
 
     def dual(x: np.ndarray) -> tuple[float, np.ndarray]:
         lam = _unpack(p, x)
@@ -243,10 +261,10 @@ def prices(p: Problem, iterations: int = 80, tolerance: float = 1e-5) -> tuple[f
         take = np.zeros(len(order), dtype=bool)
         take[order] = _best_subsets(starts, cust, chan, reduced[order], *caps, p.per_channel,
                                     p.per_customer)  # fmt: skip
-        spent_offer = np.bincount(p.offer[take], p.cost[take], minlength=n_off)
-        spent_channel = np.bincount(p.channel[take], p.cost[take], minlength=n_ch)
-        units = np.bincount(p.offer[take], minlength=n_off).astype(float)
-        used = np.r_[spent_offer[ob], spent_channel[cb], np.array([p.cost[take].sum()])[b],
+        spent_offer = np.bincount(p.offer[take], spend[take], minlength=n_off)
+        spent_channel = np.bincount(p.channel[take], spend[take], minlength=n_ch)
+        units = np.bincount(p.offer[take], units_of[take], minlength=n_off)
+        used = np.r_[spent_offer[ob], spent_channel[cb], np.array([spend[take].sum()])[b],
                      units[inv]]  # fmt: skip
         return float(reduced[take].sum() + x @ limits), limits - used
 
@@ -255,15 +273,15 @@ def prices(p: Problem, iterations: int = 80, tolerance: float = 1e-5) -> tuple[f
     if m == 0:
         return dual(np.zeros(0))[0], _unpack(p, np.zeros(0))
     # No price above the best value per unit a row's candidates offer: beyond it every
-    # candidate is priced out, and the dual only grows.
+    # candidate that draws on the row is priced out, and the dual only grows.
+    paying = spend > 0
+    ratio = np.where(paying, p.value / np.where(paying, spend, 1.0), 0.0)
     per_unit = np.r_[
-        [p.value[p.offer == o].max(initial=0) / max(p.cost[p.offer == o].min(initial=1), 1e-12)
-         for o in np.flatnonzero(ob)],
-        [p.value[p.channel == c].max(initial=0) / max(p.cost[p.channel == c].min(initial=1), 1e-12)
-         for c in np.flatnonzero(cb)],
-        [p.value.max() / max(p.cost.min(), 1e-12)] * int(b.sum()),
+        [ratio[p.offer == o].max(initial=0) for o in np.flatnonzero(ob)],
+        [ratio[p.channel == c].max(initial=0) for c in np.flatnonzero(cb)],
+        [ratio.max(initial=0)] * int(b.sum()),
         [p.value[p.offer == o].max(initial=0) for o in np.flatnonzero(inv)],
-    ]  # fmt: skip
+    ]
     box = [(0.0, float(t)) for t in per_unit]
     cuts_g, cuts_b = [], []
     x = np.zeros(m)
@@ -303,9 +321,8 @@ def bound(p: Problem, iterations: int = 80) -> float:
 
 
 def exact(p: Problem, time_limit: float = 120.0) -> np.ndarray | None:
-    """The optimum of the same problem with everyone treated (an optimum has no order
-    for a control group to mirror), or None if HiGHS found no solution in time. Compare
-    it with :func:`greedy` on the same problem with ``control`` all false."""
+    """The optimum of the same problem (control candidates spend nothing, as in the
+    greedy), or None if HiGHS found no solution in time."""
     from scipy.optimize import Bounds, LinearConstraint, milp
     from scipy.sparse import csr_matrix, vstack
 
@@ -325,11 +342,11 @@ def exact(p: Problem, time_limit: float = 120.0) -> np.ndarray | None:
     slot = p.customer * n_ch + p.channel
     group(slot, n_cust * n_ch, ones, np.minimum(p.channel_caps, p.per_channel).reshape(-1) * 1.0)
     group(p.customer, n_cust, ones, np.minimum(p.total_caps, p.per_customer) * 1.0)
-    spend = p.cost
+    spend = p.spend
     group(p.offer, len(p.offer_budget), spend, p.offer_budget)
     group(p.channel, len(p.channel_budget), spend, p.channel_budget)
     group(np.zeros(n, dtype=np.int64), 1, spend, np.array([p.budget]))
-    group(p.offer, len(p.offer_inventory), ones, p.offer_inventory.astype(float))
+    group(p.offer, len(p.offer_inventory), p.units, p.offer_inventory.astype(float))
     a = vstack(rows).tocsr()
     lo, hi = np.concatenate(lower), np.concatenate(upper)
     keep = np.isfinite(hi)  # an unlimited row constrains nothing
@@ -343,3 +360,38 @@ def exact(p: Problem, time_limit: float = 120.0) -> np.ndarray | None:
     if result.x is None:
         return None
     return result.x > 0.5
+
+
+EXACT_LIMIT = 20_000  # candidates: HiGHS's branch and bound stays within seconds
+
+
+def compare(
+    p: Problem, status: np.ndarray, bound: float | None = None, time_limit: float = 20.0
+) -> dict[str, object]:
+    """The allocation against the optimum, for the report: its total expected value,
+    the Lagrangian bound above every allocation, and (up to :data:`EXACT_LIMIT`
+    candidates) the exact optimum from HiGHS."""
+    import time
+
+    value = float(p.value[status == ACCEPTED].sum())
+    out: dict[str, object] = {
+        "candidates": len(p.customer),
+        "value": value,
+        "spend": float(p.spend[status == ACCEPTED].sum()),
+        "bound": None,
+        "below_bound_pct": None,
+        "exact": None,
+        "exact_seconds": None,
+    }
+    if not p.budgeted or len(p.customer) == 0:
+        return out
+    top = bound if bound is not None else prices(p)[0]
+    out["bound"] = top
+    out["below_bound_pct"] = 100 * (1 - value / top) if top > 0 else 0.0
+    if len(p.customer) <= EXACT_LIMIT:
+        start = time.perf_counter()
+        chosen = exact(p, time_limit)
+        if chosen is not None:
+            out["exact"] = float(p.value[chosen].sum())
+            out["exact_seconds"] = time.perf_counter() - start
+    return out

@@ -331,8 +331,10 @@ def decide(
                 f"campaigns.{plan.name}.allocation: the exact solver found no solution in time; use greedy"
             )
         status = np.where(chosen, allocate.ACCEPTED, allocate.BUDGET).astype(np.int8)
+        top = None
     else:
-        status = allocate.greedy(problem)
+        status, top = allocate.greedy_and_bound(problem)
+    comparison = allocate.compare(problem, status, top)
     for code, rule in allocate.STATUS_RULE.items():
         hit = status == code
         all_masks[cust_idx[hit], pair_idx[hit]] |= rules.BIT[rule]
@@ -352,6 +354,7 @@ def decide(
         }
     )
     summary = _summary(decisions, problem, status, in_audience, control, method)
+    summary["allocation"] = {"method": method, **comparison}
     return Outcome(decisions, candidates, frozen, summary)
 
 
