@@ -21,6 +21,7 @@ demo: install
 	$(BIN)/custintel simulate --customers 50000 --seed 7 --out $(DEMO)/data
 	$(BIN)/custintel init $(DEMO) --from-simulation $(DEMO)/data
 	$(BIN)/custintel run --project $(DEMO)
+	$(BIN)/custintel campaign play-out winback --project $(DEMO)
 	$(BIN)/custintel report --project $(DEMO)
 
 test: install-dev
