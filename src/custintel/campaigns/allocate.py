@@ -17,7 +17,7 @@ compiled with numba: a Python loop over 30 million candidates would take minutes
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numba
 import numpy as np
@@ -62,21 +62,30 @@ class Problem:
             or np.isfinite(self.budget)
         )
 
-    @property
-    def spend(self) -> np.ndarray:
-        """What each candidate draws on the budgets: its cost, nothing for control."""
-        return np.where(self.control[self.customer], 0.0, self.cost)
-
-    @property
-    def units(self) -> np.ndarray:
-        """What each candidate draws on its offer's stock: one, none for control."""
-        return np.where(self.control[self.customer], 0.0, 1.0)
+    def treated_only(self) -> Problem:
+        """The candidates of the customers not held out. The control group spends and
+        stocks nothing, so the run's treated actions are exactly the greedy's on this
+        problem: it is the one the prices, the bound and the optimum are for."""
+        keep = ~self.control[self.customer]
+        return replace(
+            self, customer=self.customer[keep], offer=self.offer[keep],
+            channel=self.channel[keep], value=self.value[keep], cost=self.cost[keep],
+            control=np.zeros_like(self.control),
+        )  # fmt: skip
 
     def order(self, by: str = "value") -> np.ndarray:
-        """Best first, by ``value`` or by ``ratio`` (value per cost); ties by customer,
-        offer and channel, so the order never depends on the input's."""
+        """Best first, by ``value`` or by ``ratio`` (value per cost); ties by position.
+        :func:`~custintel.campaigns.decide.decide` lists candidates by customer id, then
+        offer and channel in the config's order, so its results never depend on the
+        order rows arrived in."""
         key = self.value / np.maximum(self.cost, 1e-12) if by == "ratio" else self.value
-        return np.lexsort((self.channel, self.offer, self.customer, -key))
+        return _best_first(key)
+
+
+def _best_first(key: np.ndarray) -> np.ndarray:
+    """Positions by descending key, ties by position (numpy's stable sort; ties are
+    common: an offer's value is the same on each of its channels)."""
+    return np.argsort(-key, kind="stable")
 
 
 @numba.njit(cache=False)  # no cache file: the package folder may be read-only
@@ -116,43 +125,59 @@ def _greedy(order, customer, offer, channel, cost, control, channel_caps, total_
 
 
 def greedy(p: Problem, *, priced: bool = True) -> np.ndarray:
-    """See :func:`greedy_and_bound`; the status alone."""
-    return greedy_and_bound(p, priced=priced)[0]
+    """See :func:`allocate`; the status alone."""
+    return allocate(p, priced=priced).status
 
 
-def greedy_and_bound(p: Problem, *, priced: bool = True) -> tuple[np.ndarray, float | None]:
+@dataclass
+class Allocation:
+    """The greedy's status per candidate, the orders its passes took (they do not depend
+    on who is held out) and the bound and prices when it priced."""
+
+    status: np.ndarray
+    orders: list[np.ndarray]
+    bound: tuple[float, Prices] | None
+
+
+def allocate(p: Problem, *, priced: bool = True) -> Allocation:
     """Status of each candidate: ACCEPTED, or why not (ARBITRATION, CAP, BUDGET,
     INVENTORY).
 
-    Under a budget, up to three passes, and the one with the most total value wins:
-    best value first; best value per cost first (each alone can lose badly, the classic
-    guard for knapsack greedies); and best *priced* value first, the value less each
-    budget's and stock's shadow price times what the action draws on it, with the prices
-    of :func:`prices`. The priced pass is what comes within a fraction of a percent of
-    the optimum when several budgets bind at once. Also returns the Lagrangian bound
-    when the priced pass computed it."""
+    Under a budget, two passes, and the one with the most total value wins: best value
+    first, and best *priced* value first, the value less each budget's and stock's
+    shadow price times what the action draws on it, with the prices of :func:`prices`
+    (without prices: best value per cost first, the classic guard for knapsack
+    greedies, which the priced pass makes redundant). The priced pass is what comes within a fraction of a percent of
+    the optimum when several budgets bind at once. The prices are those of the treated
+    (what the budgets really pay for); every candidate, held out or not, is ordered by
+    the same prices, so the control group still mirrors the treated."""
     if len(p.customer) == 0:
-        return np.empty(0, dtype=np.int8), None
+        return Allocation(np.empty(0, dtype=np.int8), [], None)
     orders = [p.order("value")]
     top = None
     if p.budgeted:
-        orders.append(p.order("ratio"))
-        if priced:
-            top, lam = prices(p)
-            reduced = _reduced(p, lam)
-            orders.append(np.lexsort((p.channel, p.offer, p.customer, -reduced)))
+        if priced:  # the priced pass makes the value-per-cost pass redundant
+            top = prices(p)
+            orders.append(_best_first(_reduced(p, top[1])))
+        else:
+            orders.append(p.order("ratio"))
+    return Allocation(best_pass(p, orders), orders, top)
+
+
+def best_pass(p: Problem, orders: list[np.ndarray]) -> np.ndarray:
+    """The greedy along each order; the status of the one with the most value."""
     best, best_value = None, -np.inf
+    caps = (p.channel_caps.astype(np.int64), p.total_caps.astype(np.int64))
     for order in orders:
         status = _greedy(
-            order, p.customer, p.offer, p.channel, p.cost, p.control,
-            p.channel_caps.astype(np.int64), p.total_caps.astype(np.int64), p.per_channel,
+            order, p.customer, p.offer, p.channel, p.cost, p.control, *caps, p.per_channel,
             p.per_customer, p.offer_budget, p.offer_inventory.astype(np.int64),
             p.channel_budget, float(p.budget),
         )  # fmt: skip
         value = float(p.value[status == ACCEPTED].sum())
         if value > best_value:
             best, best_value = status, value
-    return best, top  # type: ignore[return-value]
+    return best  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -189,20 +214,36 @@ def _unpack(p: Problem, x: np.ndarray) -> Prices:
 
 def _reduced(p: Problem, lam: Prices) -> np.ndarray:
     per_cost = lam.offer_budget[p.offer] + lam.channel_budget[p.channel] + lam.budget
-    return p.value - p.spend * per_cost - p.units * lam.inventory[p.offer]
+    return p.value - p.cost * per_cost - lam.inventory[p.offer]
 
 
 @numba.njit(cache=False)  # no cache file: the package folder may be read-only
-def _best_subsets(starts, customer, channel, reduced, channel_caps, total_caps, per_channel,
-                  per_customer):  # fmt: skip
-    """Each customer's best actions by reduced value within their slots; the candidates
-    come grouped by customer, ``starts`` marking each group. Greedy is optimal here:
-    the slots form a laminar matroid."""
-    take = np.zeros(len(customer), dtype=np.bool_)
+def _dual_pass(starts, customer, offer, channel, value, cost, lam_offer, lam_channel, lam_budget,
+               lam_stock, channel_caps, total_caps, per_channel, per_customer, skip):  # fmt: skip
+    """One evaluation of the dual: every customer not skipped (held out) takes their
+    best actions by priced value within their slots (greedy is optimal here: the slots form a laminar matroid).
+    The candidates come grouped by customer, ``starts`` marking each group. Returns the
+    priced value taken and what it draws on each offer's budget and stock, each
+    channel's budget and the campaign's."""
+    n_off, n_ch = len(lam_offer), len(lam_channel)
+    spent_offer = np.zeros(n_off)
+    units = np.zeros(n_off)
+    spent_channel = np.zeros(n_ch)
+    spent = 0.0
+    total = 0.0
     used_ch = np.zeros(channel_caps.shape[1], dtype=np.int64)
+    reduced = np.empty(len(value))
+    for i in range(len(value)):
+        o, ch = offer[i], channel[i]
+        reduced[i] = (
+            value[i] - cost[i] * (lam_offer[o] + lam_channel[ch] + lam_budget) - lam_stock[o]
+        )
+    taken = np.zeros(len(value), dtype=np.bool_)
     for b in range(len(starts) - 1):
         lo, hi = starts[b], starts[b + 1]
         c = customer[lo]
+        if skip[c]:
+            continue
         limit = min(per_customer, total_caps[c])
         for i in range(lo, hi):
             used_ch[channel[i]] = 0
@@ -211,71 +252,119 @@ def _best_subsets(starts, customer, channel, reduced, channel_caps, total_caps, 
             best, best_value = -1, 0.0
             for i in range(lo, hi):
                 ch = channel[i]
-                if take[i] or reduced[i] <= best_value:
+                if taken[i] or reduced[i] <= best_value:
                     continue
                 if used_ch[ch] >= min(per_channel, channel_caps[c, ch]):
                     continue
                 best, best_value = i, reduced[i]
             if best < 0:
                 break
-            take[best] = True
+            taken[best] = True
             used_ch[channel[best]] += 1
             count += 1
-    return take
+            total += best_value
+            o = offer[best]
+            spent_offer[o] += cost[best]
+            units[o] += 1.0
+            spent_channel[channel[best]] += cost[best]
+            spent += cost[best]
+    return total, spent_offer, spent_channel, spent, units
 
 
-def prices(p: Problem, iterations: int = 80, tolerance: float = 1e-5) -> tuple[float, Prices]:
-    """The Lagrangian dual of the budget and stock rows, minimised by the level method,
-    and the prices at its minimum.
+SAMPLE_CANDIDATES = 1_000_000
+"""Above this many candidates the prices are found on a sample of customers (with the
+limits scaled to it): prices per unit of budget hardly depend on the population's size,
+and each step of the search is a pass over every candidate."""
 
-    Its value is an upper bound on the best total value any allocation can reach
-    (everyone treated): it equals the optimum of the linear relaxation, which with a
-    handful of coupling rows is within a few candidates' value of the integer optimum;
-    a greedy within 1 % of it is within 1 % of the optimum. Each step prices the
-    candidates, lets every customer take their best priced actions (a pass over the
-    candidates, compiled), and adds a cutting plane; the level method steps only part
-    of the way to the cutting-plane model's minimum, which converges in tens of steps
-    where plain cutting planes take hundreds. Written here because the dual has a few
-    variables and millions of terms, a shape no solver in our dependencies takes
-    directly; HiGHS on the full linear relaxation took minutes on 100,000 x 10."""
-    from scipy.optimize import linprog
 
+def _dual(p: Problem):  # type: ignore[no-untyped-def]
+    """The dual function of a problem: prices -> (value, subgradient), and its limits."""
     ob, cb, b, inv = _limits(p)
     limits = np.r_[p.offer_budget[ob], p.channel_budget[cb], np.array([p.budget])[b],
                    p.offer_inventory[inv].astype(float)]  # fmt: skip
-    m = len(limits)
-    order = np.argsort(p.customer, kind="stable")
-    cust, chan = p.customer[order], p.channel[order]
+    if len(p.customer) < 2 or (np.diff(p.customer) >= 0).all():  # grouped already
+        arrays = (p.customer, p.offer, p.channel, p.value, p.cost)
+    else:
+        order = np.argsort(p.customer, kind="stable")
+        arrays = (p.customer[order], p.offer[order], p.channel[order], p.value[order],
+                  p.cost[order])  # fmt: skip
+    cust = arrays[0]
     starts = (
         np.r_[0, np.flatnonzero(np.diff(cust)) + 1, len(cust)]
         if len(cust)
         else np.zeros(1, np.int64)
     )
     caps = (p.channel_caps.astype(np.int64), p.total_caps.astype(np.int64))
-    n_off, n_ch = len(p.offer_budget), len(p.channel_budget)
-    spend, units_of = p.spend, p.units
 
     def dual(x: np.ndarray) -> tuple[float, np.ndarray]:
         lam = _unpack(p, x)
-        reduced = _reduced(p, lam)
-        take = np.zeros(len(order), dtype=bool)
-        take[order] = _best_subsets(starts, cust, chan, reduced[order], *caps, p.per_channel,
-                                    p.per_customer)  # fmt: skip
-        spent_offer = np.bincount(p.offer[take], spend[take], minlength=n_off)
-        spent_channel = np.bincount(p.channel[take], spend[take], minlength=n_ch)
-        units = np.bincount(p.offer[take], units_of[take], minlength=n_off)
-        used = np.r_[spent_offer[ob], spent_channel[cb], np.array([spend[take].sum()])[b],
-                     units[inv]]  # fmt: skip
-        return float(reduced[take].sum() + x @ limits), limits - used
+        total, spent_offer, spent_channel, spent, units = _dual_pass(
+            starts, *arrays, lam.offer_budget, lam.channel_budget, lam.budget, lam.inventory,
+            *caps, p.per_channel, p.per_customer, p.control,
+        )  # fmt: skip
+        used = np.r_[spent_offer[ob], spent_channel[cb], np.array([spent])[b], units[inv]]
+        return float(total + x @ limits), limits - used
 
+    return dual, limits
+
+
+def _sample(p: Problem, size: int) -> Problem:
+    """The candidates of a random share of the treated customers (fixed seed), every
+    limit scaled by that share."""
+    n = len(p.total_caps)
+    pick = (np.random.default_rng(0).random(n) < size / len(p.customer)) & ~p.control
+    share = pick.sum() / max((~p.control).sum(), 1)
+    keep = pick[p.customer]
+    inv = np.where(
+        p.offer_inventory < 10**17, np.floor(p.offer_inventory * share), p.offer_inventory
+    )
+    return replace(
+        p, customer=p.customer[keep], offer=p.offer[keep], channel=p.channel[keep],
+        value=p.value[keep], cost=p.cost[keep], control=np.zeros_like(p.control),
+        offer_budget=p.offer_budget * share,
+        channel_budget=p.channel_budget * share, budget=p.budget * share,
+        offer_inventory=inv.astype(np.int64),
+    )  # fmt: skip
+
+
+def prices(p: Problem, iterations: int = 80, tolerance: float = 1e-4) -> tuple[float, Prices]:
+    """The Lagrangian dual of the budget and stock rows over the treated customers (see
+    :meth:`Problem.treated_only`), minimised by the level method, and the prices at its
+    minimum.
+
+    The dual's value at any prices is an upper bound on the best total value any
+    allocation can reach; at its minimum it equals the optimum of the linear relaxation,
+    which with a handful of coupling rows is within a few candidates' value of the
+    integer optimum, so a greedy within 1 % of it is within 1 % of the optimum. Each step
+    prices the candidates, lets every customer take their best priced actions (a pass
+    over the candidates, compiled), and adds a cutting plane; the level method steps
+    only part of the way to the cutting-plane model's minimum, which converges in tens
+    of steps where plain cutting planes take hundreds. Above
+    :data:`SAMPLE_CANDIDATES` the search runs on a sample and the bound is the full
+    dual at the prices found (still a bound, a little looser). Written here because the
+    dual has a few variables and millions of terms, a shape no solver in our
+    dependencies takes directly; HiGHS on the full linear relaxation took minutes on
+    100,000 x 10."""
+    from scipy.optimize import linprog
+
+    if len(p.customer) > SAMPLE_CANDIDATES:
+        _, lam = prices(_sample(p, SAMPLE_CANDIDATES), iterations, tolerance)
+        dual, _ = _dual(p)
+        ob, cb, b, inv = _limits(p)
+        x = np.r_[lam.offer_budget[ob], lam.channel_budget[cb], np.array([lam.budget])[b],
+                  lam.inventory[inv]]  # fmt: skip
+        return dual(x)[0], lam
+    dual, limits = _dual(p)
+    m = len(limits)
     if len(p.customer) == 0:
         return 0.0, _unpack(p, np.zeros(m))
     if m == 0:
         return dual(np.zeros(0))[0], _unpack(p, np.zeros(0))
     # No price above the best value per unit a row's candidates offer: beyond it every
     # candidate that draws on the row is priced out, and the dual only grows.
-    paying = spend > 0
-    ratio = np.where(paying, p.value / np.where(paying, spend, 1.0), 0.0)
+    ob, cb, b, inv = _limits(p)
+    paying = p.cost > 0
+    ratio = np.where(paying, p.value / np.where(paying, p.cost, 1.0), 0.0)
     per_unit = np.r_[
         [ratio[p.offer == o].max(initial=0) for o in np.flatnonzero(ob)],
         [ratio[p.channel == c].max(initial=0) for c in np.flatnonzero(cb)],
@@ -321,8 +410,9 @@ def bound(p: Problem, iterations: int = 80) -> float:
 
 
 def exact(p: Problem, time_limit: float = 120.0) -> np.ndarray | None:
-    """The optimum of the same problem (control candidates spend nothing, as in the
-    greedy), or None if HiGHS found no solution in time."""
+    """The optimum with every candidate spending, or None if HiGHS found no solution in
+    time. An optimum has no order for a control group to mirror: held-out customers
+    spend like the others here (compare a run on :meth:`Problem.treated_only`)."""
     from scipy.optimize import Bounds, LinearConstraint, milp
     from scipy.sparse import csr_matrix, vstack
 
@@ -342,11 +432,11 @@ def exact(p: Problem, time_limit: float = 120.0) -> np.ndarray | None:
     slot = p.customer * n_ch + p.channel
     group(slot, n_cust * n_ch, ones, np.minimum(p.channel_caps, p.per_channel).reshape(-1) * 1.0)
     group(p.customer, n_cust, ones, np.minimum(p.total_caps, p.per_customer) * 1.0)
-    spend = p.spend
+    spend = p.cost
     group(p.offer, len(p.offer_budget), spend, p.offer_budget)
     group(p.channel, len(p.channel_budget), spend, p.channel_budget)
     group(np.zeros(n, dtype=np.int64), 1, spend, np.array([p.budget]))
-    group(p.offer, len(p.offer_inventory), p.units, p.offer_inventory.astype(float))
+    group(p.offer, len(p.offer_inventory), ones, p.offer_inventory.astype(float))
     a = vstack(rows).tocsr()
     lo, hi = np.concatenate(lower), np.concatenate(upper)
     keep = np.isfinite(hi)  # an unlimited row constrains nothing
@@ -365,30 +455,32 @@ def exact(p: Problem, time_limit: float = 120.0) -> np.ndarray | None:
 EXACT_LIMIT = 20_000  # candidates: HiGHS's branch and bound stays within seconds
 
 
-def compare(
-    p: Problem, status: np.ndarray, bound: float | None = None, time_limit: float = 20.0
-) -> dict[str, object]:
-    """The allocation against the optimum, for the report: its total expected value,
-    the Lagrangian bound above every allocation, and (up to :data:`EXACT_LIMIT`
-    candidates) the exact optimum from HiGHS."""
+def compare(p: Problem, run: Allocation, time_limit: float = 20.0) -> dict[str, object]:
+    """The treated actions against the optimum, for the report: their total expected
+    value, the Lagrangian bound above every allocation of the treated customers, and
+    (up to :data:`EXACT_LIMIT` candidates) the exact optimum from HiGHS."""
     import time
 
-    value = float(p.value[status == ACCEPTED].sum())
+    bound = run.bound
+    keep = ~p.control[p.customer]
+    taken = (run.status == ACCEPTED) & keep
+    value = float(p.value[taken].sum())
     out: dict[str, object] = {
-        "candidates": len(p.customer),
+        "candidates": int(keep.sum()),
         "value": value,
-        "spend": float(p.spend[status == ACCEPTED].sum()),
+        "spend": float(p.cost[taken].sum()),
         "bound": None,
         "below_bound_pct": None,
         "exact": None,
         "exact_seconds": None,
     }
-    if not p.budgeted or len(p.customer) == 0:
+    if not p.budgeted or not keep.any():
         return out
-    top = bound if bound is not None else prices(p)[0]
+    top = bound[0] if bound is not None else prices(p)[0]
     out["bound"] = top
     out["below_bound_pct"] = 100 * (1 - value / top) if top > 0 else 0.0
-    if len(p.customer) <= EXACT_LIMIT:
+    if keep.sum() <= EXACT_LIMIT:
+        p = p.treated_only()
         start = time.perf_counter()
         chosen = exact(p, time_limit)
         if chosen is not None:

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from custintel.campaigns import allocate, conditions, holdout, rules
 from custintel.core.config import (
@@ -91,12 +92,61 @@ class Plan:
 
 
 @dataclass
+class Candidates:
+    """Every audience member's candidates: one row per member, one column per action
+    (offer, channel) in ``actions`` order, with the rules failed as a bit mask.
+
+    Kept wide because a million customers with thirty actions are thirty million long
+    rows, which take a warehouse several times longer to write than a million rows of
+    arrays; :meth:`long` gives the long form."""
+
+    customer_id: np.ndarray
+    actions: list[tuple[str, str]]
+    failed: np.ndarray  # int64 [members, actions]
+    priority: np.ndarray  # float64 [members, actions]
+    cost: np.ndarray  # float64 [members, actions]
+
+    def __len__(self) -> int:
+        return len(self.customer_id)
+
+    def to_arrow(self) -> pa.Table:
+        """customer_id and list columns ``failed``, ``priority`` and ``cost``."""
+        k = len(self.actions)
+        offsets = pa.array(np.arange(len(self) + 1, dtype=np.int32) * k)
+
+        def lists(a: np.ndarray) -> pa.ListArray:
+            return pa.ListArray.from_arrays(offsets, pa.array(a.reshape(-1)))
+
+        return pa.table(
+            {
+                "customer_id": pa.array(self.customer_id.astype(str), pa.string()),
+                "failed": lists(self.failed),
+                "priority": lists(self.priority),
+                "cost": lists(self.cost),
+            }
+        )
+
+    def long(self) -> pd.DataFrame:
+        k = len(self.actions)
+        return pd.DataFrame(
+            {
+                "customer_id": np.repeat(self.customer_id, k),
+                "offer": np.tile([o for o, _ in self.actions], len(self)),
+                "channel": np.tile([c for _, c in self.actions], len(self)),
+                "failed": self.failed.reshape(-1),
+                "priority": self.priority.reshape(-1),
+                "cost": self.cost.reshape(-1),
+            }
+        )
+
+
+@dataclass
 class Outcome:
     """Decisions of one run: one row per customer and action (or per excluded customer)
-    and one per audience member's candidate, with the rules it failed as a bit mask."""
+    and every audience member's candidates, with the rules each failed as a bit mask."""
 
     decisions: pd.DataFrame
-    candidates: pd.DataFrame
+    candidates: Candidates
     thresholds: dict[str, float] | None
     summary: dict[str, Any] = field(default_factory=dict)
 
@@ -122,6 +172,20 @@ def audience(customers: pd.DataFrame, plan: Plan) -> np.ndarray:
     if a.exclude:
         keep &= ~ids.isin(a.exclude).to_numpy()
     return keep
+
+
+def _numpy_backed(customers: pd.DataFrame) -> pd.DataFrame:
+    """Numeric and boolean columns held by numpy, converted once: every rule and factor
+    reads them again for each of a campaign's actions."""
+    out = {}
+    for name, col in customers.items():
+        if pd.api.types.is_bool_dtype(col.dtype) and not col.hasnans:
+            out[name] = col.to_numpy(dtype=bool)
+        elif pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype):
+            out[name] = col.to_numpy(dtype=np.float64, na_value=np.nan)
+        else:
+            out[name] = col
+    return pd.DataFrame(out, index=customers.index, copy=False)
 
 
 def _flag(customers: pd.DataFrame, column: str, default: bool = False) -> np.ndarray:
@@ -183,8 +247,9 @@ def _set(mask: np.ndarray, rule: str, where: np.ndarray) -> None:
 
 def candidate_masks(
     customers: pd.DataFrame, plan: Plan, as_of: dt.date, in_audience: np.ndarray
-) -> tuple[dict[tuple[str, str], np.ndarray], dict[str, tuple]]:
-    """The rules each (customer, offer, channel) fails before selection."""
+) -> tuple[np.ndarray, dict[str, tuple]]:
+    """The rules each (customer, offer, channel) fails before selection: a bit mask per
+    customer (rows) and action of ``plan.pairs`` (columns)."""
     policy = plan.policy
     n = len(customers)
     fatigued = _flag(customers, "fatigue") & policy.fatigue.enabled
@@ -201,8 +266,8 @@ def candidate_masks(
     _set(common, "global_control", in_global)
     if policy.running_controls:
         _set(common, "running_control", _flag(customers, "running_control"))
-    out = {}
-    for offer_name, ch in plan.pairs:
+    out = np.empty((n, len(plan.pairs)), dtype=np.int64)
+    for j, (offer_name, ch) in enumerate(plan.pairs):
         offer = plan.offers[offer_name]
         mask = common.copy()
         if offer.eligible:
@@ -230,7 +295,7 @@ def candidate_masks(
             left, left_rested = caps[key]
             _set(mask, "frequency_cap", left_rested <= 0)
             _set(mask, "fatigue", (left <= 0) & (left_rested > 0))
-        out[(offer_name, ch)] = mask
+        out[:, j] = mask
     return out, caps
 
 
@@ -269,7 +334,7 @@ def decide(
     nothing depends on the order rows arrived in)."""
     for where, condition in plan.conditions().items():
         conditions.check(condition, where, list(customers.columns))
-    customers = customers.sort_values("customer_id", ignore_index=True)
+    customers = _numpy_backed(customers.sort_values("customer_id", ignore_index=True))
     n = len(customers)
     ids = customers["customer_id"].to_numpy()
     in_audience = audience(customers, plan)
@@ -291,7 +356,7 @@ def decide(
             if column in customers
             else np.full(n, "(none)")
         )
-    all_masks = np.stack([masks[p] for p in pairs], axis=1) if pairs else np.zeros((n, 0), np.int64)
+    all_masks = masks
     alive = all_masks == 0
     anyone = alive.any(axis=1)
     if strata is not None and frozen is None:
@@ -300,19 +365,19 @@ def decide(
 
     # allocation over the surviving candidates
     cust_idx, pair_idx = np.nonzero(alive)
-    f = {p: factors(customers, plan, *p) for p in pairs}
-    names = ("propensity", "value", "context_weight", "lever", "priority", "cost")
-    table = {
-        k: np.stack([f[p][k] for p in pairs], axis=1) if pairs else np.zeros((n, 0)) for k in names
-    }
-    pair_offer = np.array([offers.index(o) for o, _ in pairs], dtype=np.int64)
-    pair_channel = np.array([chans.index(c) for _, c in pairs], dtype=np.int64)
+    priority = np.zeros((n, len(pairs)))
+    cost = np.zeros((n, len(pairs)))
+    for j, pair in enumerate(pairs):
+        f = factors(customers, plan, *pair)
+        priority[:, j], cost[:, j] = f["priority"], f["cost"]
+    pair_offer = np.array([offers.index(o) for o, _ in pairs], dtype=np.int32)
+    pair_channel = np.array([chans.index(c) for _, c in pairs], dtype=np.int32)
     problem = allocate.Problem(
         customer=cust_idx.astype(np.int64),
         offer=pair_offer[pair_idx],
         channel=pair_channel[pair_idx],
-        value=table["priority"][cust_idx, pair_idx],
-        cost=table["cost"][cust_idx, pair_idx],
+        value=priority[cust_idx, pair_idx],
+        cost=cost[cust_idx, pair_idx],
         control=control,
         channel_caps=np.stack([caps[c][0] for c in chans], axis=1) if chans else np.zeros((n, 0), np.int64),
         total_caps=caps["all"][0],
@@ -331,34 +396,34 @@ def decide(
                 f"campaigns.{plan.name}.allocation: the exact solver found no solution in time; use greedy"
             )
         status = np.where(chosen, allocate.ACCEPTED, allocate.BUDGET).astype(np.int8)
-        top = None
+        run = allocate.Allocation(status, [], None)
     else:
-        status, top = allocate.greedy_and_bound(problem)
-    comparison = allocate.compare(problem, status, top)
+        run = allocate.allocate(problem)
+        status = run.status
+    comparison = allocate.compare(problem, run)
+    bits = np.zeros(max(allocate.STATUS_RULE) + 1, dtype=np.int64)
     for code, rule in allocate.STATUS_RULE.items():
-        hit = status == code
-        all_masks[cust_idx[hit], pair_idx[hit]] |= rules.BIT[rule]
+        bits[code] = rules.BIT[rule]
+    flat = cust_idx * len(pairs) + pair_idx
+    all_masks.reshape(-1)[flat] |= bits[status]
     accepted = np.zeros_like(alive)
-    accepted[cust_idx[status == 0], pair_idx[status == 0]] = True
+    accepted.reshape(-1)[flat[status == allocate.ACCEPTED]] = True
 
-    decisions = _decisions(customers, plan, pairs, all_masks, accepted, control, table)
-    member = np.flatnonzero(in_audience)
-    candidates = pd.DataFrame(
-        {
-            "customer_id": np.repeat(ids[member], len(pairs)),
-            "offer": np.tile([o for o, _ in pairs], len(member)),
-            "channel": np.tile([c for _, c in pairs], len(member)),
-            "failed": all_masks[member].reshape(-1),
-            "priority": table["priority"][member].reshape(-1),
-            "cost": table["cost"][member].reshape(-1),
-        }
-    )
-    summary = _summary(decisions, problem, status, in_audience, control, method)
+    del problem, cust_idx, pair_idx, alive
+    decisions = _decisions(customers, plan, pairs, all_masks, accepted, control, priority)
+    if in_audience.all():  # views, not copies, of a million rows by thirty actions
+        candidates = Candidates(ids, list(pairs), all_masks, priority, cost)
+    else:
+        member = np.flatnonzero(in_audience)
+        candidates = Candidates(
+            ids[member], list(pairs), all_masks[member], priority[member], cost[member]
+        )
+    summary = _summary(decisions, status, in_audience, control, method)
     summary["allocation"] = {"method": method, **comparison}
     return Outcome(decisions, candidates, frozen, summary)
 
 
-def _decisions(customers, plan, pairs, masks, accepted, control, table) -> pd.DataFrame:  # type: ignore[no-untyped-def]
+def _decisions(customers, plan, pairs, masks, accepted, control, priority) -> pd.DataFrame:  # type: ignore[no-untyped-def]
     """One row per action taken (treatment or control) and one per customer with none."""
     ids = customers["customer_id"].to_numpy()
     n = len(ids)
@@ -372,7 +437,7 @@ def _decisions(customers, plan, pairs, masks, accepted, control, table) -> pd.Da
     c_idx, p_idx = np.nonzero(accepted)
     taken = pd.DataFrame({"_c": c_idx, "_p": p_idx})
     none = np.flatnonzero(~accepted.any(axis=1))
-    best = table["priority"].argmax(axis=1) if masks.shape[1] else np.zeros(n, np.int64)
+    best = priority.argmax(axis=1) if masks.shape[1] else np.zeros(n, np.int64)
     left = pd.DataFrame({"_c": none, "_p": best[none]})
     rows = pd.concat([taken, left], ignore_index=True)
     c, p = rows["_c"].to_numpy(), rows["_p"].to_numpy()
@@ -384,11 +449,19 @@ def _decisions(customers, plan, pairs, masks, accepted, control, table) -> pd.Da
             "offer": np.where(is_taken, np.array([o for o, _ in pairs] or [""], dtype=object)[p], None),
             "channel": np.where(is_taken, np.array([ch for _, ch in pairs] or [""], dtype=object)[p], None),
             "rule": np.where(is_taken, None, np.array(rules.NAMES, dtype=object)[np.maximum(furthest[c], 0)]),
-            "rules": [",".join(rules.names(int(m))) for m in any_mask[c]],
+            "rules": _rule_lists(any_mask[c]),
         }
     )  # fmt: skip
-    for k in ("propensity", "value", "context_weight", "lever", "priority", "cost"):
-        out[k] = table[k][c, p] if masks.shape[1] else np.nan
+    names = ("propensity", "value", "context_weight", "lever", "priority", "cost")
+    cols = {k: np.full(len(c), np.nan) for k in names}
+    for j, pair in enumerate(pairs):  # each action's factors, for the rows that show it
+        rows = p == j
+        if rows.any():
+            f = factors(customers, plan, *pair)
+            for k in names:
+                cols[k][rows] = f[k][c[rows]]
+    for k in names:
+        out[k] = cols[k]
     out["send_hour"] = customers["send_hour"].to_numpy()[c] if "send_hour" in customers else None
     out["send_weekday"] = (
         customers["send_weekday"].to_numpy()[c] if "send_weekday" in customers else None
@@ -398,7 +471,14 @@ def _decisions(customers, plan, pairs, masks, accepted, control, table) -> pd.Da
     )
 
 
-def _summary(decisions, problem, status, in_audience, control, method) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def _rule_lists(masks: np.ndarray) -> np.ndarray:
+    """Comma-separated rule names per mask, each distinct mask spelt once."""
+    distinct, which = np.unique(masks, return_inverse=True)
+    names = np.array([",".join(rules.names(int(m))) for m in distinct] or [""], dtype=object)
+    return names[which] if len(masks) else np.array([], dtype=object)
+
+
+def _summary(decisions, status, in_audience, control, method) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     d = decisions
     treated = d[d.outcome == "treatment"]
     ctl = d[d.outcome == "control"]

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
+import pyarrow as pa
 
 from custintel.core.config import SparkConfig
 from custintel.core.errors import WarehouseError
@@ -337,7 +338,9 @@ class Warehouse:
         self.sql(f"DROP TABLE IF EXISTS {target}")
         self.sql(f"ALTER TABLE {self.qualified(schema, tmp)} RENAME TO {target}")
 
-    def put(self, schema: str, name: str, frame: pd.DataFrame, *, append: bool = False) -> None:
+    def put(
+        self, schema: str, name: str, frame: pd.DataFrame | pa.Table, *, append: bool = False
+    ) -> None:
         """Write a pandas frame: replace ``schema.name`` with it, or add its rows. Rows
         added with a column the table lacks (a newer version's) add the column, empty
         for the older rows."""
@@ -361,7 +364,7 @@ class Warehouse:
 
         have = set(self.table(schema, name).columns)
         types = ibis.memtable(frame).schema()
-        for col in frame.columns:
+        for col in types.names:
             if col not in have:
                 kind = DuckDBType.from_ibis(types[col]).sql("duckdb")
                 quoted = '"' + str(col).replace('"', '""') + '"'

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from custintel.campaigns import rules
 from custintel.campaigns.decide import Outcome, Plan, decide
@@ -128,7 +129,17 @@ class CampaignTasks(ProjectParts):
                 "run_id": run_id,
             }
         )
-        c = outcome.candidates.assign(**stamp)
+        c = outcome.candidates.to_arrow()
+        for k, v in stamp.items():
+            c = c.append_column(k, pa.array([v] * c.num_rows))
+        actions = pd.DataFrame(
+            {
+                **stamp,
+                "position": np.arange(1, len(outcome.candidates.actions) + 1),
+                "offer": [o for o, _ in outcome.candidates.actions],
+                "channel": [ch for _, ch in outcome.candidates.actions],
+            }
+        )
         summary = pd.DataFrame(
             [
                 {
@@ -140,7 +151,8 @@ class CampaignTasks(ProjectParts):
             ]
         )
         where = f"campaign_id = '{plan.name}' AND as_of = DATE '{as_of}'"
-        tables = (("decisions", d), ("candidates", c), ("contacts", contacts), ("runs", summary))
+        tables = (("decisions", d), ("candidates", c), ("actions", actions),
+                  ("contacts", contacts), ("runs", summary))  # fmt: skip
         for table, frame in tables:  # columns a newer version added, before the transaction
             wh.add_columns("campaign", table, frame)
         with wh.transaction():
@@ -180,9 +192,25 @@ class CampaignTasks(ProjectParts):
         if rows.empty:
             raise StageError(f"campaign {name} on {as_of}: no customer {customer_id!r}")
         c = wh.table("campaign", "candidates")
-        cands = c.filter(
+        row = c.filter(
             (c.campaign_id == name) & (c.as_of == as_of) & (c.customer_id == customer_id)
         ).execute()
+        a = wh.table("campaign", "actions")
+        acts = a.filter((a.campaign_id == name) & (a.as_of == as_of)).order_by("position")
+        acts = acts.execute()
+        cands = (
+            pd.DataFrame(
+                {
+                    "offer": acts.offer,
+                    "channel": acts.channel,
+                    "failed": list(row.failed.iloc[0]) if len(row) else 0,
+                    "priority": list(row.priority.iloc[0]) if len(row) else np.nan,
+                    "cost": list(row.cost.iloc[0]) if len(row) else np.nan,
+                }
+            )
+            if len(row)
+            else pd.DataFrame(columns=["offer", "channel", "failed", "priority", "cost"])
+        )
         first = rows.iloc[0]
         return {
             "campaign": name,
