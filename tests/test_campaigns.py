@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from custintel.campaigns import allocate, holdout, rules
+from custintel.campaigns import allocate, delivery, holdout, rules
 from custintel.campaigns.decide import Plan, decide
 from custintel.core.config import parse_config
 from custintel.core.errors import ConfigError
@@ -242,6 +242,21 @@ def test_no_decision_breaks_the_policy(c: dict, seed: int, n: int) -> None:
     if c["inventory"] is not None:
         assert (treated.offer == "a").sum() <= c["inventory"]
     assert (acts.loc[acts.offer == "b", "clv"] > 5).all()
+    # nothing leaves that the decision log did not treat: contact history, files, webhooks
+    contacts = delivery.contact_rows(d, "c", "c", AS_OF, "run")
+    out_now = delivery.deliverable(contacts).assign(
+        email=lambda f: f.customer_id.str.lower() + "@example.com", phone="+44 7700 900123",
+        first_name="A", last_name="B", address="1 St", postcode="AB1", city="X",
+    )  # fmt: skip
+    allowed = set(treated.customer_id)
+    for ch, part in out_now.groupby("channel"):
+        sent = {c for b in delivery.batches(part, "c", str(AS_OF), str(ch), 7) for c in b.customers}
+        assert sent == set(treated.loc[treated.channel == ch, "customer_id"]) and sent <= allowed
+        for fmt in ("email_platform", "sms_platform", "mail_house"):
+            assert set(delivery.export_frame(part, fmt, "c", "GB").customer_id) <= allowed
+        hashed = delivery.export_frame(part, "meta_custom_audience", "c", "GB")
+        assert len(hashed) == len(part) and not hashed.email.str.contains("@").any()
+    assert not set(out_now.customer_id) & set(excluded.customer_id)
     # every candidate's rule mask agrees with the decision table
     cand = out.candidates
     assert (cand.failed >= 0).all() and (cand.failed < 1 << len(rules.RULES)).all()

@@ -8,11 +8,13 @@ SHA-256 hashes of normalised e-mails and phones, as the platforms ask.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import phonenumbers
 
@@ -141,6 +143,35 @@ FORMATS: dict[str, Callable[[pd.DataFrame, str, str], pd.DataFrame]] = {
     "google_customer_match": google_customer_match,
     "meta_custom_audience": meta_custom_audience,
 }
+
+
+def contact_rows(
+    decisions: pd.DataFrame, campaign: str, control_group: str, as_of: dt.date, run_id: str
+) -> pd.DataFrame:
+    """The contact history a run adds: every chosen action, treated or held out, planned
+    at the customer's send hour (e-mail) or 09:00 UTC on the decision date."""
+    midnight = pd.Timestamp(dt.datetime(as_of.year, as_of.month, as_of.day, tzinfo=dt.UTC))
+    chosen = decisions[decisions.outcome != "excluded"]
+    hours = np.where(chosen.channel == "email", chosen.send_hour.fillna(10), 9).astype(int)
+    return pd.DataFrame(
+        {
+            "campaign_id": campaign,
+            "customer_id": chosen.customer_id.to_numpy(),
+            "offer": chosen.offer.to_numpy(),
+            "channel": chosen.channel.to_numpy(),
+            "variant": chosen.outcome.to_numpy(),
+            "control_group": control_group,
+            "send_at": midnight + pd.to_timedelta(hours, unit="h"),
+            "send_weekday": chosen.send_weekday.to_numpy(),
+            "as_of": as_of,
+            "run_id": run_id,
+        }
+    )
+
+
+def deliverable(contacts: pd.DataFrame) -> pd.DataFrame:
+    """What may leave: the treated contacts only (never the control group)."""
+    return contacts[contacts.variant == "treatment"]
 
 
 def export_frame(contacts: pd.DataFrame, fmt: str, campaign: str, region: str) -> pd.DataFrame:

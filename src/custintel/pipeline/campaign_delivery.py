@@ -43,12 +43,12 @@ class CampaignDelivery(ProjectParts):
             columns = ["customer_id", "offer", "channel", "send_at", "send_weekday", *PROFILE]
             return pd.DataFrame(columns=columns)
         c = wh.table("campaign", "contacts")
-        c = c.filter(
-            (c.campaign_id == name) & (c.as_of == as_of) & (c.variant == "treatment")
-        ).select("customer_id", "offer", "channel", "send_at", "send_weekday")
+        c = c.filter((c.campaign_id == name) & (c.as_of == as_of))
+        c = c.select("customer_id", "offer", "channel", "send_at", "send_weekday", "variant")
         p = wh.table("customer", "profile")
         p = p.select("customer_id", *[k for k in PROFILE if k in p.columns])
         frame = c.left_join(p, "customer_id").select(c, *[p[k] for k in p.columns[1:]]).execute()
+        frame = delivery.deliverable(frame)
         for k in PROFILE:
             if k not in frame:
                 frame[k] = pd.NA

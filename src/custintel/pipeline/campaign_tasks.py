@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from custintel.campaigns import rules
+from custintel.campaigns import delivery, rules
 from custintel.campaigns.decide import Outcome, Plan, decide
 from custintel.core.config import CampaignConfig
 from custintel.core.errors import ConfigError, StageError
@@ -112,23 +112,7 @@ class CampaignTasks(ProjectParts):
         d = outcome.decisions.assign(
             **stamp, model_versions=versions_json(versions), config_hash=self.config.config_hash()
         )
-        midnight = pd.Timestamp(dt.datetime(as_of.year, as_of.month, as_of.day, tzinfo=dt.UTC))
-        chosen = d[d.outcome != "excluded"]
-        hours = np.where(chosen.channel == "email", chosen.send_hour.fillna(10), 9).astype(int)
-        contacts = pd.DataFrame(
-            {
-                "campaign_id": plan.name,
-                "customer_id": chosen.customer_id.to_numpy(),
-                "offer": chosen.offer.to_numpy(),
-                "channel": chosen.channel.to_numpy(),
-                "variant": chosen.outcome.to_numpy(),
-                "control_group": plan.control_group,
-                "send_at": midnight + pd.to_timedelta(hours, unit="h"),
-                "send_weekday": chosen.send_weekday.to_numpy(),
-                "as_of": as_of,
-                "run_id": run_id,
-            }
-        )
+        contacts = delivery.contact_rows(d, plan.name, plan.control_group, as_of, run_id)
         c = outcome.candidates.to_arrow()
         for k, v in stamp.items():
             c = c.append_column(k, pa.array([v] * c.num_rows))
