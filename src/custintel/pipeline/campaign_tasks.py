@@ -137,6 +137,7 @@ class CampaignTasks(ProjectParts):
         where = f"campaign_id = '{plan.name}' AND as_of = DATE '{as_of}'"
         tables = (("decisions", d), ("candidates", c), ("actions", actions),
                   ("contacts", contacts), ("runs", summary))  # fmt: skip
+        _keep_long_candidates(wh)
         for table, frame in tables:  # columns a newer version added, before the transaction
             wh.add_columns("campaign", table, frame)
         with wh.transaction():
@@ -255,6 +256,14 @@ class CampaignTasks(ProjectParts):
             wh.delete_where("campaign", "nba", f"as_of = DATE '{as_of}'")
             wh.put("campaign", "nba", d, append=True)
         return {"as_of": as_of.isoformat(), **outcome.summary, "table": "campaign.nba"}
+
+
+def _keep_long_candidates(wh: Any) -> None:
+    """Candidates were once one row per action; such a table is kept, renamed
+    ``candidates_long``, and the wide table starts afresh."""
+    old = wh.exists("campaign", "candidates") and not wh.exists("campaign", "actions")
+    if old and wh.table("campaign", "candidates").schema()["failed"].is_integer():
+        wh.sql("ALTER TABLE campaign.candidates RENAME TO candidates_long")
 
 
 def _plain(value: Any) -> Any:
