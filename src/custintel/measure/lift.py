@@ -186,8 +186,8 @@ def lift_table(
                 )
             p = np.array([f["p_value"] for f in family], dtype="float64")
             ok = np.isfinite(p)
-            adjusted_p = np.full(len(p), np.nan)
-            if ok.any():
+            adjusted_p = p.copy()
+            if ok.sum() > 1:  # one arm is no family (and statsmodels runs a gc pass)
                 adjusted_p[ok] = multipletests(p[ok], method=correction)[1]
             for f, q in zip(family, adjusted_p, strict=True):
                 f["p_adjusted"] = float(q)
