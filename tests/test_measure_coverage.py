@@ -26,9 +26,15 @@ def _intervals(seed: int) -> list[tuple[float, float, float]]:
     events, lifetimes = draw_purchases(people, calendar, rng)
     reachable = np.full(len(people), np.inf)
     events, truth = run_campaigns(
-        people, events, lifetimes["death_week"].to_numpy(), reachable, calendar,
-        cfg.campaigns, cfg.response, rng,
-    )  # fmt: skip
+        people,
+        events,
+        lifetimes["death_week"].to_numpy(),
+        reachable,
+        calendar,
+        cfg.campaigns,
+        cfg.response,
+        rng,
+    )
     out = []
     for c in cfg.campaigns:
         t = truth[truth.campaign_id == c.campaign_id]

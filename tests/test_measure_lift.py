@@ -11,7 +11,7 @@ from statsmodels.stats.weightstats import CompareMeans, DescrStatsW
 
 from custintel.measure.lift import Metric, balance, cuped, lift_table, sample_ratio
 from custintel.measure.power import detectable, sample_size
-from custintel.measure.roi import roi
+from custintel.measure.roi import costs, roi
 
 from .conftest import SHARED_DATA
 
@@ -63,9 +63,13 @@ def test_each_email_arm_lifts_with_intervals_matching_an_independent_computation
         raw = table[(table.arm == arm) & ~table.cuped].set_index("metric")
         for metric in ("visit", "conversion"):
             low, high = confint_proportions_2indep(
-                treated[metric].sum(), len(treated), control[metric].sum(), len(control),
-                method="wald", compare="diff",
-            )  # fmt: skip
+                treated[metric].sum(),
+                len(treated),
+                control[metric].sum(),
+                len(control),
+                method="wald",
+                compare="diff",
+            )
             assert raw.loc[metric, "low"] == pytest.approx(low, abs=1e-9)
             assert raw.loc[metric, "high"] == pytest.approx(high, abs=1e-9)
             _, p = proportions_ztest(
@@ -129,10 +133,12 @@ def test_no_control_is_named() -> None:
 
 
 def test_sample_ratio_mismatch_and_balance_flag_a_broken_split() -> None:
-    assert not sample_ratio({"treatment": 9_020, "control": 980}, {"treatment": 0.9,
-                            "control": 0.1})["mismatch"]  # fmt: skip
-    assert sample_ratio({"treatment": 9_300, "control": 700}, {"treatment": 0.9,
-                        "control": 0.1})["mismatch"]  # fmt: skip
+    assert not sample_ratio(
+        {"treatment": 9_020, "control": 980}, {"treatment": 0.9, "control": 0.1}
+    )["mismatch"]
+    assert sample_ratio({"treatment": 9_300, "control": 700}, {"treatment": 0.9, "control": 0.1})[
+        "mismatch"
+    ]
     rng = np.random.default_rng(1)
     pre = rng.poisson(2.0, 10_000).astype(float)
     fair = pd.DataFrame({"arm": np.where(rng.random(10_000) < 0.5, "t", "control"), "pre": pre})
@@ -157,9 +163,16 @@ def test_power_matches_the_textbook_and_inverts() -> None:
 
 
 def test_roi_carries_the_revenue_interval_through() -> None:
-    r = roi(2.0, 1.0, 3.0, treated=1_000, margin=0.5, contact_cost=0.2, offer_cost=5.0,
-            redemptions=40)  # fmt: skip
-    assert r.incremental_revenue == 2_000 and r.cost == 200 + 200
+    contact, offer = costs(
+        ["email"] * 600 + ["post"] * 400,
+        ["a"] * 1_000,
+        [1] * 40 + [0] * 960,
+        {"email": 0.1, "post": 0.35},
+        {"a": 5.0},
+    )
+    assert contact == pytest.approx(60 + 140) and offer == pytest.approx(200)
+    r = roi(2.0, 1.0, 3.0, treated=1_000, margin=0.5, cost=contact + offer)
+    assert r.incremental_revenue == 2_000 and r.cost == pytest.approx(400)
     assert r.net == pytest.approx(1_000 - 400)
     assert r.roi == pytest.approx(600 / 400)
     assert r.roi_low == pytest.approx((500 - 400) / 400)

@@ -62,6 +62,9 @@ STAGES: tuple[Stage, ...] = (
     Stage(name="campaigns", schemas=("campaign",), needs=("segments", "models", "clv"),
           run="custintel.pipeline.campaign_tasks:run_stage", page="custintel.report.campaigns",
           cli="custintel.cli.campaigns", docs="campaigns.md"),
+    Stage(name="measurement", schemas=("measure",), needs=("campaigns",),
+          run="custintel.pipeline.measure_tasks:run_stage", page="custintel.report.measurement",
+          cli="custintel.cli.measure", docs="measurement.md", package="measure"),
 )  # fmt: skip
 """In the order ``custintel run`` executes them."""
 

@@ -42,21 +42,34 @@ def roi(
     *,
     treated: int,
     margin: float = 1.0,
-    contact_cost: float = 0.0,
-    contacts: int | None = None,
-    offer_cost: float = 0.0,
-    redemptions: int = 0,
+    cost: float = 0.0,
 ) -> Roi:
-    """ROI with its interval from the revenue lift per treated customer and its interval.
-    ``contacts`` defaults to one per treated customer."""
+    """ROI with its interval from the revenue lift per treated customer and its interval,
+    and the campaign's known ``cost`` (contacts and offers, :func:`costs`)."""
     if not 0 <= margin <= 1:
         raise ValueError(f"the margin rate must lie between 0 and 1, not {margin}")
     n = treated
     inc, lo, hi = revenue_lift * n, revenue_low * n, revenue_high * n
-    cost = contact_cost * (n if contacts is None else contacts) + offer_cost * redemptions
     net, net_lo, net_hi = margin * inc - cost, margin * lo - cost, margin * hi - cost
     if cost > 0:
         r, r_lo, r_hi = net / cost, net_lo / cost, net_hi / cost
     else:
         r = r_lo = r_hi = None
     return Roi(n, inc, lo, hi, margin * inc, cost, net, net_lo, net_hi, r, r_lo, r_hi)
+
+
+def costs(
+    channels: list[str] | tuple[str, ...] | object,
+    offers: object,
+    converted: object,
+    contact_costs: dict[str, float],
+    offer_costs: dict[str, float],
+) -> tuple[float, float]:
+    """Contact costs of the treated (one contact each, at its channel's cost) and offer
+    costs of those who converted (pandas Series of channel, offer and 0/1 converted)."""
+    import pandas as pd
+
+    ch, of, cv = pd.Series(channels), pd.Series(offers), pd.Series(converted)
+    contact = float(ch.map(contact_costs).fillna(0.0).sum())
+    offer = float((of.map(offer_costs).fillna(0.0).to_numpy() * cv.to_numpy()).sum())
+    return contact, offer

@@ -23,6 +23,7 @@ from custintel.pipeline.clv_tasks import ClvTasks
 from custintel.pipeline.feature_tasks import FeatureTasks
 from custintel.pipeline.identity_tasks import IdentityTasks
 from custintel.pipeline.ingest_tasks import IngestTasks
+from custintel.pipeline.measure_tasks import MeasureTasks
 from custintel.pipeline.model_tasks import ModelTasks
 from custintel.pipeline.parts import Progress, RunResult, StageResult
 from custintel.pipeline.segment_tasks import SegmentTasks
@@ -61,6 +62,7 @@ class Project(
     ClvTasks,
     CampaignTasks,
     CampaignDelivery,
+    MeasureTasks,
 ):
     """A project folder: its config and (opened on first use) its warehouse."""
 

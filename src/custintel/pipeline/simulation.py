@@ -16,6 +16,7 @@ from custintel.core.config import (
     AudienceConfig,
     CampaignConfig,
     FeaturesConfig,
+    MeasurementConfig,
     OfferConfig,
     ProjectConfig,
     validate_yaml,
@@ -52,8 +53,20 @@ def simulation_project(data: Path, directory: Path) -> ProjectConfig:
     relative = os.path.relpath(data.resolve(), directory.resolve())
     config = simulation_config(Path(relative).as_posix(), directory.resolve().name)
     return config.model_copy(
-        update={"features": simulation_features(data), **simulation_campaigns()}
+        update={
+            "features": simulation_features(data),
+            "measurement": simulation_measurement(data),
+            **simulation_campaigns(),
+        }
     )
+
+
+def simulation_measurement(folder: Path) -> MeasurementConfig:
+    """The simulated past campaigns' designed holdout shares (for the sample-ratio check)
+    and the conversion lift the demo's retention campaign hopes for (the power check)."""
+    meta = json.loads((folder / "truth" / "simulation.json").read_text())
+    shares = {c["campaign_id"]: c["holdout"] for c in meta.get("config", {}).get("campaigns", [])}
+    return MeasurementConfig(control_shares=shares, expected_lifts={"winback": 0.02})
 
 
 def simulation_campaigns() -> dict[str, Any]:

@@ -382,3 +382,39 @@ class ConsentConfig(Strict):
         description="besides training tables and scores (always), where customers who "
         "opted out of profiling are left out",
     )
+
+
+class MeasurementConfig(Strict):
+    """Lift, ROI and planning of campaigns from their randomized holdouts
+    (docs/measurement.md)."""
+
+    window_days: int = Field(default=28, ge=1, description="outcome window after each send")
+    pre_days: int = Field(
+        default=91, ge=1, description="pre-period before the send: CUPED and balance checks"
+    )
+    level: float = Field(default=0.95, gt=0.5, lt=1, description="confidence level")
+    bootstrap_rounds: int = Field(
+        default=2000, ge=0, le=100_000, description="BCa bootstrap of revenue (0: Welch)"
+    )
+    margin: float | None = Field(
+        default=None, gt=0, le=1, description="share of revenue kept; default clv.margin"
+    )
+    min_per_arm: int = Field(default=100, ge=2, description="fewer customers: no lift claimed")
+    control_shares: dict[str, float] = Field(
+        default_factory=dict,
+        description="designed control share of campaigns not configured here (for the "
+        "sample-ratio check), by campaign id",
+    )
+    expected_lifts: dict[str, float] = Field(
+        default_factory=dict,
+        description="conversion lift (absolute) each campaign hopes for: the power check",
+    )
+    power: float = Field(default=0.8, gt=0, lt=1, description="power the holdout should give")
+
+    @field_validator("control_shares")
+    @classmethod
+    def _shares(cls, value: dict[str, float]) -> dict[str, float]:
+        for k, v in value.items():
+            if not 0 < v < 1:
+                raise ValueError(f"control_shares.{k}: a share lies between 0 and 1, not {v}")
+        return value

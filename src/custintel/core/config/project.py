@@ -30,6 +30,7 @@ from custintel.core.config.capabilities import (
     ConsentConfig,
     FeaturesConfig,
     IdentityConfig,
+    MeasurementConfig,
     ModelsConfig,
     SegmentsConfig,
 )
@@ -65,6 +66,7 @@ class ProjectConfig(Strict):
     campaigns: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], CampaignConfig] = Field(
         default_factory=dict
     )
+    measurement: MeasurementConfig = Field(default_factory=MeasurementConfig)
     stages: list[str] = Field(
         default_factory=lambda: list(STAGES),
         description="stages `custintel run` executes, in order (docs/architecture.md#stages)",

@@ -1,0 +1,117 @@
+"""``custintel measure``: what a campaign caused, and how big a test must be."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from custintel.cli import common
+from custintel.core.errors import ConfigError
+
+measure_app = typer.Typer(
+    help="Measurement: lift with intervals from randomized holdouts, ROI, test planning.",
+    no_args_is_help=True,
+)
+common.app.add_typer(measure_app, name="measure")
+
+
+def parse_window(text: str | None) -> int | None:
+    """``14d``, ``2w`` or ``14`` as days."""
+    if text is None:
+        return None
+    m = re.fullmatch(r"\s*(\d+)\s*([dw]?)\s*", text)
+    if not m or int(m.group(1)) == 0:
+        raise ConfigError(f"--window: expected days like 14d or weeks like 2w, not {text!r}")
+    return int(m.group(1)) * (7 if m.group(2) == "w" else 1)
+
+
+@measure_app.command("campaign")
+@common.guarded
+def measure_campaign(
+    name: str = typer.Argument(..., help="Campaign id, as in the contact history."),
+    project: Path = common.ProjectOpt,
+    window: str | None = typer.Option(
+        None,
+        "--window",
+        help="Outcome window after the send, e.g. 14d or 4w (default: measurement.window_days).",
+    ),
+    as_json: bool = common.JsonOpt,
+) -> None:
+    """Lift per arm against the control group: absolute and relative, 95 % intervals,
+    p-values (raw and with CUPED), checks, and ROI. Recorded in measure.*."""
+    with common.open_project(project) as proj:
+        m = proj.measure_campaign(name, window_days=parse_window(window))
+    if as_json:
+        common.print_json(
+            {
+                "campaign_id": m.campaign_id,
+                "status": m.status,
+                "reason": m.reason,
+                "sentence": m.sentence,
+                "counts": m.counts,
+                "srm": m.srm,
+                "roi": m.roi,
+                "lift": m.lift.to_dict(orient="records"),
+                "balance": m.balance.to_dict(orient="records"),
+                "breakdown": m.breakdown.to_dict(orient="records"),
+            }
+        )
+        return
+    if len(m.lift):
+        table = Table(title=f"{name}: {m.status}")
+        for col in ("metric", "CUPED", "treated / control", "lift", "95 % interval", "p"):
+            table.add_column(col, justify="left" if col == "metric" else "right")
+        for r in m.lift.itertuples():
+            scale, unit = (100, " pts") if r.metric == "converted" else (1, "")
+            label = str(r.metric) if r.arm == "treatment" else f"{r.metric}: {r.arm}"
+            table.add_row(
+                label,
+                "yes" if r.cuped else "",
+                f"{scale * r.mean_treated:.3g} / {scale * r.mean_control:.3g}",
+                f"{scale * r.lift:+.3g}{unit}",
+                f"{scale * r.low:+.3g} to {scale * r.high:+.3g}",
+                f"{r.p_adjusted:.2g}",
+            )
+        common.console.print(table)
+    common.console.print(m.sentence, highlight=False)
+
+
+@measure_app.command("plan")
+@common.guarded
+def measure_plan(
+    baseline: float = typer.Option(..., "--baseline", help="Control's rate (or mean)."),
+    mde: float | None = typer.Option(
+        None, "--mde", help="Smallest absolute lift worth detecting: gives the sample size."
+    ),
+    n: int | None = typer.Option(
+        None, "--n", help="Customers in the test: gives the detectable lift instead."
+    ),
+    power: float = typer.Option(0.8, "--power"),
+    alpha: float = typer.Option(0.05, "--alpha", help="Two-sided significance level."),
+    control_share: float = typer.Option(0.5, "--control-share", help="Share held out."),
+    sd: float | None = typer.Option(None, "--sd", help="Outcome's standard deviation (means)."),
+    as_json: bool = common.JsonOpt,
+) -> None:
+    """Sample size for a lift (--mde), or the lift a test of --n customers can detect.
+    Rates by default; give --sd for a mean such as revenue per customer."""
+    from custintel.pipeline.measure_tasks import plan_test
+
+    kind = "mean" if sd is not None else "proportion"
+    plan = plan_test(
+        baseline, mde=mde, n=n, sd=sd, power=power, alpha=alpha, control_share=control_share
+    )
+    if as_json:
+        common.print_json(plan.as_dict())
+        return
+    unit = " points" if kind == "proportion" else ""
+    scale = 100 if kind == "proportion" else 1
+    common.console.print(
+        f"{plan.n_treated:,} treated + {plan.n_control:,} held out = {plan.total:,} customers "
+        f"detect a lift of {scale * plan.mde:.3g}{unit} over {scale * baseline:.3g}"
+        f"{'%' if kind == 'proportion' else ''} with {power:.0%} power at a two-sided "
+        f"{alpha:g} level.",
+        highlight=False,
+    )

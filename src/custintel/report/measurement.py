@@ -1,0 +1,237 @@
+"""The report's measurement page: per campaign a one-page summary (lift with interval
+bars, cumulative conversion of both groups, ROI, a sentence in plain words), then the
+checks that decide whether the lift is claimed."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from custintel.report.kit import Section, figure, p_value, table
+
+STATUS = {
+    "measured": ("ok", "measured"),
+    "unclaimed": ("bad", "not claimed"),
+    "pending": ("muted", "window still open"),
+    "refused": ("bad", "cannot be measured"),
+}
+
+
+def _lift_chart(lift: pd.DataFrame) -> go.Figure:
+    """Relative lift per metric and arm with its interval, raw and with CUPED."""
+    fig = go.Figure()
+    for cuped, colour in ((False, "#9aa5b1"), (True, "#2f6fdf")):
+        part = lift[lift.cuped == cuped]
+        label = [
+            f"{m} ({a})" if a != "treatment" else m
+            for m, a in zip(part.metric, part.arm, strict=True)
+        ]
+        fig.add_scatter(
+            x=100 * part.relative_lift,
+            y=label,
+            mode="markers",
+            name="with CUPED" if cuped else "raw",
+            marker={"color": colour, "size": 10},
+            error_x={
+                "type": "data",
+                "symmetric": False,
+                "array": 100 * (part.relative_high - part.relative_lift),
+                "arrayminus": 100 * (part.relative_lift - part.relative_low),
+            },
+        )
+    fig.add_vline(x=0, line_color="#1d232b", line_width=1)
+    fig.update_layout(xaxis_title="lift over control, % (95 % interval)", legend_orientation="h")
+    return fig
+
+
+def _curve_chart(curves: pd.DataFrame) -> go.Figure:
+    fig = go.Figure()
+    for arm, part in curves.groupby("arm"):
+        fig.add_scatter(
+            x=part.day,
+            y=100 * part.converted,
+            mode="lines",
+            name=str(arm),
+            line={"dash": "dot"} if arm == "control" else {},
+        )
+    fig.update_layout(
+        xaxis_title="days since the send",
+        yaxis_title="converted, % (cumulative)",
+        legend_orientation="h",
+    )
+    return fig
+
+
+def _of(t: pd.DataFrame, c: Any) -> pd.DataFrame:
+    """The rows of one campaign's measurement (its campaign and window)."""
+    if t.empty:
+        return t
+    return t[(t.campaign_id == c.campaign_id) & (t.window_days == c.window_days)]
+
+
+def _campaign(c: Any, tables: dict[str, pd.DataFrame]) -> str:
+    cls, word = STATUS.get(c.status, ("muted", c.status))
+    detail = json.loads(c.detail)
+    parts = [
+        f"<h2>{html.escape(c.campaign_id)} <span class='{cls}'>({word})</span></h2>",
+        f"<p><strong>{html.escape(c.sentence)}</strong></p>",
+        f"<p class='muted'>Sent {c.send_date}; {c.treated:,} treated, {c.control:,} held out; "
+        f"outcomes in the {c.window_days} days after each customer's send.</p>",
+    ]
+    lift = tables["lift"]
+    lift = _of(lift, c)
+    if len(lift):
+        parts.append(figure(_lift_chart(lift), height=300))
+        rows = [
+            [
+                r.metric,
+                r.arm,
+                "yes" if r.cuped else "",
+                f"{r.mean_treated:,.4f}",
+                f"{r.mean_control:,.4f}",
+                f"{r.lift:+,.4f}",
+                f"{r.low:+,.4f} to {r.high:+,.4f}",
+                f"{r.relative_lift:+.1%}" if pd.notna(r.relative_lift) else "",
+                p_value(r.p_value),
+                p_value(r.p_adjusted),
+                f"{r.variance_reduction:.0%}" if pd.notna(r.variance_reduction) else "",
+            ]
+            for r in lift.itertuples()
+        ]
+        parts.append(
+            table(
+                [
+                    "metric",
+                    "arm",
+                    "CUPED",
+                    "treated",
+                    "control",
+                    "lift",
+                    "95 % interval",
+                    "relative",
+                    "p",
+                    "p (Holm)",
+                    "variance removed",
+                ],
+                rows,
+                {3, 4, 5, 6, 7, 8, 9, 10},
+            )
+        )
+    curves = tables["curves"]
+    curves = _of(curves, c)
+    if len(curves):
+        parts.append(figure(_curve_chart(curves), height=280))
+    roi = detail.get("roi") or {}
+    if roi:
+        r = [
+            [
+                f"{roi['incremental_revenue']:,.0f}",
+                f"{roi['incremental_revenue_low']:,.0f} to {roi['incremental_revenue_high']:,.0f}",
+                f"{roi['incremental_margin']:,.0f}",
+                f"{roi['cost']:,.0f}",
+                f"{roi['net']:,.0f}",
+                ""
+                if roi["roi"] is None
+                else f"{roi['roi']:.2f} ({roi['roi_low']:.2f} to {roi['roi_high']:.2f})",
+            ]
+        ]
+        parts.append("<h3>Return</h3>")
+        parts.append(
+            table(
+                ["incremental revenue", "95 % interval", "margin", "cost", "net", "ROI"],
+                r,
+                {0, 1, 2, 3, 4, 5},
+            )
+        )
+    b = tables["breakdown"]
+    b = _of(b, c)
+    if len(b):
+        parts.append("<h3>By channel and offer</h3>")
+        rows = [
+            [
+                r.by,
+                r.value,
+                f"{r.n_treated:,}",
+                f"{r.n_control:,}",
+                f"{100 * r.conversion_lift:+.2f} ({100 * r.conversion_low:+.2f} to "
+                f"{100 * r.conversion_high:+.2f})",
+                f"{r.incremental_revenue:,.0f}",
+                f"{r.cost:,.0f}",
+                "" if pd.isna(r.roi) else f"{r.roi:.2f} ({r.roi_low:.2f} to {r.roi_high:.2f})",
+            ]
+            for r in b.itertuples()
+        ]
+        parts.append(
+            table(
+                [
+                    "by",
+                    "value",
+                    "treated",
+                    "control",
+                    "conversion lift, points",
+                    "incremental revenue",
+                    "cost",
+                    "ROI",
+                ],
+                rows,
+                {2, 3, 4, 5, 6, 7},
+            )
+        )
+    srm = detail.get("srm") or {}
+    checks = []
+    if srm:
+        checks.append(
+            f"sample ratio: designed control share {srm['expected_control_share']:.0%}, "
+            f"chi-square p = {p_value(srm['p_value'])}"
+            + (" <span class='bad'>mismatch</span>" if srm["mismatch"] else " (fine)")
+        )
+    bal = tables["balance"]
+    bal = _of(bal, c)
+    if len(bal):
+        worst = bal.loc[bal.smd.abs().idxmax()]
+        checks.append(
+            f"pre-period balance: largest standardized difference {worst.smd:+.3f} "
+            f"({html.escape(str(worst.covariate))}), "
+            + ("<span class='bad'>flagged</span>" if bal.flagged.any() else "no arm flagged")
+        )
+    if detail.get("counts", {}).get("conflicting"):
+        checks.append(
+            f"{detail['counts']['conflicting']:,} customers were in both groups and are left out"
+        )
+    if checks:
+        parts.append("<p class='muted'>Checks: " + "; ".join(checks) + ".</p>")
+    return "\n".join(parts)
+
+
+def section(project: Any, out: Path) -> Section | None:
+    wh = project.warehouse
+    if not wh.exists("measure", "campaigns"):
+        return None
+    c = wh.table("measure", "campaigns").execute()
+    if c.empty:
+        return None
+    # The latest measurement of each campaign (a re-run with another window replaces it).
+    c = c.sort_values("measured_at").drop_duplicates("campaign_id", keep="last")
+    c = c.sort_values(["send_date", "campaign_id"], na_position="last")
+    tables = {
+        name: wh.table("measure", name).execute() if wh.exists("measure", name) else pd.DataFrame()
+        for name in ("lift", "curves", "breakdown", "balance")
+    }
+    measured = int((c.status == "measured").sum())
+    line = f"{len(c)} campaigns, {measured} with a claimed lift"
+    intro = (
+        "<p>Each campaign is measured from its randomized holdout: the treated against the "
+        "customers held out, in the days after each customer's send. Intervals are 95 %; "
+        "CUPED rows adjust for the same outcome in the pre-period (same estimate, narrower "
+        "interval); p (Holm) corrects for several arms against one control. A lift is "
+        "claimed only when the window has closed, both groups are large enough, the split "
+        "matches its design and the groups looked alike before the send "
+        "(docs/measurement.md).</p>"
+    )
+    body = intro + "\n".join(_campaign(r, tables) for r in c.itertuples())
+    return Section("measurement.html", "Measurement", line, body)
