@@ -33,7 +33,7 @@ class MeasureTasks(ProjectParts):
 
     def _contact_history(self) -> pd.DataFrame:
         """Every contact row: campaign_id, customer_id, variant, channel, offer, sent_at,
-        origin (``run`` or ``history``)."""
+        origin (``run`` or ``history``) and the run that decided it (our runs only)."""
         wh = self.warehouse
         cols = ["campaign_id", "customer_id", "variant", "channel", "offer", "sent_at"]
         parts = []
@@ -44,7 +44,13 @@ class MeasureTasks(ProjectParts):
             last = c.group_by("campaign_id").aggregate(last=c.as_of.max())
             c = c.join(last, [c.campaign_id == last.campaign_id, c.as_of == last["last"]])
             f = c.select(
-                "campaign_id", "customer_id", "variant", "channel", "offer", sent_at=c.send_at
+                "campaign_id",
+                "customer_id",
+                "variant",
+                "channel",
+                "offer",
+                "run_id",
+                sent_at=c.send_at,
             ).execute()
             ours = set(f.campaign_id)
             parts.append(f.assign(origin="run"))
@@ -57,9 +63,9 @@ class MeasureTasks(ProjectParts):
             f = j.select(
                 "campaign_id", "customer_id", "variant", "channel", "offer", "sent_at"
             ).execute()
-            parts.append(f.assign(origin="history"))
+            parts.append(f.assign(origin="history", run_id=None))
         if not parts:
-            return pd.DataFrame(columns=[*cols, "origin"])
+            return pd.DataFrame(columns=[*cols, "origin", "run_id"])
         out = pd.concat(parts, ignore_index=True)
         out["sent_at"] = pd.to_datetime(out.sent_at, utc=True)
         return out
@@ -154,6 +160,23 @@ class MeasureTasks(ProjectParts):
                 f"(campaigns there: {known})"
             )
         u = units(rows)
+        if run_id is not None and (rows.run_id == run_id).any():
+            # Decided in this very run: whatever the warehouse holds after the send date
+            # was recorded before the decision, so it cannot be the campaign's outcome.
+            counts = {str(k): int(v) for k, v in u.frame.variant.value_counts().items()}
+            result = Measurement(
+                campaign_id,
+                "pending",
+                f"decided in this run; measure it with `custintel measure campaign "
+                f"{campaign_id}` once its {window}-day window has passed and its outcomes "
+                "are loaded",
+                counts,
+            )
+            result.sentence = f"{campaign_id}: no lift can be claimed yet: {result.reason}."
+            result.counts["conflicting"] = u.conflicting
+            if write:
+                self._write_measurement(result, u.frame, window, run_id)
+            return result
         frame, has_web, horizon, currency = self._outcomes(u.frame, window, mc.pre_days)
         closes = frame.send_ts.max() + pd.Timedelta(days=window)
         configured = self.config.campaigns.get(campaign_id)
