@@ -128,3 +128,33 @@ def persona_of_customers(project: Path) -> Any:
     return cmap.merge(
         records, left_on=["source", "source_id"], right_on=["system", "source_id"]
     ).merge(people, on="person_id")
+
+
+def churn_scores_from_clv(p: Project, as_of: Any) -> None:
+    """A churn propensity for campaign tests without training a classifier: 1 - P(alive)
+    from a CLV model fitted on the purchases (a real model), stored as scores.churn_90d."""
+    import pandas as pd
+
+    from custintel.models.scoring import deciles, tiers
+
+    p.clv_fit(as_of)
+    p.score_clv(as_of)
+    clv = p.warehouse.table("scores", "clv").execute()
+    score = 1.0 - clv.p_alive.to_numpy()
+    d = deciles(score)
+    p.warehouse.ensure_schema("scores")
+    p.warehouse.put(
+        "scores",
+        "churn_90d",
+        pd.DataFrame(
+            {
+                "customer_id": clv.customer_id,
+                "as_of": as_of,
+                "score": score,
+                "decile": d,
+                "tier": tiers(d),
+                "reasons": "[]",
+                "model_version": 1,
+            }
+        ),
+    )

@@ -16,9 +16,10 @@ import pandas as pd
 import pytest
 
 from custintel.core.config import dump_config, load_config
-from custintel.models.scoring import deciles, tiers
 from custintel.pipeline.project import Project
 from custintel.pipeline.simulation import simulation_campaigns
+
+from .conftest import churn_scores_from_clv
 
 AS_OF = dt.date(2025, 6, 30)
 
@@ -30,16 +31,7 @@ def played(resolved_shop: Path, tmp_path_factory: pytest.TempPathFactory) -> dic
     cfg = load_config(project).model_copy(update=simulation_campaigns())
     (project / "custintel.yaml").write_text(dump_config(cfg), encoding="utf-8")
     with Project.open(project) as p:
-        p.clv_fit(AS_OF)
-        p.score_clv(AS_OF)
-        clv = p.warehouse.table("scores", "clv").execute()
-        score = 1.0 - clv.p_alive.to_numpy()
-        d = deciles(score)
-        p.warehouse.ensure_schema("scores")
-        p.warehouse.put("scores", "churn_90d", pd.DataFrame({
-            "customer_id": clv.customer_id, "as_of": AS_OF, "score": score, "decile": d,
-            "tier": tiers(d), "reasons": "[]", "model_version": 1,
-        }))  # fmt: skip
+        churn_scores_from_clv(p, AS_OF)
         run = p.campaign_run("winback", AS_OF, deliver=False)
         out = p.campaign_play_out("winback", AS_OF)
     data = project / "data"

@@ -13,7 +13,8 @@ use may be absent:
 - ``sent__<channel>__<day|week|month>`` and ``sent__all__<...>``: contacts in the contact
   history in the cap's window; ``days_since_contact`` (NaN: never);
 - ``days_since_purchase`` and ``days_since_purchase__<category>`` (NaN: never);
-- ``open_ticket``, ``running_control``, ``fatigue`` (booleans);
+- ``open_ticket``, ``running_control``, ``fatigue`` (booleans); ``sleeping_dog`` (negative
+  predicted uplift) when the campaign excludes them;
 - ``send_hour``, ``send_weekday`` (e-mail send time) and any feature a condition names.
 """
 
@@ -263,6 +264,8 @@ def candidate_masks(
     since_contact = _number(customers, "days_since_contact")
     common = np.zeros(n, dtype=np.int64)
     _set(common, "audience", ~in_audience)
+    if plan.campaign.sleeping_dogs == "exclude":
+        _set(common, "sleeping_dog", _flag(customers, "sleeping_dog"))
     _set(common, "global_control", in_global)
     if policy.running_controls:
         _set(common, "running_control", _flag(customers, "running_control"))

@@ -39,6 +39,9 @@ RULES: tuple[Rule, ...] = (
     Rule("frequency_cap_in_run", "selection", "the cap is reached with the actions planned in this run"),
     Rule("budget", "selection", "the offer's, channel's or campaign's budget is spent"),
     Rule("inventory", "selection", "the offer's inventory is used up"),
+    # Last, so the bits of runs recorded before it keep their meaning; only candidates
+    # that failed nothing earlier reach selection, so it is still named first when alone.
+    Rule("sleeping_dog", "eligibility", "predicted to buy less if contacted (negative uplift)"),
 )  # fmt: skip
 
 NAMES: tuple[str, ...] = tuple(r.name for r in RULES)

@@ -243,6 +243,19 @@ def customer_context(
     else:
         keyed["clv"] = np.nan
         keyed["clv_decile"] = np.nan
+    if plan.campaign.sleeping_dogs == "exclude":
+        table = f"uplift_{plan.name}"
+        up, up_version = latest_scores(wh, table, as_of)
+        if up_version is None:
+            raise ConfigError(
+                f"campaigns.{plan.name}.sleeping_dogs: exclude needs scores.{table} on or "
+                f"before {as_of} (run `custintel uplift train {plan.name}` and "
+                f"`custintel uplift score {plan.name} --as-of {as_of}`)"
+            )
+        versions[table] = up_version
+        keyed["sleeping_dog"] = (
+            up.set_index("customer_id").sleeping_dog.reindex(keyed.index).fillna(False)
+        ).astype(bool)
     ctx = keyed.reset_index()
     ctx = _with_features(ctx, plan, features)
     return ctx.sort_values("customer_id", ignore_index=True), versions

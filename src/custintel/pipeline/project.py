@@ -27,6 +27,7 @@ from custintel.pipeline.measure_tasks import MeasureTasks
 from custintel.pipeline.model_tasks import ModelTasks
 from custintel.pipeline.parts import Progress, RunResult, StageResult
 from custintel.pipeline.segment_tasks import SegmentTasks
+from custintel.pipeline.uplift_tasks import UpliftTasks
 
 StageFunction = Callable[[Any, str, Progress | None], StageResult]
 
@@ -63,6 +64,7 @@ class Project(
     CampaignTasks,
     CampaignDelivery,
     MeasureTasks,
+    UpliftTasks,
 ):
     """A project folder: its config and (opened on first use) its warehouse."""
 

@@ -254,6 +254,11 @@ class CampaignConfig(Strict):
     budget: float | None = Field(default=None, ge=0)
     actions_per_customer: int = Field(default=1, ge=1, description="across its channels")
     actions_per_channel: int = Field(default=1, ge=1)
+    sleeping_dogs: Literal["keep", "exclude"] = Field(
+        default="keep",
+        description="exclude: leave out customers whose predicted uplift is negative "
+        "(scores.uplift_<campaign>, docs/measurement.md#uplift)",
+    )
     allocation: Literal["greedy", "exact"] = Field(
         default="greedy",
         description="greedy by value per cost, or the exact optimum (scipy's milp)",
