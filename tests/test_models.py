@@ -15,10 +15,12 @@ from sklearn.metrics import roc_auc_score
 
 from custintel.cli.main import app
 from custintel.core import registry
-from custintel.core.config import TuningConfig
+from custintel.core.config import TuningConfig, dump_config, load_config
 from custintel.core.errors import StageError
 from custintel.pipeline.project import Project
 from tests.conftest import persona_of_customers
+
+TRIALS = 8
 
 SNAPSHOTS = [dt.date(2024, 9, 30), dt.date(2024, 12, 31), dt.date(2025, 3, 31)]
 AS_OF = dt.date(2025, 6, 30)
@@ -28,6 +30,12 @@ AS_OF = dt.date(2025, 6, 30)
 def churn(resolved_shop: Path, tmp_path_factory) -> dict[str, Any]:
     project = tmp_path_factory.mktemp("models") / "shop"
     shutil.copytree(resolved_shop, project)
+    # Eight tuning trials, not the default twenty: the same search, in the time CI has.
+    cfg = load_config(project)
+    quick = cfg.models.model_copy(update={"tuning": TuningConfig(trials=TRIALS)})
+    (project / "custintel.yaml").write_text(
+        dump_config(cfg.model_copy(update={"models": quick})), encoding="utf-8"
+    )
     with Project.open(project) as p:
         p.features_training_set("churn_90d", SNAPSHOTS)
         result = p.model_train("churn_90d")
@@ -86,7 +94,7 @@ def test_time_split_and_registry_entry(churn: dict[str, Any]) -> None:
     assert entry.kind == "propensity" and entry.metrics["auc"] == r["test"]["auc"]
     assert entry.snapshots == ["2024-09-30", "2024-12-31", "2025-03-31"]
     # tuned within the configured budget, every imbalance strategy compared, served as ONNX
-    assert r["tuning"]["trials"] == 20 and r["tuning"]["stopped_by"] == "trials"
+    assert r["tuning"]["trials"] == TRIALS and r["tuning"]["stopped_by"] == "trials"
     assert [i["strategy"] for i in r["imbalance"] if i["used"]] == ["none"]
     assert {i["strategy"] for i in r["imbalance"]} == {
         "none",
@@ -273,7 +281,7 @@ def test_threshold_table_report_page_and_a_rerun_that_changes_nothing(
         "Reliability",
         "mean |SHAP|",
         "What if",
-        "Tuning: 20 Optuna trials",
+        f"Tuning: {TRIALS} Optuna trials",
         "Class imbalance",
         "Model card",
     ):

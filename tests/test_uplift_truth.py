@@ -157,3 +157,7 @@ def test_the_cli_trains_on_named_campaigns_and_names_a_bad_one(
         ["uplift", "train", "winback", "--project", project, "--campaigns", "CMP-2024-WIN,NOPE"],
     )
     assert bad.exit_code == 1 and "NOPE not in the contact history" in bad.output
+    report = runner.invoke(app, ["report", "--project", project])
+    assert report.exit_code == 0, report.output
+    page = (learned["project"] / "reports" / "measurement.html").read_text()
+    assert "Uplift models" in page and "uplift_winback v1" in page and "Qini" in page

@@ -21,7 +21,7 @@ import pandas as pd
 
 from custintel.core.errors import ConfigError, StageError
 from custintel.core.lineage import new_run_id, now
-from custintel.features.build import events_for
+from custintel.features.build import default_as_of, events_for
 from custintel.measure.campaign import CONTROL, Measurement, measure, units
 from custintel.measure.power import Plan, detectable, sample_size
 from custintel.pipeline.parts import Progress as StageProgress
@@ -366,6 +366,21 @@ def run_stage(project: Any, run_id: str, progress: StageProgress | None) -> Stag
         m = project.measure_campaign(name, run_id=run_id)
         detail[name] = {"status": m.status, "reason": m.reason, "sentence": m.sentence}
         parts.append(f"{name}: {m.status}")
+    measured = [n for n, d in detail.items() if d["status"] == "measured"]
+    if project.config.measurement.uplift and measured:
+        as_of = default_as_of(project.warehouse, project.config)
+        for name in project.config.campaigns:
+            try:
+                t = project.uplift_train(name, campaigns=measured)
+                s = project.uplift_score(name, as_of)
+            except StageError as exc:
+                parts.append(f"uplift {name}: skipped: {exc}")
+                continue
+            detail[f"uplift_{name}"] = {"train": t, "score": s}
+            parts.append(
+                f"uplift_{name} v{t['version']}: {t['chosen_name']} from "
+                f"{len(t['campaigns'])} campaigns, {s['sleeping_dogs']:,} sleeping dogs"
+            )
     for name in project.config.campaigns:
         p = project.measure_power(name)
         if p and "warning" in p:

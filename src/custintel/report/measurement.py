@@ -208,13 +208,95 @@ def _campaign(c: Any, tables: dict[str, pd.DataFrame]) -> str:
     return "\n".join(parts)
 
 
+def _uplift(wh: Any) -> str:
+    """Per uplift model (its latest version): the learners side by side, their Qini
+    curves and the chosen one's uplift by decile, all out of fold."""
+    if not wh.exists("measure", "uplift_runs"):
+        return ""
+    runs = wh.table("measure", "uplift_runs").execute()
+    runs = runs.sort_values("version").drop_duplicates("model", keep="last")
+    tables = {
+        n: wh.table("measure", n).execute()
+        for n in ("uplift_learners", "uplift_qini", "uplift_deciles")
+    }
+    parts = [
+        "<h2>Uplift models</h2>",
+        "<p>Learned from past randomized campaigns (causalml's meta-learners on LightGBM, "
+        "the known assignment probability passed) and judged out of fold: each customer "
+        "scored by a model that never saw them. Gain is the outcome gained per customer "
+        "against treating no one, by inverse propensity weighting on the randomized "
+        "groups; the response ranking (each customer's outcome if treated, learned from "
+        "the treated alone) is what targeting by propensity does.</p>",
+    ]
+    for r in runs.itertuples():
+
+        def of(t: pd.DataFrame, r: Any = r) -> pd.DataFrame:
+            return t[(t.model == r.model) & (t.version == r.version)]
+
+        learners = of(tables["uplift_learners"])
+        parts.append(
+            f"<h3>{html.escape(r.model)} v{r.version}: {r.rows:,} customers of "
+            f"{len(json.loads(r.campaigns))} campaigns, outcome {html.escape(r.outcome)}, "
+            f"chosen: {html.escape(r.chosen)}</h3>"
+        )
+        parts.append(
+            table(
+                ["learner", "AUUC", f"gain, top {r.top:.0%}", "gain, everyone", "predicted harmed"],
+                [
+                    [
+                        x.name + (" (chosen)" if x.learner == r.chosen else ""),
+                        f"{x.auuc:.4f}",
+                        f"{x.policy_value_top:.4f}",
+                        f"{x.policy_value_all:.4f}",
+                        "" if pd.isna(x.negative_share) else f"{x.negative_share:.1%}",
+                    ]
+                    for x in learners.itertuples()
+                ],
+                {1, 2, 3, 4},
+            )
+        )
+        q = of(tables["uplift_qini"])
+        fig = go.Figure()
+        for name, part in q.groupby("learner", sort=False):
+            fig.add_scatter(x=100 * part.share, y=part.incremental, mode="lines", name=str(name))
+        first = q[q.learner == r.chosen]
+        fig.add_scatter(
+            x=100 * first.share,
+            y=first.random,
+            mode="lines",
+            name="random",
+            line={"dash": "dot", "color": "#9aa5b1"},
+        )
+        fig.update_layout(
+            xaxis_title="customers treated, % (best first)",
+            yaxis_title="incremental outcomes (Qini)",
+            legend_orientation="h",
+        )
+        parts.append(figure(fig, height=320))
+        d = of(tables["uplift_deciles"])
+        d = d[d.learner == r.chosen]
+        bars = go.Figure()
+        bars.add_bar(
+            x=d.decile, y=d.observed, name="observed (treated - control)", marker_color="#2f6fdf"
+        )
+        bars.add_scatter(x=d.decile, y=d.predicted, mode="markers+lines", name="predicted")
+        bars.update_layout(
+            xaxis_title="decile of predicted uplift (1 = most persuadable)",
+            yaxis_title="uplift",
+            legend_orientation="h",
+        )
+        parts.append(figure(bars, height=280))
+    return "\n".join(parts)
+
+
 def section(project: Any, out: Path) -> Section | None:
     wh = project.warehouse
-    if not wh.exists("measure", "campaigns"):
+    c = wh.table("measure", "campaigns").execute() if wh.exists("measure", "campaigns") else None
+    uplift = _uplift(wh)
+    if (c is None or c.empty) and not uplift:
         return None
-    c = wh.table("measure", "campaigns").execute()
-    if c.empty:
-        return None
+    if c is None:
+        c = pd.DataFrame(columns=["campaign_id", "measured_at", "send_date", "status"])
     # The latest measurement of each campaign (a re-run with another window replaces it).
     c = c.sort_values("measured_at").drop_duplicates("campaign_id", keep="last")
     c = c.sort_values(["send_date", "campaign_id"], na_position="last")
@@ -233,5 +315,5 @@ def section(project: Any, out: Path) -> Section | None:
         "matches its design and the groups looked alike before the send "
         "(docs/measurement.md).</p>"
     )
-    body = intro + "\n".join(_campaign(r, tables) for r in c.itertuples())
+    body = intro + "\n".join(_campaign(r, tables) for r in c.itertuples()) + uplift
     return Section("measurement.html", "Measurement", line, body)

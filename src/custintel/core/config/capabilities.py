@@ -410,6 +410,11 @@ class MeasurementConfig(Strict):
         description="conversion lift (absolute) each campaign hopes for: the power check",
     )
     power: float = Field(default=0.8, gt=0, lt=1, description="power the holdout should give")
+    uplift: bool = Field(
+        default=True,
+        description="the stage trains and scores an uplift model per configured campaign "
+        "from the past campaigns it measured",
+    )
 
     @field_validator("control_shares")
     @classmethod
