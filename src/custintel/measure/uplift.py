@@ -70,22 +70,28 @@ def _learner(kind: str, seed: int, params: dict[str, Any] | None) -> Any:
 
 @dataclass
 class Fitted:
-    """A learner fitted on everyone: predicts the uplift of new customers."""
+    """A learner fitted on everyone: predicts the uplift of new customers, averaged over
+    its bag of models (each with its own seed: an effect is a small difference of two
+    noisy fits, and averaging several steadies the ranking)."""
 
     kind: str
-    model: Any
+    models: list[Any]
     features: list[str]
     p: float = 0.5  # the X-learner blends its two effect models by it
     sleeping_below: float = -np.inf  # see sleeping_threshold
 
     def predict(self, x: pd.DataFrame | np.ndarray) -> np.ndarray:
         values = x[self.features].to_numpy("float64") if isinstance(x, pd.DataFrame) else x
+        out = np.zeros(len(values))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
-            if self.kind == "x":
-                blend = np.full(len(values), self.p)
-                return np.asarray(self.model.predict(values, p=blend)).reshape(-1)
-            return np.asarray(self.model.predict(values)).reshape(-1)
+            for model in self.models:
+                if self.kind == "x":
+                    blend = np.full(len(values), self.p)
+                    out += np.asarray(model.predict(values, p=blend)).reshape(-1)
+                else:
+                    out += np.asarray(model.predict(values)).reshape(-1)
+        return out / len(self.models)
 
 
 def fit(
@@ -98,18 +104,23 @@ def fit(
     seed: int = 0,
     params: dict[str, Any] | None = None,
     features: list[str] | None = None,
+    bag: int = 1,
 ) -> Fitted:
-    """One learner on all rows (``p``: each row's known probability of treatment)."""
-    model = _learner(kind, seed, params)
+    """One learner on all rows (``p``: each row's known probability of treatment), as a
+    bag of ``bag`` fits with seeds ``seed * 1000 + i``."""
     w = np.asarray(treated, dtype=int)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        if kind == "t":
-            model.fit(x, treatment=w, y=y)
-        else:
-            model.fit(x, treatment=w, y=y, p=p)
+    models = []
+    for i in range(bag):
+        model = _learner(kind, seed * 1000 + i, params)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            if kind == "t":
+                model.fit(x, treatment=w, y=y)
+            else:
+                model.fit(x, treatment=w, y=y, p=p)
+        models.append(model)
     names = features or [f"x{i}" for i in range(x.shape[1])]
-    return Fitted(kind, model, names, float(np.mean(p)))
+    return Fitted(kind, models, names, float(np.mean(p)))
 
 
 def out_of_fold(

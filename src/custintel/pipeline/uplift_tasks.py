@@ -27,6 +27,8 @@ from custintel.pipeline.parts import ProjectParts
 from custintel.segments.fit import data_hash
 
 OUTCOMES = ("orders", "revenue", "converted")
+BAG = 5
+"""Fits averaged in the registered model (``measure.uplift.Fitted``)."""
 
 
 def model_name(campaign: str) -> str:
@@ -117,7 +119,7 @@ class UpliftTasks(ProjectParts):
         c = compare(
             x, t, y, p, learners=learners, folds=folds, seed=seed, top=top, response=response
         )
-        model = fit(x, t, y, p, c.chosen, seed=seed, features=features)
+        model = fit(x, t, y, p, c.chosen, seed=seed, features=features, bag=BAG)
         model.sleeping_below = c.sleeping_below
         used = sorted(data.campaign_id.unique())
         entry = registry.register(
