@@ -130,7 +130,10 @@ def test_stages_that_cannot_run_are_refused(stages: str, expected: list[str]) ->
 
 def test_a_stage_may_run_alone_when_what_it_needs_ran_before() -> None:
     assert parse_config("stages: [segments]\n").stages == ["segments"]
-    default = ["ingest", "identity", "features", "segments", "models", "clv", "campaigns"]
+    default = [
+        "ingest", "identity", "features", "segments", "models", "clv", "campaigns",
+        "measurement",
+    ]  # fmt: skip
     assert parse_config("name: x\n").stages == default
 
 
