@@ -363,7 +363,12 @@ def run_stage(project: Any, run_id: str, progress: StageProgress | None) -> Stag
     for i, name in enumerate(names):
         if progress:
             progress("measurement", i, len(names))
-        m = project.measure_campaign(name, run_id=run_id)
+        try:
+            m = project.measure_campaign(name, run_id=run_id)
+        except StageError as exc:  # one campaign that cannot be read stops no other
+            detail[name] = {"status": "refused", "reason": str(exc), "sentence": str(exc)}
+            parts.append(f"{name}: refused: {exc}")
+            continue
         detail[name] = {"status": m.status, "reason": m.reason, "sentence": m.sentence}
         parts.append(f"{name}: {m.status}")
     measured = [n for n, d in detail.items() if d["status"] == "measured"]
