@@ -1,0 +1,126 @@
+"""Attribution speed on a million journeys: aggregation to unique paths, the rules, the
+Markov chain and Shapley over channel sets.
+
+    python benchmarks/bench_attribution.py [--journeys 1000000] [--channels 8]
+
+Journeys are drawn at random here (one to eight touches over eight channels, each
+channel with its own pull toward conversion); what matters for speed is their number and
+the number of unique paths they make, not whether the credit is right (the simulator's
+journeys and their truth judge that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import pandas as pd
+
+from custintel.measure.attribution import SEPARATOR, markov, rule_based, shapley
+
+CHANNELS = ("search", "social", "display", "affiliate", "email", "direct", "organic", "video")
+
+
+def journeys(n: int, channels: int, seed: int = 0) -> pd.DataFrame:
+    """One row per touch: journey, step, channel; and whether each journey converted."""
+    rng = np.random.default_rng(seed)
+    names = np.array(CHANNELS[:channels])
+    length = np.minimum(rng.geometric(0.45, n), 8)
+    journey = np.repeat(np.arange(n), length)
+    step = np.concatenate([np.arange(k) for k in length])
+    popularity = rng.dirichlet(np.ones(channels) * 2)
+    channel = rng.choice(channels, size=journey.size, p=popularity)
+    pull = np.linspace(-0.6, 0.6, channels)
+    logit = -3.2 + np.bincount(journey, weights=pull[channel], minlength=n)
+    converted = rng.random(n) < 1 / (1 + np.exp(-logit))
+    touches = pd.DataFrame({"journey": journey, "step": step, "channel": names[channel]})
+    return touches, converted
+
+
+def aggregate(touches: pd.DataFrame, converted: np.ndarray) -> pd.DataFrame:
+    """Unique paths with their conversions and non-converting journeys, in DuckDB (where
+    the journeys of a project live)."""
+    import duckdb
+
+    outcome = pd.DataFrame({"journey": np.arange(len(converted)), "c": converted})
+    con = duckdb.connect()
+    con.register("touches", touches)
+    con.register("outcome", outcome)
+    return con.sql(
+        f"""
+        SELECT path, sum(c::INT)::DOUBLE AS conversions, sum(1 - c::INT)::DOUBLE AS nulls
+        FROM (SELECT journey, string_agg(channel, '{SEPARATOR}' ORDER BY step) AS path
+              FROM touches GROUP BY journey)
+        JOIN outcome USING (journey)
+        GROUP BY path ORDER BY path
+        """
+    ).df()
+
+
+def peer(paths: pd.DataFrame, ours: pd.Series, last: pd.Series) -> None:
+    """The published ChannelAttribution package (GPL-3.0-or-later; installed by hand in
+    a scratch environment, never a dependency) on the same unique paths, when present."""
+    try:
+        from ChannelAttribution import heuristic_models, markov_model
+    except ImportError:
+        print("  (ChannelAttribution not installed: no side-by-side run)")
+        return
+    start = time.perf_counter()
+    m = markov_model(
+        paths, "path", "conversions", var_null="nulls", order=1, sep=SEPARATOR, verbose=False
+    )
+    seconds = time.perf_counter() - start
+    theirs = m.set_index("channel_name").total_conversions.sort_index()
+    gap = (theirs / theirs.sum() - ours / ours.sum()).abs().max()
+    print(
+        f"  ChannelAttribution markov_model {seconds:7.2f} s; largest difference in "
+        f"channel shares from ours {100 * gap:.2f} points (it simulates the chain)"
+    )
+    start = time.perf_counter()
+    h = heuristic_models(paths, "path", "conversions", sep=SEPARATOR)
+    seconds = time.perf_counter() - start
+    lt = h.set_index("channel_name").last_touch.sort_index()
+    print(
+        f"  ChannelAttribution heuristics  {seconds:7.2f} s; last touch equal to ours: "
+        f"{bool(np.allclose(lt.to_numpy(), last.reindex(lt.index).to_numpy()))}"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--journeys", type=int, default=1_000_000)
+    ap.add_argument("--channels", type=int, default=8)
+    args = ap.parse_args()
+    touches, converted = journeys(args.journeys, args.channels)
+    timings = {}
+    start = time.perf_counter()
+    paths = aggregate(touches, converted)
+    timings["aggregate to unique paths"] = time.perf_counter() - start
+    for rule in ("first", "last", "linear", "position", "time_decay"):
+        start = time.perf_counter()
+        rule_based(paths, rule)
+        timings[f"rule: {rule}"] = time.perf_counter() - start
+    start = time.perf_counter()
+    markov(paths)
+    timings["markov (removal effects)"] = time.perf_counter() - start
+    start = time.perf_counter()
+    shapley(paths)
+    timings["shapley (exact, 2^n sets)"] = time.perf_counter() - start
+    print(
+        f"{args.journeys:,} journeys, {len(touches):,} touches, {int(converted.sum()):,} "
+        f"conversions, {len(paths):,} unique paths, {args.channels} channels"
+    )
+    for k, v in timings.items():
+        print(f"  {k:30s} {v:7.2f} s")
+    peer(paths, markov(paths)[0], rule_based(paths, "last"))
+    both = timings["aggregate to unique paths"] + timings["markov (removal effects)"]
+    print(f"  aggregation + markov           {both:7.2f} s")
+    print(
+        f"  aggregation + time decay       "
+        f"{timings['aggregate to unique paths'] + timings['rule: time_decay']:7.2f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()
