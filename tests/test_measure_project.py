@@ -14,6 +14,7 @@ import pytest
 
 from custintel.cli.main import app
 from custintel.core.config import dump_config, load_config
+from custintel.features.build import default_as_of
 from custintel.measure.campaign import measure
 from custintel.measure.lift import Metric, lift_table
 from custintel.pipeline.project import Project
@@ -172,6 +173,8 @@ def test_every_reason_a_lift_cannot_be_claimed_is_named(
         }
     )
     sent = pd.Timestamp("2024-09-02 09:00", tz="UTC")
+    with Project.open(project) as p:
+        today = default_as_of(p.warehouse, p.config)
     random_variant = np.where(rng.random(len(base)) < 0.2, "control", "treatment")
     cases = {
         "no_control": base.assign(variant="treatment", send_at=sent),
@@ -184,6 +187,8 @@ def test_every_reason_a_lift_cannot_be_claimed_is_named(
             send_at=sent,
         ),
         "lopsided": base.assign(variant=random_variant, send_at=sent),
+        # Decided as of the date the data runs to: nothing recorded can be its outcome.
+        "just_decided": base.assign(variant=random_variant, send_at=sent, as_of=today),
     }
     for name, frame in cases.items():
         _contacts(project, name, frame)
@@ -201,6 +206,8 @@ def test_every_reason_a_lift_cannot_be_claimed_is_named(
     assert "arms differ before the send" in got["rigged"].reason
     assert got["lopsided"].status == "unclaimed"
     assert "sample-ratio mismatch" in got["lopsided"].reason
+    assert got["just_decided"].status == "pending"
+    assert f"decided as of {today}" in got["just_decided"].reason
     for m in got.values():
         assert "\n" not in m.reason and m.reason in m.sentence
 

@@ -51,6 +51,7 @@ class MeasureTasks(ProjectParts):
                 "offer",
                 "run_id",
                 sent_at=c.send_at,
+                decided=c.as_of,
             ).execute()
             ours = set(f.campaign_id)
             parts.append(f.assign(origin="run"))
@@ -63,9 +64,9 @@ class MeasureTasks(ProjectParts):
             f = j.select(
                 "campaign_id", "customer_id", "variant", "channel", "offer", "sent_at"
             ).execute()
-            parts.append(f.assign(origin="history", run_id=None))
+            parts.append(f.assign(origin="history", run_id=None, decided=None))
         if not parts:
-            return pd.DataFrame(columns=[*cols, "origin", "run_id"])
+            return pd.DataFrame(columns=[*cols, "origin", "run_id", "decided"])
         out = pd.concat(parts, ignore_index=True)
         out["sent_at"] = pd.to_datetime(out.sent_at, utc=True)
         return out
@@ -160,22 +161,25 @@ class MeasureTasks(ProjectParts):
                 f"(campaigns there: {known})"
             )
         u = units(rows)
-        if run_id is not None and (rows.run_id == run_id).any():
-            # Decided in this very run: whatever the warehouse holds after the send date
-            # was recorded before the decision, so it cannot be the campaign's outcome.
+        decided = pd.to_datetime(rows.decided.dropna())
+        today = default_as_of(self.warehouse, self.config)
+        if len(decided) and decided.max().date() >= today:
+            # Decided as of the date the project's data runs to: whatever the warehouse
+            # holds after the send was recorded before the decision, so it cannot be the
+            # campaign's outcome.
             counts = {str(k): int(v) for k, v in u.frame.variant.value_counts().items()}
             result = Measurement(
                 campaign_id,
                 "pending",
-                f"decided in this run; measure it with `custintel measure campaign "
-                f"{campaign_id}` once its {window}-day window has passed and its outcomes "
-                "are loaded",
+                f"decided as of {decided.max().date()}, the date the project's data runs to "
+                f"(features.as_of, else the day after the last order); measure it once "
+                f"later data is loaded and its {window}-day window has passed",
                 counts,
             )
             result.sentence = f"{campaign_id}: no lift can be claimed yet: {result.reason}."
             result.counts["conflicting"] = u.conflicting
             if write:
-                self._write_measurement(result, u.frame, window, run_id)
+                self._write_measurement(result, u.frame, window, run_id or new_run_id())
             return result
         frame, has_web, horizon, currency = self._outcomes(u.frame, window, mc.pre_days)
         closes = frame.send_ts.max() + pd.Timedelta(days=window)
