@@ -42,7 +42,6 @@ class Units:
 
     frame: pd.DataFrame
     conflicting: int
-    multi_arm: bool
 
 
 def units(contacts: pd.DataFrame) -> Units:
@@ -68,7 +67,7 @@ def units(contacts: pd.DataFrame) -> Units:
     frame = first[["customer_id", "variant", "channel", "offer"]].assign(
         arm=arm, send_ts=first.sent_at
     )
-    return Units(frame, len(clash), multi)
+    return Units(frame, len(clash))
 
 
 @dataclass
@@ -86,9 +85,14 @@ class Measurement:
     breakdown: pd.DataFrame = field(default_factory=pd.DataFrame)
     sentence: str = ""
 
-    @property
-    def claimed(self) -> bool:
-        return self.status == "measured"
+
+def not_measured(campaign_id: str, status: str, reason: str, frame: pd.DataFrame) -> Measurement:
+    """A campaign no lift is computed for (``refused`` or ``pending``), with its group
+    sizes and its reason in the sentence."""
+    counts = {str(k): int(v) for k, v in frame.arm.value_counts().items()}
+    out = Measurement(campaign_id, status, reason, counts)
+    out.sentence = sentence(out)
+    return out
 
 
 def measure(
@@ -108,13 +112,9 @@ def measure(
 ) -> Measurement:
     """Measure one campaign from its per-customer ``frame`` (the :class:`Units` columns
     plus converted, orders, revenue, visits and their ``pre_`` versions)."""
-    counts = frame.arm.value_counts().to_dict()
-    counts = {str(k): int(v) for k, v in counts.items()}
-    if counts.get(CONTROL, 0) == 0:
-        refused = Measurement(campaign_id, "refused", "no control group: nobody was held out")
-        refused.counts = counts
-        refused.sentence = sentence(refused)
-        return refused
+    if not (frame.arm == CONTROL).any():
+        return not_measured(campaign_id, "refused", "no control group: nobody was held out", frame)
+    counts = {str(k): int(v) for k, v in frame.arm.value_counts().items()}
     small = {a: n for a, n in counts.items() if n < min_per_arm}
     metrics = [m for m in METRICS if with_visits or m.name != "visits"]
     table = lift_table(

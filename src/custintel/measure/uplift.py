@@ -24,7 +24,7 @@ refitted on everyone.
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -157,7 +157,6 @@ class Comparison:
     chosen: str
     top: float
     sleeping_below: float = -np.inf
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def sleeping_threshold(score: np.ndarray, deciles: pd.DataFrame) -> float:

@@ -22,7 +22,7 @@ import pandas as pd
 from custintel.core.errors import ConfigError, StageError
 from custintel.core.lineage import new_run_id, now
 from custintel.features.build import default_as_of, events_for
-from custintel.measure.campaign import CONTROL, Measurement, measure, units
+from custintel.measure.campaign import CONTROL, Measurement, measure, not_measured, units
 from custintel.measure.power import Plan, detectable, sample_size
 from custintel.pipeline.parts import Progress as StageProgress
 from custintel.pipeline.parts import ProjectParts, StageResult
@@ -162,65 +162,56 @@ class MeasureTasks(ProjectParts):
             )
         u = units(rows)
         decided = pd.to_datetime(rows.decided.dropna())
-        today = default_as_of(self.warehouse, self.config)
-        if len(decided) and decided.max().date() >= today:
+        if len(decided) and decided.max().date() >= default_as_of(self.warehouse, self.config):
             # Decided as of the date the project's data runs to: whatever the warehouse
             # holds after the send was recorded before the decision, so it cannot be the
             # campaign's outcome.
-            counts = {str(k): int(v) for k, v in u.frame.variant.value_counts().items()}
-            result = Measurement(
+            frame = u.frame
+            result = not_measured(
                 campaign_id,
                 "pending",
                 f"decided as of {decided.max().date()}, the date the project's data runs to "
                 f"(features.as_of, else the day after the last order); measure it once "
                 f"later data is loaded and its {window}-day window has passed",
-                counts,
-            )
-            result.sentence = f"{campaign_id}: no lift can be claimed yet: {result.reason}."
-            result.counts["conflicting"] = u.conflicting
-            if write:
-                self._write_measurement(result, u.frame, window, run_id or new_run_id())
-            return result
-        frame, has_web, horizon, currency = self._outcomes(u.frame, window, mc.pre_days)
-        closes = frame.send_ts.max() + pd.Timedelta(days=window)
-        configured = self.config.campaigns.get(campaign_id)
-        share = configured.holdout if configured else mc.control_shares.get(campaign_id)
-        margin = mc.margin if mc.margin is not None else self.config.clv.margin
-        contact_costs = {k: c.cost for k, c in self.config.channels.items()}
-        offer_costs = {k: o.cost_per_response for k, o in self.config.offers.items()}
-        counts = {str(k): int(v) for k, v in frame.arm.value_counts().items()}
-        if horizon is None or pd.isna(horizon) or pd.Timestamp(horizon) < closes:
-            seen = (
-                "no outcomes at all"
-                if horizon is None or pd.isna(horizon)
-                else (f"data runs to {pd.Timestamp(horizon).date()}")
-            )
-            result = Measurement(
-                campaign_id,
-                "pending",
-                f"the {window}-day outcome window closes on {closes.date()}; {seen}",
-                counts,
-            )
-            if counts.get(CONTROL, 0) == 0:
-                result = Measurement(
-                    campaign_id, "refused", "no control group: nobody was held out", counts
-                )
-            result.sentence = f"{campaign_id}: no lift can be claimed: {result.reason}."
-        else:
-            result = measure(
-                campaign_id,
                 frame,
-                level=mc.level,
-                bootstrap_rounds=mc.bootstrap_rounds,
-                min_per_arm=mc.min_per_arm,
-                control_share=share,
-                margin=margin,
-                contact_costs=contact_costs,
-                offer_costs=offer_costs,
-                with_visits=has_web,
-                by=("channel", "offer"),
-                currency=currency,
             )
+        else:
+            frame, has_web, horizon, currency = self._outcomes(u.frame, window, mc.pre_days)
+            closes = frame.send_ts.max() + pd.Timedelta(days=window)
+            if not (frame.arm == CONTROL).any():
+                result = not_measured(
+                    campaign_id, "refused", "no control group: nobody was held out", frame
+                )
+            elif horizon is None or pd.isna(horizon) or pd.Timestamp(horizon) < closes:
+                seen = (
+                    "no outcomes at all"
+                    if horizon is None or pd.isna(horizon)
+                    else f"data runs to {pd.Timestamp(horizon).date()}"
+                )
+                result = not_measured(
+                    campaign_id,
+                    "pending",
+                    f"the {window}-day outcome window closes on {closes.date()}; {seen}",
+                    frame,
+                )
+            else:
+                configured = self.config.campaigns.get(campaign_id)
+                result = measure(
+                    campaign_id,
+                    frame,
+                    level=mc.level,
+                    bootstrap_rounds=mc.bootstrap_rounds,
+                    min_per_arm=mc.min_per_arm,
+                    control_share=configured.holdout
+                    if configured
+                    else mc.control_shares.get(campaign_id),
+                    margin=mc.margin if mc.margin is not None else self.config.clv.margin,
+                    contact_costs={k: c.cost for k, c in self.config.channels.items()},
+                    offer_costs={k: o.cost_per_response for k, o in self.config.offers.items()},
+                    with_visits=has_web,
+                    by=("channel", "offer"),
+                    currency=currency,
+                )
         result.counts["conflicting"] = u.conflicting
         if write:
             self._write_measurement(result, frame, window, run_id or new_run_id())
