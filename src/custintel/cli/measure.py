@@ -195,3 +195,67 @@ def uplift_score(
         f"{result['sleeping_dogs']:,} sleeping dogs (negative uplift)",
         highlight=False,
     )
+
+
+@common.app.command("attribution")
+@common.guarded
+def attribution(
+    project: Path = common.ProjectOpt,
+    model: str = typer.Option(
+        "calibrated",
+        "--model",
+        help="Method shown: first, last, linear, position, time_decay, markov, shapley, "
+        "model or calibrated (all are computed and recorded).",
+    ),
+    from_date: str | None = typer.Option(
+        None, "--from", help="First day of the journeys' ends (default: the config's or all)."
+    ),
+    to_date: str | None = typer.Option(None, "--to", help="Day after the last (default: all)."),
+    as_json: bool = common.JsonOpt,
+) -> None:
+    """Channel credit for the purchases of the web journeys (utm-tagged sessions) by every
+    method, recorded in measure.attribution; the calibrated method sets each channel's
+    total to its holdout experiment's lift (measurement.attribution.experiments)."""
+    from custintel.pipeline.attribution_tasks import METHODS
+
+    if model not in METHODS:
+        raise ConfigError(f"--model: choose from {', '.join(METHODS)}, not {model!r}")
+    start = common.parse_date(from_date, "--from") if from_date else None
+    end = common.parse_date(to_date, "--to") if to_date else None
+    with common.open_project(project) as proj:
+        result = proj.attribute(start=start, end=end)
+    credit = result["credit"]
+    chosen = credit[credit.method == model].sort_values("credit", ascending=False)
+    if as_json:
+        common.print_json(
+            {
+                **{k: v for k, v in result.items() if k not in ("credit", "calibration")},
+                "model": model,
+                "channels": chosen[["channel", "credit", "share"]].to_dict(orient="records"),
+                "calibration": result["calibration"].reset_index().to_dict(orient="records"),
+            }
+        )
+        return
+    cal = result["calibration"]
+    table = Table(
+        title=f"{model}: {result['conversions']:,} conversions of {result['journeys']:,} "
+        f"journeys ({result['paths']:,} unique paths)"
+    )
+    for col in ("channel", "credit", "share", "measured lift (95 %)"):
+        table.add_column(col, justify="left" if col == "channel" else "right")
+    for r in chosen.itertuples():
+        lift = ""
+        if r.channel in cal.index and bool(cal.loc[r.channel, "calibrated"]):
+            c = cal.loc[r.channel]
+            lift = f"{100 * c.lift:+.2f} pts ({100 * c.lift_low:+.2f} to {100 * c.lift_high:+.2f})"
+        elif r.channel in cal.index and bool(cal.loc[r.channel, "base"]) and model == "calibrated":
+            lift = "base: no credit"
+        table.add_row(str(r.channel), f"{r.credit:,.0f}", f"{100 * r.share:.1f} %", lift)
+    common.console.print(table)
+    if model == "calibrated":
+        common.console.print(
+            f"{result['incremental']:,.0f} of {result['conversions']:,} conversions are "
+            "credited as caused by marketing; the rest would have happened anyway. "
+            "Channels with an experiment: " + (", ".join(result["calibrated"]) or "none") + ".",
+            highlight=False,
+        )

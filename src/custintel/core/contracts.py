@@ -366,6 +366,14 @@ WEB_EVENTS = Contract(
         _c("page", "string", "Page path or URL."),
         _c("product_id", "string", "Product viewed or added."),
         _c("category", "string", "Product category."),
+        _c("utm_source", "string", "Campaign source of the session (utm_source), if tagged."),
+        _c(
+            "utm_medium",
+            "string",
+            "Campaign medium of the session (utm_medium: cpc, email, display...); "
+            "no source and no medium is a direct visit.",
+        ),
+        _c("utm_campaign", "string", "Campaign name of the session (utm_campaign)."),
     ),
 )
 

@@ -189,3 +189,130 @@ def shares(credit: pd.Series) -> pd.Series:
     """Credit as shares of the total."""
     total = credit.sum()
     return credit / total if total else credit * 0
+
+
+BASE_CHANNELS = ("direct", "organic")
+
+
+def _subset_values(alpha: float, beta: np.ndarray) -> np.ndarray:
+    """f(T) = P(convert | touched by exactly T) - P(convert | untouched), every set T."""
+    n = beta.size
+    size = 1 << n
+    bits = (np.arange(size)[:, None] >> np.arange(n)) & 1
+    logit = alpha + bits @ beta
+    return 1 / (1 + np.exp(-logit)) - 1 / (1 + np.exp(-alpha))
+
+
+def model_shapley(paths: pd.DataFrame, *, exact_limit: int = 12) -> tuple[pd.DataFrame, pd.Series]:
+    """Expected incremental conversions per path and channel under a fitted conversion
+    model, split by exact Shapley values; and the model's coefficients.
+
+    The model is a logistic regression of conversion on which channels a journey used
+    (fitted on the unique channel sets, weighted by their journeys). Each journey's
+    predicted lift over an untouched journey is split among its channels by their
+    Shapley values of that prediction, so credit follows the model's interactions.
+    Returns one row per unique channel set: ``mask`` and a column per channel holding
+    the credit for all journeys with that set (``journeys`` of them).
+    """
+    import statsmodels.api as sm
+
+    channels, masks, conv, null = _masks(paths)
+    n = len(channels)
+    if n > exact_limit:
+        raise ValueError(f"{n} channels: exact Shapley of the model is limited to {exact_limit}")
+    groups = pd.DataFrame({"mask": masks, "c": conv, "n": null}).groupby("mask").sum()
+    m = groups.index.to_numpy()
+    x = ((m[:, None] >> np.arange(n)) & 1).astype(float)
+    y = groups[["c", "n"]].to_numpy()
+    fit = sm.GLM(y, sm.add_constant(x, has_constant="add"), family=sm.families.Binomial())
+    params = fit.fit().params
+    alpha, beta = float(params[0]), np.asarray(params[1:], dtype=float)
+    f = _subset_values(alpha, beta)
+    size = 1 << n
+    pop = np.array([bin(s).count("1") for s in range(size)])
+    everything = np.arange(size)
+    journeys = (groups.c + groups.n).to_numpy()
+    credit = np.zeros((len(m), n))
+    for r, mask in enumerate(m):
+        k = int(pop[mask])
+        subs = everything[(everything & ~mask) == 0]
+        weight = np.array([math.factorial(t) * math.factorial(k - t - 1) / math.factorial(k)
+                           for t in range(k)])  # fmt: skip
+        for i in range(n):
+            if not mask >> i & 1:
+                continue
+            without = subs[(subs >> i) & 1 == 0]
+            credit[r, i] = np.sum(weight[pop[without]] * (f[without | (1 << i)] - f[without]))
+    table = pd.DataFrame(credit * journeys[:, None], columns=channels)
+    table.insert(0, "journeys", journeys)
+    table.insert(0, "mask", m)
+    return table, pd.Series(params, index=["intercept", *channels])
+
+
+def experiment_lift(experiments: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """Each channel's measured lift: the conversion rate of those it reached minus that of
+    those held out, with a normal-approximation interval."""
+    from scipy.stats import norm
+
+    e = experiments.copy()
+    pt = e.treated_conversions / e.treated
+    pc = e.control_conversions / e.control
+    se = np.sqrt(pt * (1 - pt) / e.treated + pc * (1 - pc) / e.control)
+    z = float(norm.ppf(0.5 + level / 2))
+    e["lift"] = pt - pc
+    e["lift_low"], e["lift_high"] = e.lift - z * se, e.lift + z * se
+    return e.set_index("channel")
+
+
+def calibrated(
+    paths: pd.DataFrame,
+    experiments: pd.DataFrame | None = None,
+    *,
+    base: tuple[str, ...] = BASE_CHANNELS,
+    level: float = 0.95,
+) -> pd.DataFrame:
+    """Channel credit in incremental conversions, calibrated to holdout experiments.
+
+    The fitted model's Shapley credit says how each channel's effect spreads over the
+    paths. Where a channel has a randomized holdout, its total is set to what the
+    experiment measured: the lift per reached visitor times the journeys it touched
+    (a lift whose interval is below zero gives no credit). ``base`` channels (by default
+    direct and organic: a visit people make on their own, which no holdout can switch
+    off) get none; their conversions count as baseline. Any other channel keeps the
+    model's credit and is marked uncalibrated. One row per channel with the model's
+    credit, the measured lift and interval, the calibrated credit and its interval.
+    """
+    table, _ = model_shapley(paths)
+    channels = [c for c in table.columns if c not in ("mask", "journeys")]
+    lift = (
+        experiment_lift(experiments, level)
+        if experiments is not None and len(experiments)
+        else None
+    )
+    rows = []
+    for i, ch in enumerate(channels):
+        touched = float(table.journeys[(table["mask"].to_numpy() >> i) & 1 == 1].sum())
+        model = float(table[ch].sum())
+        row = {"channel": ch, "journeys": touched, "model_credit": model, "base": ch in base}
+        if lift is not None and ch in lift.index and ch not in base:
+            e = lift.loc[ch]
+            row |= {"lift": e.lift, "lift_low": e.lift_low, "lift_high": e.lift_high}
+            row |= {
+                "credit": max(e.lift, 0.0) * touched,
+                "credit_low": max(e.lift_low, 0.0) * touched,
+                "credit_high": max(e.lift_high, 0.0) * touched,
+                "calibrated": True,
+            }
+        elif ch in base:
+            row |= {"credit": 0.0, "credit_low": 0.0, "credit_high": 0.0, "calibrated": False}
+        else:
+            row |= {"credit": model, "credit_low": np.nan, "credit_high": np.nan}
+            row["calibrated"] = False
+        rows.append(row)
+    out = pd.DataFrame(rows).set_index("channel")
+    for col in ("lift", "lift_low", "lift_high"):
+        if col not in out:
+            out[col] = np.nan
+    out["model_lift"] = out.model_credit / out.journeys.where(out.journeys > 0)
+    out["share"] = shares(out.credit)
+    return out

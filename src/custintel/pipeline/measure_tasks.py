@@ -352,9 +352,16 @@ def run_stage(project: Any, run_id: str, progress: StageProgress | None) -> Stag
     """The ``measurement`` stage of ``custintel run``: every campaign in the contact
     history measured, and each configured campaign's holdout checked for power."""
     names = project.measure_campaigns()
+    parts: list[str] = []
+    detail: dict[str, Any] = {}
+    attribution = _attribution(project, run_id)
+    if attribution:
+        parts.append(attribution[0])
+        detail["attribution"] = attribution[1]
     if not names:
+        if attribution:
+            return StageResult("measurement", "ok", "; ".join(parts), detail)
         return StageResult("measurement", "skipped", "no campaigns in the contact history")
-    parts, detail = [], {}
     for i, name in enumerate(names):
         if progress:
             progress("measurement", i, len(names))
@@ -389,3 +396,20 @@ def run_stage(project: Any, run_id: str, progress: StageProgress | None) -> Stag
     if progress:
         progress("measurement", len(names), len(names))
     return StageResult("measurement", "ok", "; ".join(parts), detail)
+
+
+def _attribution(project: Any, run_id: str) -> tuple[str, dict[str, Any]] | None:
+    """Channel credit when the web events carry utm tags (None when they do not)."""
+    if not project.config.measurement.attribution.enabled or project.attribution_ready():
+        return None
+    try:
+        a = project.attribute(run_id=run_id)
+    except StageError as exc:
+        return f"attribution skipped: {exc}", {"status": "skipped", "reason": str(exc)}
+    calibrated = ", ".join(a["calibrated"]) or "none"
+    line = (
+        f"attribution: {a['journeys']:,} journeys, {a['conversions']:,} conversions over "
+        f"{a['paths']:,} paths; {a['incremental']:,.0f} incremental (calibrated: {calibrated})"
+    )
+    keep = {k: v for k, v in a.items() if k not in ("credit", "calibration")}
+    return line, {"status": "ok", **keep}

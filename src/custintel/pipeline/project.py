@@ -17,6 +17,7 @@ from custintel.core.errors import ConfigError, CustintelError
 from custintel.core.lineage import append_ops, ensure_ops_tables, new_run_id, now
 from custintel.core.stages import stage as stage_named
 from custintel.core.warehouse import SCHEMAS, Warehouse
+from custintel.pipeline.attribution_tasks import AttributionTasks
 from custintel.pipeline.campaign_delivery import CampaignDelivery
 from custintel.pipeline.campaign_tasks import CampaignTasks
 from custintel.pipeline.clv_tasks import ClvTasks
@@ -65,6 +66,7 @@ class Project(
     CampaignDelivery,
     MeasureTasks,
     UpliftTasks,
+    AttributionTasks,
 ):
     """A project folder: its config and (opened on first use) its warehouse."""
 

@@ -384,6 +384,37 @@ class ConsentConfig(Strict):
     )
 
 
+class AttributionConfig(Strict):
+    """Channel credit over the web journeys before each purchase (docs/measurement.md)."""
+
+    enabled: bool = Field(
+        default=True, description="the measurement stage attributes when web events carry utm tags"
+    )
+    lookback_days: int = Field(
+        default=30, ge=1, le=365, description="touches older than this before a journey's end drop"
+    )
+    max_touches: int = Field(default=20, ge=1, le=200, description="last touches kept per journey")
+    from_date: dt.date | None = Field(
+        default=None, description="first day of journeys ending in the period (default: all)"
+    )
+    channels: dict[str, str] = Field(
+        default_factory=dict,
+        description="utm_medium (lower case) -> channel, added to the built-in mapping",
+    )
+    base_channels: list[str] = Field(
+        default_factory=lambda: ["direct", "organic"],
+        description="visits people make on their own: no credit in the calibrated attribution",
+    )
+    experiments: str | None = Field(
+        default=None,
+        description="CSV of channel holdout experiments (channel, treated, "
+        "treated_conversions, control, control_conversions), relative to the project",
+    )
+    half_life: float = Field(
+        default=2.0, gt=0, description="time-decay rule: touches back at which weight halves"
+    )
+
+
 class MeasurementConfig(Strict):
     """Lift, ROI and planning of campaigns from their randomized holdouts
     (docs/measurement.md)."""
@@ -410,6 +441,7 @@ class MeasurementConfig(Strict):
         description="conversion lift (absolute) each campaign hopes for: the power check",
     )
     power: float = Field(default=0.8, gt=0, lt=1, description="power the holdout should give")
+    attribution: AttributionConfig = Field(default_factory=AttributionConfig)
     uplift: bool = Field(
         default=True,
         description="the stage trains and scores an uplift model per configured campaign "
