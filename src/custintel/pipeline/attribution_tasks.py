@@ -32,7 +32,7 @@ def read_experiments(path: Path) -> pd.DataFrame:
     more conversions than people. Errors name the file, row and column."""
     if not path.exists():
         raise ConfigError(f"{path}: channel experiments file not found")
-    e = pd.read_csv(path)
+    e = pd.read_csv(path, dtype=str, keep_default_na=False)
     missing = [c for c in EXPERIMENT_COLUMNS if c not in e.columns]
     if missing:
         raise ConfigError(f"{path}: missing column(s) {', '.join(missing)}")
@@ -70,8 +70,9 @@ class AttributionTasks(ProjectParts):
         wh = self.warehouse
         if not wh.exists("clean", "web_events"):
             return "no web events ingested"
-        cols = wh.table("clean", "web_events").columns
-        if "utm_medium" not in cols and "utm_source" not in cols:
+        web = wh.table("clean", "web_events")
+        tags = [web[c].notnull() for c in ("utm_medium", "utm_source") if c in web.columns]
+        if not tags or not bool(web.filter(ibis.or_(*tags)).limit(1).count().execute()):
             return "web events carry no utm_source / utm_medium"
         return None
 

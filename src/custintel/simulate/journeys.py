@@ -24,7 +24,7 @@ contract, ingest and path aggregation as a user's own.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import numpy as np
 import pandas as pd
@@ -171,33 +171,28 @@ def _sessions(
     person, channel, day = person[order], channel[order], day[order]
     last = np.r_[person[1:] != person[:-1], True]
     purchase = last & bought[person]
-    session = np.arange(person.size)
     # A session is a landing page view; a purchase session adds the purchase a few
     # minutes later, so the sale sits in the session of the journey's last touch.
-    t0 = datetime.combine(cfg.start, datetime.min.time())
-    ts = pd.to_datetime(t0) + pd.to_timedelta(np.round(day * 86400), unit="s")
-    source = np.array([ch.source for ch in chans], dtype=object)[channel]
-    medium = np.array([ch.medium for ch in chans], dtype=object)[channel]
-    anon = np.char.add("V", np.char.zfill(person.astype(str), 8))
-    sid = np.char.add("J", np.char.zfill(session.astype(str), 9))
-    views = pd.DataFrame(
+    session = np.arange(person.size)
+    buy = np.flatnonzero(purchase)
+    row = np.r_[session, buy]
+    kind = np.r_[np.zeros(session.size, np.int8), np.ones(buy.size, np.int8)]
+    seconds = np.round(day * 86400)[row] + 240.0 * kind
+    order = np.lexsort((kind, row, seconds))
+    row, kind, seconds = row[order], kind[order], seconds[order]
+    t0 = pd.Timestamp(datetime.combine(cfg.start, datetime.min.time()))
+    source = np.array([ch.source for ch in chans], dtype=object)[channel[row]]
+    medium = np.array([ch.medium for ch in chans], dtype=object)[channel[row]]
+    return pd.DataFrame(
         {
-            "anonymous_id": anon,
-            "session_id": sid,
-            "event_ts": ts,
-            "event_type": "page_view",
-            "page": "/",
+            "anonymous_id": np.char.add("V", np.char.zfill(person[row].astype(str), 8)),
+            "session_id": np.char.add("J", np.char.zfill(row.astype(str), 9)),
+            "event_ts": t0 + pd.to_timedelta(seconds, unit="s"),
+            "event_type": np.where(kind == 1, "purchase", "page_view"),
+            "page": np.where(kind == 1, "/checkout/done", "/"),
             "utm_source": source,
             "utm_medium": medium,
         }
-    )
-    buys = views[purchase].assign(
-        event_ts=lambda d: d.event_ts + timedelta(minutes=4),
-        event_type="purchase",
-        page="/checkout/done",
-    )
-    return pd.concat([views, buys], ignore_index=True).sort_values(
-        ["event_ts", "session_id", "event_type"], kind="stable", ignore_index=True
     )
 
 
