@@ -107,6 +107,11 @@ def test_measurement_stage_attributes_without_campaigns(tagged: tuple[Path, Any]
         r = measure_tasks.run_stage(p, "run-attribution", None)
     assert r.status == "ok" and "attribution:" in r.message
     assert r.detail["attribution"]["status"] == "ok"
+    result = CliRunner().invoke(app, ["report", "--project", str(root)])
+    assert result.exit_code == 0, result.output
+    page = (root / "reports" / "measurement.html").read_text()
+    assert "Channel attribution" in page and "calibrated to experiments" in page
+    assert "base channel: no credit" in page and "experiment: +" in page
 
 
 def test_bad_attribution_input_is_named(tagged: tuple[Path, Any], tmp_path: Path) -> None:

@@ -306,7 +306,8 @@ def calibrated(
         elif ch in base:
             row |= {"credit": 0.0, "credit_low": 0.0, "credit_high": 0.0, "calibrated": False}
         else:
-            row |= {"credit": model, "credit_low": np.nan, "credit_high": np.nan}
+            # A model that finds a channel lowers conversion credits it nothing.
+            row |= {"credit": max(model, 0.0), "credit_low": np.nan, "credit_high": np.nan}
             row["calibrated"] = False
         rows.append(row)
     out = pd.DataFrame(rows).set_index("channel")

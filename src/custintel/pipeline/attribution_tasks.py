@@ -140,7 +140,7 @@ class AttributionTasks(ProjectParts):
         credit["markov"] = attr.markov(p)[0]
         credit["shapley"] = attr.shapley(p)
         cal = attr.calibrated(p, experiments, base=tuple(cfg.base_channels))
-        credit["model"] = cal.model_credit
+        credit["model"] = cal.model_credit.clip(lower=0.0)
         credit["calibrated"] = cal.credit
         run_id = run_id or new_run_id()
         stamp = {"run_id": run_id, "computed_at": now(), "from_date": start, "to_date": end}

@@ -289,10 +289,87 @@ def _uplift(wh: Any) -> str:
     return "\n".join(parts)
 
 
+METHOD_LABELS = {
+    "first": "first touch",
+    "last": "last touch",
+    "linear": "linear",
+    "position": "position-based",
+    "time_decay": "time decay",
+    "markov": "Markov removal",
+    "shapley": "Shapley (channel sets)",
+    "model": "fitted model (Shapley)",
+    "calibrated": "calibrated to experiments",
+}
+
+
+def _attribution(wh: Any) -> str:
+    """Channel shares by every method side by side, and the calibrated credit with the
+    experiments' intervals."""
+    if not wh.exists("measure", "attribution"):
+        return ""
+    a = wh.table("measure", "attribution").execute()
+    cal = wh.table("measure", "attribution_calibration").execute().set_index("channel")
+    order = cal.sort_values("credit", ascending=False).index.tolist()
+    parts = [
+        "<h2>Channel attribution</h2>",
+        "<p>Credit for the purchases of the web journeys (utm-tagged sessions, cut at each "
+        "purchase, a lookback window before it). The rules, Markov and Shapley share out "
+        "every purchase, so channels people use on their way to buy anyway (typing the "
+        "address, organic search, coupon sites) get credit they did not earn. The "
+        "calibrated method credits only what marketing caused: a fitted conversion model's "
+        "Shapley values, each channel's total set to its randomized holdout experiment's "
+        "lift; base channels get none (docs/measurement.md#attribution).</p>",
+    ]
+    fig = go.Figure()
+    for method, part in a.groupby("method", sort=False):
+        part = part.set_index("channel").reindex(order)
+        fig.add_bar(x=order, y=100 * part.share.fillna(0), name=METHOD_LABELS.get(method, method))
+    fig.update_layout(barmode="group", yaxis_title="share of credit, %", legend_orientation="h")
+    parts.append(figure(fig, height=360))
+    incremental = float(cal.credit.sum())
+    conversions = float(a[a.method == "last"].credit.sum())
+    parts.append(
+        f"<p>{incremental:,.0f} of {conversions:,.0f} purchases credited as caused by "
+        "marketing; the rest would have happened anyway.</p>"
+    )
+    rows = []
+    for ch in order:
+        r = cal.loc[ch]
+        if bool(r.calibrated):
+            how = (
+                f"experiment: {100 * r.lift:+.2f} pts "
+                f"({100 * r.lift_low:+.2f} to {100 * r.lift_high:+.2f})"
+            )
+            span = f"{r.credit_low:,.0f} to {r.credit_high:,.0f}"
+        elif bool(r.base):
+            how, span = "base channel: no credit", ""
+        else:
+            how, span = "model only (no experiment)", ""
+        rows.append(
+            [
+                ch,
+                f"{r.journeys:,.0f}",
+                f"{100 * r.model_lift:+.2f} pts" if pd.notna(r.model_lift) else "",
+                how,
+                f"{r.credit:,.0f}",
+                span,
+                f"{100 * r.share:.1f} %",
+            ]
+        )
+    parts.append(
+        table(
+            ["channel", "journeys", "model's lift", "calibration", "credit", "95 %", "share"],
+            rows,
+            {1, 2, 4, 5, 6},
+        )
+    )
+    return "\n".join(parts)
+
+
 def section(project: Any, out: Path) -> Section | None:
     wh = project.warehouse
     c = wh.table("measure", "campaigns").execute() if wh.exists("measure", "campaigns") else None
-    uplift = _uplift(wh)
+    uplift = _uplift(wh) + _attribution(wh)
     if (c is None or c.empty) and not uplift:
         return None
     if c is None:
@@ -306,6 +383,8 @@ def section(project: Any, out: Path) -> Section | None:
     }
     measured = int((c.status == "measured").sum())
     line = f"{len(c)} campaigns, {measured} with a claimed lift"
+    if wh.exists("measure", "attribution"):
+        line += "; channel attribution"
     intro = (
         "<p>Each campaign is measured from its randomized holdout: the treated against the "
         "customers held out, in the days after each customer's send. Intervals are 95 %; "

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from custintel.simulate import engagement as eng
+from custintel.simulate.journeys import CHANNELS as CHANNEL_SPECS
 from custintel.simulate.output import Formatter, Ids, choice, lookup, per_person
 from custintel.simulate.purchases import (
     CATEGORIES,
@@ -174,6 +175,31 @@ def _months(start: date, total_weeks: float) -> tuple[list[str], np.ndarray]:
     return labels, np.array(weeks)
 
 
+# Where sessions come from. Buying sessions come more often by the address, a search or
+# a coupon site, browsing ones more from ads; the shop's orders do not depend on it (the
+# journeys simulator, simulate/journeys.py, is the one with causal channel effects).
+SESSION_CHANNELS = CHANNEL_SPECS
+UTM_SOURCES = tuple(ch.source or "" for ch in SESSION_CHANNELS)
+UTM_MEDIUMS = tuple(ch.medium or "" for ch in SESSION_CHANNELS)
+BUY_MIX = {"paid_search": .22, "paid_social": .05, "display": .04, "video": .03,
+           "email": .10, "affiliate": .08, "organic": .18, "direct": .30}  # fmt: skip
+BROWSE_MIX = {"paid_search": .15, "paid_social": .15, "display": .15, "video": .05,
+              "email": .10, "affiliate": .05, "organic": .20, "direct": .15}  # fmt: skip
+
+
+def _session_channels(buy: np.ndarray, seed: int) -> np.ndarray:
+    """Each session's channel (index into SESSION_CHANNELS), from a generator of its own
+    so the rest of the simulation is drawn exactly as without it."""
+    rng = np.random.default_rng([seed, 7707])
+    names = [ch.name for ch in SESSION_CHANNELS]
+    p_buy = np.array([BUY_MIX[n] for n in names])
+    p_browse = np.array([BROWSE_MIX[n] for n in names])
+    k = len(names)
+    out = rng.choice(k, size=buy.size, p=p_browse / p_browse.sum())
+    out[buy] = rng.choice(k, size=int(buy.sum()), p=p_buy / p_buy.sum())
+    return out.astype(np.int64)
+
+
 def write_web(
     fmt: Formatter,
     people: pd.DataFrame,
@@ -223,11 +249,15 @@ def write_web(
     begin = np.where(s_buy, s_week - (count - 1) * 2 * MINUTE, s_week)
     s_cookie = offset[s_person] + rng.integers(0, cookies_per[s_person])
     s_product = s_category * 1000 + rng.integers(0, 200, size=s_person.size)
+    s_channel = _session_channels(s_buy, cfg.seed)
     # Number sessions in time order, then expand them month by month.
     order = np.argsort(begin, kind="stable")
-    s_person, s_category, logged, views, count, begin, s_cookie, s_product = (
-        a[order] for a in (s_person, s_category, logged, views, count, begin, s_cookie, s_product)
-    )
+    s_person, s_category, logged, views, count, begin, s_cookie, s_product, s_channel = (
+        a[order]
+        for a in (
+            s_person, s_category, logged, views, count, begin, s_cookie, s_product, s_channel
+        )
+    )  # fmt: skip
     labels, month_weeks = _months(cfg.start, cfg.total_weeks)
     bounds = np.searchsorted(begin, month_weeks[1:])
     total = 0
@@ -255,13 +285,17 @@ def write_web(
                 "kind": lookup(kind[by_time], WEB_EVENTS),
                 "product": product[by_time],
                 "category": lookup(s_category[session], CATEGORIES),
+                "utm_source": choice(s_channel[session], UTM_SOURCES),
+                "utm_medium": choice(s_channel[session], UTM_MEDIUMS),
             },
             "printf('%016x', cookie) AS cookie_id, user AS user_id, "
             "'S' || lpad(CAST(session AS VARCHAR), 9, '0') AS session_id, "
             f"{fmt.ts('week')} AS ts, CAST(kind AS VARCHAR) AS event, "
             "CASE WHEN product < 0 THEN '/login' ELSE '/p/' || CAST(product AS VARCHAR) END "
             "AS page, CASE WHEN product >= 0 THEN 'P' || lpad(CAST(product AS VARCHAR), 5, '0') "
-            "END AS product, CASE WHEN product >= 0 THEN CAST(category AS VARCHAR) END AS category",
+            "END AS product, CASE WHEN product >= 0 THEN CAST(category AS VARCHAR) END AS category, "
+            "nullif(CAST(utm_source AS VARCHAR), '') AS utm_source, "
+            "nullif(CAST(utm_medium AS VARCHAR), '') AS utm_medium",
             out / "web" / f"events_{label}.csv",
         )
         total += session.size
