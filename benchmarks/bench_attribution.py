@@ -1,7 +1,8 @@
-"""Attribution speed on a million journeys: aggregation to unique paths, the rules, the
-Markov chain and Shapley over channel sets.
+"""Attribution on a million journeys: speed of the aggregation to unique paths, the
+rules, the Markov chain and Shapley over channel sets; then every method's error against
+the simulator's true incremental channel shares.
 
-    python benchmarks/bench_attribution.py [--journeys 1000000] [--channels 8]
+    python benchmarks/bench_attribution.py [--journeys 1000000] [--channels 8] [--seeds 3]
 
 Journeys are drawn at random here (one to eight touches over eight channels, each
 channel with its own pull toward conversion); what matters for speed is their number and
@@ -17,7 +18,15 @@ import time
 import numpy as np
 import pandas as pd
 
-from custintel.measure.attribution import SEPARATOR, markov, rule_based, shapley
+from custintel.measure.attribution import (
+    RULES,
+    SEPARATOR,
+    calibrated,
+    markov,
+    rule_based,
+    shapley,
+    shares,
+)
 
 CHANNELS = ("search", "social", "display", "affiliate", "email", "direct", "organic", "video")
 
@@ -87,10 +96,57 @@ def peer(paths: pd.DataFrame, ours: pd.Series, last: pd.Series) -> None:
     )
 
 
+def truth(visitors: int, seeds: int) -> None:
+    """Each method's mean absolute error in channel shares (points) and the credit it
+    gives the three channels without effect, on simulated journeys with a known truth;
+    the paths built from the web events by the warehouse code (Ibis on DuckDB)."""
+    import ibis
+
+    from custintel.measure.journeys import paths, sessions
+    from custintel.simulate.journeys import JourneyConfig, simulate_journeys
+
+    results: dict[str, list[tuple[float, float]]] = {}
+    for seed in range(seeds):
+        start = time.perf_counter()
+        j = simulate_journeys(JourneyConfig(visitors=visitors), seed=seed)
+        simulated = time.perf_counter() - start
+        con = ibis.duckdb.connect()
+        events = j.events.assign(customer_ref=pd.Series([None] * len(j.events), dtype="string"))
+        start = time.perf_counter()
+        p = paths(sessions(con.create_table("events", events))).to_pandas()
+        built = time.perf_counter() - start
+        t = j.truth.set_index("channel").share
+        null = t.index[t == 0]
+        start = time.perf_counter()
+        cal = calibrated(p, j.experiments)
+        fitted = time.perf_counter() - start
+        credit = {r: rule_based(p, r) for r in RULES}
+        credit |= {"markov": markov(p)[0], "shapley": shapley(p)}
+        credit["fitted model (Shapley), uncalibrated"] = cal.model_credit.clip(lower=0)
+        credit["calibrated"] = cal.credit
+        credit["calibrated, no base channels"] = calibrated(p, j.experiments, base=()).credit
+        for name, c in credit.items():
+            s = shares(c).reindex(t.index, fill_value=0.0)
+            err = 100 * float((s - t).abs().mean())
+            results.setdefault(name, []).append((err, 100 * float(s[null].sum())))
+        print(
+            f"seed {seed}: {j.visitors:,} visitors with a session, {len(j.events):,} events, "
+            f"{j.converted:,} purchases, {len(p):,} unique paths; simulated {simulated:.1f} s, "
+            f"paths built {built:.1f} s, calibrated model {fitted:.1f} s"
+        )
+    print(f"error against the true incremental shares, mean over {seeds} seeds (max):")
+    print(f"  {'method':40s} {'error, pts':>16s} {'credit to no-effect channels':>30s}")
+    for name, r in results.items():
+        e = np.array([x[0] for x in r])
+        n = np.array([x[1] for x in r])
+        print(f"  {name:40s} {e.mean():7.2f} ({e.max():5.2f}) {n.mean():20.1f} % ({n.max():4.1f})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--journeys", type=int, default=1_000_000)
     ap.add_argument("--channels", type=int, default=8)
+    ap.add_argument("--seeds", type=int, default=3, help="truth runs (0: speed only)")
     args = ap.parse_args()
     touches, converted = journeys(args.journeys, args.channels)
     timings = {}
@@ -120,6 +176,8 @@ def main() -> None:
         f"  aggregation + time decay       "
         f"{timings['aggregate to unique paths'] + timings['rule: time_decay']:7.2f} s"
     )
+    if args.seeds:
+        truth(args.journeys, args.seeds)
 
 
 if __name__ == "__main__":
