@@ -79,10 +79,12 @@ def test_attribution_command_matches_the_method_on_the_same_journeys(
     assert out["conversions"] == j.converted
     assert set(out["calibrated"]) == set(j.experiments.channel)
     with Project.open(root) as p:
-        paths = p.attribution_paths()
+        paths, people = p.attribution_paths()
         stored = p.warehouse.table("measure", "attribution").execute()
         rows = p.warehouse.table("measure", "attribution_calibration").execute()
-    expected = calibrated(paths, j.experiments)
+    expected = calibrated(paths, j.experiments, reach=people.set_index("channel").people)
+    # One journey per visitor here: the people a channel touched are its journeys.
+    assert (expected.people == expected.journeys).all()
     got = {c["channel"]: c["credit"] for c in out["channels"]}
     assert got == pytest.approx(expected.credit.to_dict())
     # Every method is recorded and each shares out all conversions (the calibrated one

@@ -270,13 +270,15 @@ def calibrated(
     *,
     base: tuple[str, ...] = BASE_CHANNELS,
     level: float = 0.95,
+    reach: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Channel credit in incremental conversions, calibrated to holdout experiments.
 
     The fitted model's Shapley credit says how each channel's effect spreads over the
     paths. Where a channel has a randomized holdout, its total is set to what the
-    experiment measured: the lift per reached visitor times the journeys it touched
-    (a lift whose interval is below zero gives no credit). ``base`` channels (by default
+    experiment measured: the lift per person reached times the people it touched
+    (``reach``; the journeys it touched when not given), a lift estimated below zero
+    giving no credit. ``base`` channels (by default
     direct and organic: a visit people make on their own, which no holdout can switch
     off) get none; their conversions count as baseline. Any other channel keeps the
     model's credit and is marked uncalibrated. One row per channel with the model's
@@ -291,9 +293,11 @@ def calibrated(
     )
     rows = []
     for i, ch in enumerate(channels):
-        touched = float(table.journeys[(table["mask"].to_numpy() >> i) & 1 == 1].sum())
+        journeys = float(table.journeys[(table["mask"].to_numpy() >> i) & 1 == 1].sum())
+        touched = float(reach.get(ch, journeys)) if reach is not None else journeys
         model = float(table[ch].sum())
-        row = {"channel": ch, "journeys": touched, "model_credit": model, "base": ch in base}
+        row = {"channel": ch, "journeys": journeys, "people": touched, "model_credit": model}
+        row["base"] = ch in base
         if lift is not None and ch in lift.index and ch not in base:
             e = lift.loc[ch]
             row |= {"lift": e.lift, "lift_low": e.lift_low, "lift_high": e.lift_high}
@@ -314,6 +318,6 @@ def calibrated(
     for col in ("lift", "lift_low", "lift_high"):
         if col not in out:
             out[col] = np.nan
-    out["model_lift"] = out.model_credit / out.journeys.where(out.journeys > 0)
+    out["model_lift"] = out.model_credit / out.people.where(out.people > 0)
     out["share"] = shares(out.credit)
     return out

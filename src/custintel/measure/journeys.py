@@ -13,6 +13,7 @@ attribution methods take.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import ibis
 from ibis import _
@@ -83,7 +84,7 @@ def sessions(
     )
 
 
-def paths(
+def touches(
     s: Table,
     *,
     start: datetime | None = None,
@@ -91,8 +92,8 @@ def paths(
     lookback_days: int = 30,
     max_touches: int = 20,
 ) -> Table:
-    """Unique paths with their ``conversions`` and ``nulls`` (journeys that did not buy),
-    for journeys whose last session falls in ``[start, end)``."""
+    """The sessions that count as touches: each with its ``journey`` number and whether
+    the journey ``converted``, for journeys whose last session falls in ``[start, end)``."""
     by_person = ibis.cumulative_window(group_by="person", order_by=["start", "session"])
     s = s.mutate(journey=_.bought.sum().over(by_person) - _.bought)
     whole = ibis.window(group_by=["person", "journey"])
@@ -106,7 +107,14 @@ def paths(
         s = s.filter(_.last >= start)
     if end is not None:
         s = s.filter(_.last < end)
-    j = s.group_by(["person", "journey"]).aggregate(
+    return s
+
+
+def paths(s: Table, **kw: Any) -> Table:
+    """Unique paths with their ``conversions`` and ``nulls`` (journeys that did not buy),
+    for journeys whose last session falls in ``[start, end)`` (see :func:`touches`)."""
+    t = touches(s, **kw)
+    j = t.group_by(["person", "journey"]).aggregate(
         path=_.channel.group_concat(SEPARATOR, order_by=[_.start, _.session]),
         converted=_.converted.max(),
     )
@@ -118,3 +126,10 @@ def paths(
         )
         .order_by("path")
     )
+
+
+def reach(s: Table, **kw: Any) -> Table:
+    """People each channel touched in those journeys (``channel``, ``people``): what a
+    lift per person reached is multiplied by."""
+    t = touches(s, **kw)
+    return t.group_by("channel").aggregate(people=_.person.nunique()).order_by("channel")

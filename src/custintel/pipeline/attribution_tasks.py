@@ -20,7 +20,7 @@ import pandas as pd
 from custintel.core.errors import ConfigError, StageError
 from custintel.core.lineage import new_run_id, now
 from custintel.measure import attribution as attr
-from custintel.measure.journeys import DEFAULT_CHANNELS, paths, sessions
+from custintel.measure.journeys import DEFAULT_CHANNELS, paths, reach, sessions
 from custintel.pipeline.parts import ProjectParts
 
 METHODS = (*attr.RULES, "markov", "shapley", "model", "calibrated")
@@ -78,9 +78,9 @@ class AttributionTasks(ProjectParts):
 
     def attribution_paths(
         self, *, start: dt.date | None = None, end: dt.date | None = None
-    ) -> pd.DataFrame:
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """Unique paths (``path``, ``conversions``, ``nulls``) of the journeys ending in
-        ``[start, end)``."""
+        ``[start, end)``, and the people each channel touched in them."""
         reason = self.attribution_ready()
         if reason:
             raise StageError(f"attribution: {reason}")
@@ -101,14 +101,13 @@ class AttributionTasks(ProjectParts):
         def stamp(d: dt.date | None) -> dt.datetime | None:
             return None if d is None else dt.datetime.combine(d, dt.time())
 
-        p = paths(
-            s,
-            start=stamp(start),
-            end=stamp(end),
-            lookback_days=cfg.lookback_days,
-            max_touches=cfg.max_touches,
-        )
-        return p.execute()
+        kw = {
+            "start": stamp(start),
+            "end": stamp(end),
+            "lookback_days": cfg.lookback_days,
+            "max_touches": cfg.max_touches,
+        }
+        return paths(s, **kw).execute(), reach(s, **kw).execute()
 
     def attribution_experiments(self) -> pd.DataFrame | None:
         """The configured channel experiments, checked (None when none are configured)."""
@@ -130,7 +129,7 @@ class AttributionTasks(ProjectParts):
         ``measure.attribution_paths``."""
         cfg = self.config.measurement.attribution
         start = start or cfg.from_date
-        p = self.attribution_paths(start=start, end=end)
+        p, people = self.attribution_paths(start=start, end=end)
         if p.conversions.sum() <= 0:
             raise StageError("attribution: no journey ended in a purchase in the period")
         experiments = self.attribution_experiments()
@@ -139,7 +138,12 @@ class AttributionTasks(ProjectParts):
         }
         credit["markov"] = attr.markov(p)[0]
         credit["shapley"] = attr.shapley(p)
-        cal = attr.calibrated(p, experiments, base=tuple(cfg.base_channels))
+        cal = attr.calibrated(
+            p,
+            experiments,
+            base=tuple(cfg.base_channels),
+            reach=people.set_index("channel").people.astype(float),
+        )
         credit["model"] = cal.model_credit.clip(lower=0.0)
         credit["calibrated"] = cal.credit
         run_id = run_id or new_run_id()

@@ -348,7 +348,7 @@ def _attribution(wh: Any) -> str:
         rows.append(
             [
                 ch,
-                f"{r.journeys:,.0f}",
+                f"{r.people:,.0f}",
                 f"{100 * r.model_lift:+.2f} pts" if pd.notna(r.model_lift) else "",
                 how,
                 f"{r.credit:,.0f}",
@@ -358,7 +358,7 @@ def _attribution(wh: Any) -> str:
         )
     parts.append(
         table(
-            ["channel", "journeys", "model's lift", "calibration", "credit", "95 %", "share"],
+            ["channel", "people touched", "model's lift", "calibration", "credit", "95 %", "share"],
             rows,
             {1, 2, 4, 5, 6},
         )
