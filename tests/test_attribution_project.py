@@ -162,3 +162,49 @@ def test_bad_attribution_input_is_named(tagged: tuple[Path, Any], tmp_path: Path
     out = runner.invoke(app, ["attribution", "--project", str(root), "--from", "2030-01-01"])
     assert out.exit_code != 0 and "no journey ended in a purchase" in out.output
     assert pd.Timestamp("2030-01-01") > j.events.event_ts.max()
+
+
+def test_outside_journeys_with_multiplicative_effects(tmp_path: Path) -> None:
+    """Sessions from a generator custintel did not write: repeat buyers, channels that
+    multiply the purchase rate, the exporter's own names and spellings, a lift study per
+    marketing channel. The project is configured as a user would: column names, the
+    medium mapping, direct as the only base channel."""
+    from .outside.journeys import MEDIUM_TO_CHANNEL, generate
+
+    o = generate(400_000, seed=0)
+    root = tmp_path / "outside"
+    (root / "data").mkdir(parents=True)
+    o.events.assign(hit_time=o.events.hit_time.dt.strftime("%Y-%m-%d %H:%M:%S")).to_csv(
+        root / "data" / "hits.csv", index=False
+    )
+    o.experiments.to_csv(root / "data" / "studies.csv", index=False)
+    columns = {k: v for k, v in LAYOUT.items() if k != "page"}
+    cfg = ProjectConfig.model_validate(
+        {
+            "sources": {
+                "site": {"contract": "web_events", "path": str(root / "data/hits.csv"),
+                         "columns": columns}
+            },
+            "measurement": {
+                "attribution": {
+                    "experiments": "data/studies.csv",
+                    "channels": MEDIUM_TO_CHANNEL,
+                    "base_channels": ["direct"],
+                }
+            },
+        }
+    )  # fmt: skip
+    init_project(root, cfg, force=True)
+    with Project.open(root) as p:
+        p.ingest()
+        a = p.attribute()
+    cal = a["calibration"]
+    assert a["conversions"] == o.purchases
+    share = cal.share.reindex(o.truth.index, fill_value=0.0)
+    error = float((share - o.truth).abs().mean())
+    null = float(share[["audio", "banner", "direct"]].sum())
+    assert error <= 0.02 and null <= 0.05, (error, null)
+    credit = a["credit"]
+    for method in ("first", "last", "linear", "position", "time_decay", "markov", "shapley"):
+        s = credit[credit.method == method].set_index("channel").share
+        assert float((s.reindex(o.truth.index, fill_value=0) - o.truth).abs().mean()) > 0.1
