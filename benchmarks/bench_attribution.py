@@ -3,6 +3,7 @@ rules, the Markov chain and Shapley over channel sets; then every method's error
 the simulator's true incremental channel shares.
 
     python benchmarks/bench_attribution.py [--journeys 1000000] [--channels 8] [--seeds 3]
+    python benchmarks/bench_attribution.py --outside     # the tests' independently written journeys
 
 Journeys are drawn at random here (one to eight touches over eight channels, each
 channel with its own pull toward conversion); what matters for speed is their number and
@@ -142,12 +143,53 @@ def truth(visitors: int, seeds: int) -> None:
         print(f"  {name:40s} {e.mean():7.2f} ({e.max():5.2f}) {n.mean():20.1f} % ({n.max():4.1f})")
 
 
+def outside(people: int, seed: int = 0) -> None:
+    """The calibrated method and the baselines on the tests' independently written
+    journeys (tests/outside/journeys.py), aggregated by the warehouse code."""
+    import sys
+    from pathlib import Path
+
+    import ibis
+
+    from custintel.measure.journeys import DEFAULT_CHANNELS, paths, reach, sessions
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from outside.journeys import MEDIUM_TO_CHANNEL, generate
+
+    o = generate(people, seed=seed)
+    names = {"visitor": "anonymous_id", "visit": "session_id", "hit_time": "event_ts",
+             "hit": "event_type", "src": "utm_source", "med": "utm_medium"}  # fmt: skip
+    events = o.events.rename(columns=names)
+    events["customer_ref"] = pd.Series([None] * len(events), dtype="string")
+    con = ibis.duckdb.connect()
+    s = sessions(
+        con.create_table("events", events), mapping={**DEFAULT_CHANNELS, **MEDIUM_TO_CHANNEL}
+    )
+    p = paths(s).to_pandas()
+    people_touched = reach(s).to_pandas().set_index("channel").people
+    cal = calibrated(p, o.experiments, base=("direct",), reach=people_touched)
+    credit = {r: rule_based(p, r) for r in RULES}
+    credit |= {"markov": markov(p)[0], "shapley": shapley(p), "calibrated": cal.credit}
+    null = o.truth.index[o.truth == 0]
+    print(f"outside journeys: {people:,} people, {len(events):,} events, {o.purchases:,} purchases")
+    for name, c in credit.items():
+        sh = shares(c).reindex(o.truth.index, fill_value=0.0)
+        err = 100 * float((sh - o.truth).abs().mean())
+        print(
+            f"  {name:12s} error {err:6.2f} pts, to no-effect channels {100 * sh[null].sum():5.1f} %"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--journeys", type=int, default=1_000_000)
     ap.add_argument("--channels", type=int, default=8)
     ap.add_argument("--seeds", type=int, default=3, help="truth runs (0: speed only)")
+    ap.add_argument("--outside", action="store_true", help="only the outside journeys")
     args = ap.parse_args()
+    if args.outside:
+        outside(args.journeys)
+        return
     touches, converted = journeys(args.journeys, args.channels)
     timings = {}
     start = time.perf_counter()
