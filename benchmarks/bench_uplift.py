@@ -58,7 +58,7 @@ def main() -> None:
         start = time.perf_counter()
         trained = p.uplift_train("winback", top=TOP)
         seconds = time.perf_counter() - start
-        now = p.features_frame(AS_OF)
+        now = p.uplift_features(AS_OF)
         person = person_of_customers(p.warehouse, folder / "data")
     everyone = pd.DataFrame({"customer_id": person.index, "person_id": person.to_numpy()})
     truth = play_out(

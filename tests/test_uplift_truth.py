@@ -47,7 +47,7 @@ def learned(resolved_shop: Path, tmp_path_factory: pytest.TempPathFactory) -> di
         scores = p.warehouse.table("scores", "uplift_winback").execute()
         person = person_of_customers(p.warehouse, project / "data")
         data, features = p.uplift_frame()
-        now = p.features_frame(AS_OF)
+        now = p.uplift_features(AS_OF)
     everyone = pd.DataFrame({"customer_id": person.index, "person_id": person.to_numpy()})
     truth = play_out(
         project / "data",

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from custintel.clv.value import purchase_model
 from custintel.core import registry
 from custintel.core.errors import StageError
 from custintel.core.lineage import now
@@ -35,8 +36,39 @@ def model_name(campaign: str) -> str:
     return f"uplift_{campaign}"
 
 
+OUTLOOK = ("outlook_p_alive", "outlook_purchases")
+"""Features from the purchase model fitted as of the date (BG/NBD by default): whether a
+customer is still active and the purchases expected in the outcome window. A retention
+offer can only change the behaviour of someone still there, so these two carry most of
+what the effect depends on, and no tree learns them easily from raw recency and
+frequency."""
+
+
 class UpliftTasks(ProjectParts):
     """Uplift methods of :class:`~custintel.pipeline.project.Project`."""
+
+    def uplift_features(self, as_of: dt.date) -> pd.DataFrame:
+        """The features as of a date, with the purchase model's outlook fitted on the
+        purchases before it (point in time: nothing after ``as_of``)."""
+        feats = self.features_frame(as_of)
+        try:
+            summary = self.clv_summary(as_of)  # type: ignore[attr-defined]
+            usable = summary[summary["T"] > 0]
+            model = purchase_model(self.config.clv.model).fit(
+                usable.frequency, usable.recency, usable["T"]
+            )
+        except (StageError, ValueError):  # too little history: the learners go without
+            return feats.assign(**{c: np.nan for c in OUTLOOK})
+        horizon = self.config.measurement.window_days / self.config.clv.unit_days
+        args = (usable.frequency, usable.recency, usable["T"])
+        outlook = pd.DataFrame(
+            {
+                "customer_id": usable.customer_id.to_numpy(),
+                OUTLOOK[0]: model.probability_alive(*args),
+                OUTLOOK[1]: model.conditional_expected_purchases(horizon, *args),
+            }
+        )
+        return feats.merge(outlook, on="customer_id", how="left")
 
     def uplift_frame(
         self, campaigns: list[str] | None = None, outcome: str = "orders"
@@ -73,8 +105,9 @@ class UpliftTasks(ProjectParts):
             if share is None:
                 share = n_c / len(frame)
             send = frame.send_ts.min().date()
-            feats = self.features_frame(send)
-            cols = [c for c in fs.names() if c in feats and pd.api.types.is_numeric_dtype(feats[c])]
+            feats = self.uplift_features(send)
+            names = [*fs.names(), *OUTLOOK]
+            cols = [c for c in names if c in feats and pd.api.types.is_numeric_dtype(feats[c])]
             rows = frame[["customer_id", "arm", outcome]].merge(
                 feats[["customer_id", *cols]], on="customer_id", how="inner"
             )
@@ -92,7 +125,7 @@ class UpliftTasks(ProjectParts):
                 "uplift: no past campaign with a control group and a closed window to learn from"
             )
         data = pd.concat(parts, ignore_index=True)
-        features = [c for c in fs.names() if c in data]
+        features = [c for c in [*fs.names(), *OUTLOOK] if c in data]
         return data, features
 
     def uplift_train(
@@ -205,7 +238,11 @@ class UpliftTasks(ProjectParts):
         wh = self.warehouse
         entry = registry.get(wh, model_name(name), version=version)
         model = registry.load(self.artifacts_dir, entry)
-        feats = self.features_frame(as_of)
+        feats = (
+            self.uplift_features(as_of)
+            if set(OUTLOOK) & set(model.features)
+            else self.features_frame(as_of)
+        )
         for col in model.features:
             if col not in feats:
                 feats[col] = np.nan
