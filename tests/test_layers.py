@@ -20,6 +20,7 @@ LAYER = {
     "pipeline": 2,
     "report": 3,
     "cli": 4,
+    "service": 4,
 }
 CAPABILITIES = {name for name, rank in LAYER.items() if rank == 1}
 

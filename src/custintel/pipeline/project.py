@@ -28,6 +28,7 @@ from custintel.pipeline.measure_tasks import MeasureTasks
 from custintel.pipeline.model_tasks import ModelTasks
 from custintel.pipeline.parts import Progress, RunResult, StageResult
 from custintel.pipeline.segment_tasks import SegmentTasks
+from custintel.pipeline.serving_tasks import ServingTasks
 from custintel.pipeline.uplift_tasks import UpliftTasks
 
 StageFunction = Callable[[Any, str, Progress | None], StageResult]
@@ -67,6 +68,7 @@ class Project(
     MeasureTasks,
     UpliftTasks,
     AttributionTasks,
+    ServingTasks,
 ):
     """A project folder: its config and (opened on first use) its warehouse."""
 

@@ -36,6 +36,7 @@ from custintel.core.config.capabilities import (
     MeasurementConfig,
     ModelsConfig,
     SegmentsConfig,
+    ServingConfig,
     TuningConfig,
 )
 from custintel.core.config.project import (
@@ -88,6 +89,7 @@ __all__ = [
     "ProjectConfig",
     "QualityConfig",
     "SegmentsConfig",
+    "ServingConfig",
     "SourceConfig",
     "SparkConfig",
     "SqlSource",

@@ -455,3 +455,20 @@ class MeasurementConfig(Strict):
             if not 0 < v < 1:
                 raise ValueError(f"control_shares.{k}: a share lies between 0 and 1, not {v}")
         return value
+
+
+class ServingConfig(Strict):
+    """The real-time service (docs/serving.md)."""
+
+    rate_per_s: float = Field(
+        default=2000.0, ge=0, description="requests a second per API key and worker (0: no limit)"
+    )
+    burst: float = Field(default=4000.0, ge=1, description="requests a key may make at once")
+    max_inflight: int = Field(
+        default=64, ge=1, description="requests a worker takes at a time; beyond, 503 at once"
+    )
+    max_body_bytes: int = Field(default=65536, ge=1024, description="largest request body")
+    stale_after_hours: float = Field(
+        default=48.0, gt=0, description="a snapshot older than this is flagged stale"
+    )
+    keep_snapshots: int = Field(default=3, ge=1, description="published snapshots kept on disk")

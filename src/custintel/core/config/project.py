@@ -33,6 +33,7 @@ from custintel.core.config.capabilities import (
     MeasurementConfig,
     ModelsConfig,
     SegmentsConfig,
+    ServingConfig,
 )
 from custintel.core.config.sources import IngestConfig, QualityConfig, SourceConfig, WarehouseConfig
 from custintel.core.contracts import get_contract
@@ -67,6 +68,7 @@ class ProjectConfig(Strict):
         default_factory=dict
     )
     measurement: MeasurementConfig = Field(default_factory=MeasurementConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
     stages: list[str] = Field(
         default_factory=lambda: list(STAGES),
         description="stages `custintel run` executes, in order (docs/architecture.md#stages)",

@@ -1,0 +1,1 @@
+"""The real-time service: FastAPI over the published serving snapshot."""
