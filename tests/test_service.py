@@ -128,6 +128,7 @@ def test_answers_are_the_warehouse_s(shop: Path, server: str, keys: dict[str, st
 
 
 ENDPOINTS = {
+    "/v1/score/{model}": Scope.SCORE,
     "/v1/health/live": Scope.HEALTH,
     "/v1/health/ready": Scope.OPS,
     "/metrics": Scope.OPS,
@@ -144,21 +145,73 @@ def test_every_endpoint_keeps_to_its_roles(server: str, keys: dict[str, str]) ->
     assert set(documented) == set(ENDPOINTS), "a new endpoint needs its line here"
     forged = keys["admin"][:-4] + "AAAA"
     for template, scope in ENDPOINTS.items():
-        path = template.replace("{customer_id}", "CU00000001")
+        path = template.replace("{customer_id}", "CU00000001").replace("{model}", "churn_90d")
+        method = "POST" if "{model}" in template else "GET"
+        body = {"features": {}} if method == "POST" else None
+
+        def call(headers: dict[str, str]) -> httpx.Response:
+            return httpx.request(method, server + path, headers=headers, json=body)  # noqa: B023
+
         for role, key in keys.items():
-            r = httpx.get(server + path, headers=_auth(key))
+            r = call(_auth(key))
             want = 200 if scope in GRANTS[Role(role)] else 403
             assert r.status_code == want, (path, role, r.text)
             if want == 403:
                 assert r.json()["error"]["code"] == "forbidden"
         for headers in ({}, _auth("nonsense"), _auth(forged), {"X-API-Key": forged}):
-            r = httpx.get(server + path, headers=headers)
+            r = call(headers)
             assert r.status_code == 401, (path, headers)
             assert r.headers["www-authenticate"] == "Bearer"
     assert (
         httpx.get(server + "/v1/health/live", headers={"X-API-Key": keys["analyst"]}).status_code
         == 200
     )
+
+
+def test_features_sent_in_a_request_score_as_the_batch_did(
+    shop: Path, server: str, keys: dict[str, str]
+) -> None:
+    """A customer's published features, sent as a visitor's, get the batch's score and
+    decile: the ONNX graph on one encoded row matches the native batch."""
+    from custintel.pipeline.serving_tasks import current_snapshot
+    from custintel.service.store import Store
+
+    s = Store.load(current_snapshot(shop))
+    names = [*s.manifest["features"], *s.manifest["categorical"]]
+    h = _auth(keys["analyst"])
+    with httpx.Client(base_url=server, headers=h) as client:
+        for i in range(0, len(s.rows), len(s.rows) // 60):
+            features = {n: s.get(n, i) for n in names}
+            batch = s.scores(i)["churn_90d"]
+            if batch["score"] is None:
+                continue
+            r = client.post("/v1/score/churn_90d", json={"features": features})
+            got = r.json()
+            assert got["engine"] == "onnx" and got["missing"] == [], got
+            assert got["score"] == pytest.approx(batch["score"], abs=1e-9)
+            # ties are split by position in the batch (a calibrated plateau can span
+            # deciles); a new row with the tied score joins the highest of them
+            cutoffs = s.manifest["models"]["churn_90d"]["cutoffs"]
+            tie = got["decile"] < batch["decile"] and all(
+                cutoffs[k - 1] == got["score"] for k in range(got["decile"], batch["decile"])
+            )
+            assert got["decile"] == batch["decile"] or tie, (got, batch)
+        first = s.manifest["features"][0]
+        low, high = s.manifest["ranges"][first]
+        for features, word in (
+            ({"no_such_feature": 1}, "no_such_feature"),
+            ({first: "text"}, "expected a number"),
+            ({first: high + (high - low) + 1}, "outside the range"),
+        ):
+            r = client.post("/v1/score/churn_90d", json={"features": features})
+            assert r.status_code == 422 and word in r.json()["error"]["message"], r.text
+        r = client.post("/v1/score/no_model", json={"features": {}})
+        assert r.status_code == 404 and "churn_90d" in r.json()["error"]["message"]
+        r = client.post("/v1/score/churn_90d", json={"features": {}})
+        assert r.status_code == 200 and len(r.json()["missing"]) == len(
+            s.models["churn_90d"].features
+        )
+        assert client.post("/v1/score/churn_90d", content=b"{not json").status_code == 422
 
 
 def test_fallbacks_and_bad_requests(server: str, keys: dict[str, str]) -> None:

@@ -97,7 +97,10 @@ class ServingTasks(ProjectParts):
                 "run the features stage first"
             )
         skip = ("customer_id", "as_of", "feature_set_version")
-        numeric = [c for c, t in feats.schema().items() if c not in skip and t.is_numeric()]
+        numeric = [
+            c for c, t in feats.schema().items()
+            if c not in skip and (t.is_numeric() or t.is_boolean())
+        ]  # fmt: skip
         text = [c for c, t in feats.schema().items() if c not in skip and t.is_string()]
         base = feats.select("customer_id", *numeric, *text)
         manifest: dict[str, Any] = {
@@ -119,6 +122,7 @@ class ServingTasks(ProjectParts):
                 "version": entry.version,
                 "as_of": str(s_as_of),
                 "artifact": entry.artifact,
+                "path": os.path.relpath(entry.folder(self.artifacts_dir), self.dir),
                 "algorithm": entry.algorithm,
             }
         segments: dict[str, Any] | None = None
@@ -155,6 +159,11 @@ class ServingTasks(ProjectParts):
             info["cutoffs"] = decile_cutoffs(col) if len(col) else []
             info["mean_score"] = float(col.mean()) if len(col) else None
         manifest["models"] = models
+        manifest["ranges"] = {}
+        for c in manifest["features"]:
+            bounds = pc.min_max(table.column(c)).as_py()
+            if bounds["min"] is not None:
+                manifest["ranges"][c] = [float(bounds["min"]), float(bounds["max"])]
         manifest["segments"] = segments
         manifest["clv"] = clv
         manifest["fallbacks"] = _segment_averages(table, list(models))

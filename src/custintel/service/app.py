@@ -27,6 +27,7 @@ from custintel.core import apikeys
 from custintel.core.config import ServingConfig, load_config
 from custintel.core.roles import Scope, allowed
 from custintel.service.guard import FALLBACKS, Guard, RateLimits, metrics_text, retry_after
+from custintel.service.live_scoring import RowError
 from custintel.service.store import Live, Store
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
@@ -122,6 +123,28 @@ class SegmentFigures(BaseModel):
 
 class SegmentsOut(Served):
     segments: list[SegmentFigures]
+
+
+class ScoreIn(BaseModel):
+    features: dict[str, float | int | str | bool | None] = Field(
+        description="feature name -> value; features not given are scored as missing",
+        examples=[{"recency_days": 12, "frequency_365d": 4, "monetary_365d": 310.5}],
+        max_length=2000,
+    )
+
+
+class ScoreOut(Served):
+    model: str
+    model_version: int
+    score: float | None
+    decile: int | None
+    tier: str | None
+    engine: str | None = Field(description="onnx or native; none on a fallback")
+    missing: list[str] = Field(description="the model's features the request did not give")
+    fallback: str | None = Field(
+        default=None,
+        description="model_unavailable: the overall average, not a score of these features",
+    )
 
 
 class Live_(BaseModel):
@@ -405,6 +428,49 @@ def create_app(project_dir: Path | str, *, watch: bool = True) -> FastAPI:
         if body["clv"] is None and info:
             body["clv"], body["fallback"] = average(s, i, "clv__clv")
         return json_response(body)
+
+    @app.post(
+        "/v1/score/{model}",
+        response_model=ScoreOut,
+        responses={
+            **ERRORS,
+            404: {"model": ErrorOut, "description": "no published model of that name"},
+            422: {
+                "model": ErrorOut,
+                "description": "a feature unknown, of the wrong type or outside its range",
+            },
+        },
+        summary="Score features sent in the request (a visitor without a profile yet)",
+        dependencies=[Depends(needs(Scope.SCORE))],
+    )
+    async def score_features(
+        body: ScoreIn,
+        model: Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_\-]{1,64}$", examples=["churn_90d"])],
+    ) -> Response:
+        s = store()
+        info = s.manifest["models"].get(model)
+        if info is None:
+            names = ", ".join(s.manifest["models"]) or "none"
+            raise ApiError(
+                404, "unknown_model", f"no published model {model!r} (published: {names})"
+            )
+        live_model = s.models.get(model)
+        out: dict[str, Any]
+        if live_model is None:
+            score, _ = average(s, None, f"{model}__score")
+            out = {"score": score, "decile": None, "tier": None, "engine": None,
+                   "model_version": info["version"], "missing": [], "fallback": "model_unavailable"}  # fmt: skip
+        else:
+            try:
+                out = live_model.answer(body.features)
+            except RowError as exc:
+                raise ApiError(422, "invalid_features", str(exc)) from None
+            except Exception:  # the model failed on this row: answer, flagged, never a 500
+                FALLBACKS.labels("model_unavailable").inc()
+                score = s.manifest["fallbacks"]["overall"].get(f"{model}__score")
+                out = {"score": score, "decile": None, "tier": None, "engine": None,
+                       "model_version": info["version"], "missing": [], "fallback": "model_unavailable"}  # fmt: skip
+        return json_response({"model": model, **out, **served(s)})
 
     @app.get(
         "/v1/segments",

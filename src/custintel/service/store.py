@@ -20,6 +20,7 @@ import numpy as np
 import pyarrow as pa
 
 from custintel.pipeline.serving_tasks import CUSTOMERS, MANIFEST, current_snapshot
+from custintel.service.live_scoring import LiveModel
 
 
 def _column(table: pa.Table, name: str) -> Any:
@@ -49,6 +50,8 @@ class Store:
     manifest: dict[str, Any]
     rows: dict[str, int]
     columns: dict[str, Any]
+    models: dict[str, LiveModel] = field(default_factory=dict)
+    model_errors: dict[str, str] = field(default_factory=dict)
     loaded_at: float = field(default_factory=time.time)
 
     @property
@@ -62,7 +65,16 @@ class Store:
         table = pa.ipc.open_file(source).read_all()
         ids = table.column("customer_id").to_pylist()
         columns = {c: _column(table, c) for c in table.column_names if c != "customer_id"}
-        return cls(folder, manifest, {c: i for i, c in enumerate(ids)}, columns)
+        store = cls(folder, manifest, {c: i for i, c in enumerate(ids)}, columns)
+        project_dir = folder.parents[2]  # <project>/serving/snapshots/v<N>
+        for name, info in manifest["models"].items():
+            try:
+                store.models[name] = LiveModel(
+                    project_dir / info["path"], info, manifest.get("ranges", {})
+                )
+            except Exception as exc:  # a model that cannot load: its answers fall back
+                store.model_errors[name] = f"{type(exc).__name__}: {exc}"
+        return store
 
     def row(self, customer_id: str) -> int | None:
         return self.rows.get(customer_id)
