@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 import pyarrow as pa
 
 from custintel.pipeline.serving_tasks import CUSTOMERS, MANIFEST, current_snapshot
@@ -93,7 +94,8 @@ class Store:
                 "score": score,
                 "decile": self.get(f"{name}__decile", i),
                 "tier": self.get(f"{name}__tier", i),
-                "reasons": json.loads(reasons) if reasons else [],
+                # stored as JSON text: embedded as it is, not parsed and written again
+                "reasons": orjson.Fragment(reasons) if reasons else [],
                 "model_version": info["version"],
                 "as_of": info["as_of"],
             }
