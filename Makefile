@@ -22,7 +22,6 @@ demo: install
 	$(BIN)/custintel init $(DEMO) --from-simulation $(DEMO)/data
 	$(BIN)/custintel run --project $(DEMO)
 	$(BIN)/custintel campaign play-out winback --project $(DEMO)
-	$(BIN)/custintel publish --project $(DEMO)
 	$(BIN)/custintel report --project $(DEMO)
 
 test: install-dev

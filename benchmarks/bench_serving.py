@@ -2,6 +2,13 @@
 with wrk, side by side with the straightforward endpoint that asks DuckDB per request.
 
     python benchmarks/bench_serving.py [--customers 1000000] [--features 40] [--seconds 20]
+        [--overload-seconds 30] [--nba-project DIR]
+
+After the lookups, an overload: 200 connections without pause (ten times the 20 of the
+throughput runs) for 30 s, a quarter of the requests recording events, while one probe
+connection asks on its own; then every event answered 202 is looked for in the
+warehouse. ``--nba-project`` (a published project with offers, e.g. ``make demo``'s)
+adds the next-best-action endpoint on its customers.
 
 Needs ``wrk`` (Debian: apt-get install wrk). The warehouse is synthetic (random features
 and scores in the tables custintel's stages write), since what is measured is the
@@ -21,8 +28,10 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
+import numpy as np
 
 from custintel.core import apikeys, registry
 from custintel.core.config import ProjectConfig, ServingConfig
@@ -34,6 +43,44 @@ math.randomseed(os.time())
 wrk.headers["Authorization"] = "Bearer {key}"
 request = function()
   return wrk.format(nil, string.format("{path}", math.random(1, {n})))
+end
+"""
+
+IDS_LUA = """
+math.randomseed(os.time())
+local ids = {{{ids}}}
+wrk.headers["Authorization"] = "Bearer {key}"
+request = function()
+  return wrk.format(nil, string.format("{path}", ids[math.random(1, #ids)]))
+end
+"""
+
+OVERLOAD_LUA = """
+local threads = {{}}
+function setup(thread) table.insert(threads, thread) end
+function init(args) accepted = 0; shed = 0; other = 0; k = 0 end
+wrk.headers["Authorization"] = "Bearer {key}"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  k = k + 1
+  local id = string.format("CU%08d", math.random(1, {n}))
+  if k % 4 == 0 then
+    local body = '{{"customer_id":"' .. id .. '","kind":"response","outcome":"opened"}}'
+    return wrk.format("POST", "/v1/events", nil, body)
+  end
+  return wrk.format(nil, "/v1/customers/" .. id .. "/scores")
+end
+response = function(status, headers, body)
+  if status == 202 then accepted = accepted + 1
+  elseif status == 503 then shed = shed + 1
+  elseif status ~= 200 then other = other + 1 end
+end
+function done(summary, latency, requests)
+  local a, s, o = 0, 0, 0
+  for _, t in ipairs(threads) do
+    a = a + t:get("accepted"); s = s + t:get("shed"); o = o + t:get("other")
+  end
+  io.write(string.format("COUNTS %d %d %d\\n", a, s, o))
 end
 """
 
@@ -105,9 +152,15 @@ def build(project: Path, n: int, n_features: int) -> None:
         )  # fmt: skip
 
 
-def wrk(url: str, key: str, path: str, n: int, conns: int, seconds: int) -> dict[str, float]:
+def wrk(
+    url: str, key: str, path: str, n: int, conns: int, seconds: int, ids: list[str] | None = None
+) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(LUA.format(key=key, path=path.replace("{id}", "CU%08d"), n=n))
+        if ids is None:
+            f.write(LUA.format(key=key, path=path.replace("{id}", "CU%08d"), n=n))
+        else:
+            listed = ",".join(f'"{i}"' for i in ids)
+            f.write(IDS_LUA.format(key=key, ids=listed, path=path.replace("{id}", "%s")))
     out = subprocess.run(
         ["wrk", f"-t{min(conns, 2)}", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", f.name, url],
         capture_output=True, text=True, check=True,
@@ -129,6 +182,99 @@ def wrk(url: str, key: str, path: str, n: int, conns: int, seconds: int) -> dict
         "non_2xx": int(bad.group(1)) if bad else 0,
         "socket_errors": errors.group(1) if errors else "",
     }
+
+
+def overload(url: str, key: str, n: int, seconds: int, project: Path) -> dict[str, Any]:
+    """200 connections for ``seconds`` beside a one-connection probe; the probe's answers
+    show what a caller gets meanwhile and how soon after the service is itself again."""
+    probe: list[tuple[float, int, float]] = []  # (since start, status, ms)
+    stop = threading.Event()
+    start = time.perf_counter()
+
+    def ask() -> None:
+        rng = np.random.default_rng(1)
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}) as c:
+            while not stop.is_set():
+                cid = f"CU{int(rng.integers(1, n + 1)):08d}"
+                began = time.perf_counter()
+                r = c.get(f"/v1/customers/{cid}/scores")
+                now = time.perf_counter()
+                probe.append((began - start, r.status_code, (now - began) * 1000))
+                time.sleep(0.01)
+
+    prober = threading.Thread(target=ask)
+    prober.start()
+    time.sleep(3)
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(OVERLOAD_LUA.format(key=key, n=n))
+    out = subprocess.run(
+        ["wrk", "-t2", "-c200", f"-d{seconds}s", "--latency", "-s", f.name, url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    os.unlink(f.name)
+    ended = time.perf_counter() - start
+    time.sleep(10)
+    stop.set()
+    prober.join()
+    accepted, shed, other = (int(v) for v in re.search(r"COUNTS (\d+) (\d+) (\d+)", out).groups())  # type: ignore[union-attr]
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    with Project.open(project) as p:
+        p.events_flush()
+        stored = p.warehouse.sql("SELECT count(DISTINCT event_id) FROM serving.events").fetchone()[
+            0
+        ]
+    during = [(st, ms) for t, st, ms in probe if 3 <= t < ended]
+    ok = [ms for st, ms in during if st == 200]
+    after = [(t - ended, st, ms) for t, st, ms in probe if t >= ended]
+    # recovered: from when on every probe answer is a 200 within 5 ms
+    late = [t for t, st, ms in after if st != 200 or ms > 5]
+    return {
+        "requests_per_s": rps,
+        "events_accepted": accepted,
+        "events_in_warehouse": int(stored),
+        "shed_503": shed,
+        "other_errors": other,
+        "probe_during": len(during),
+        "probe_shed_share": 1 - len(ok) / max(len(during), 1),
+        "probe_ok_p50_ms": float(np.percentile(ok, 50)) if ok else float("nan"),
+        "probe_ok_p99_ms": float(np.percentile(ok, 99)) if ok else float("nan"),
+        "recovered_after_s": (max(late) if late else 0.0),
+        "server_alive": httpx.get(
+            f"{url}/v1/health/live", headers={"Authorization": f"Bearer {key}"}
+        ).status_code
+        == 200,
+    }
+
+
+def nba(project: Path, workers: int, seconds: int) -> dict[str, dict[str, float]]:
+    """The next-best-action endpoint on a published project's own customers."""
+    from custintel.pipeline.serving_tasks import current_snapshot
+    from custintel.service.store import Store
+
+    project = project.resolve()
+    store = Store.load(current_snapshot(project))  # type: ignore[arg-type]
+    ids = sorted(store.rows)
+    # the project's ids are not CU%08d of 1..n in general: a Lua table of them
+    key, _ = apikeys.create(apikeys.keys_path(project), "bench-nba", "admin")
+    port = _port()
+    url = f"http://127.0.0.1:{port}"
+    proc = serve(
+        [sys.executable, "-m", "custintel.cli", "serve", "--project", str(project),
+         "--port", str(port), "--workers", str(workers)],
+        f"{url}/v1/health/ready", key, dict(os.environ),
+    )  # fmt: skip
+    out = {}
+    try:
+        for conns in (1, 20):
+            out[f"next-best action, {conns} conn."] = wrk(
+                url, key, "/v1/customers/{id}/next-best-action", len(ids), conns, seconds,
+                ids=ids,
+            )  # fmt: skip
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        apikeys.revoke(apikeys.keys_path(project), "bench-nba")
+    return out
 
 
 def serve(cmd: list[str], url: str, key: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -153,6 +299,8 @@ def main() -> None:
     ap.add_argument("--features", type=int, default=40)
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--overload-seconds", type=int, default=30)
+    ap.add_argument("--nba-project", type=Path, default=None)
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is needed: apt-get install wrk")
@@ -197,9 +345,15 @@ def main() -> None:
         load.join()
         results["custintel scores during a publish"] = during["r"]
         print(f"publish under load: {swap['seconds']} s")
+        over = overload(url, key, n, args.overload_seconds, project)
+        print(f"\noverload, 200 connections for {args.overload_seconds} s:")
+        for k, v in over.items():
+            print(f"  {k:22} {v:.3f}" if isinstance(v, float) else f"  {k:22} {v}")
     finally:
         proc.terminate()
         proc.wait(30)
+    if args.nba_project is not None:
+        results.update(nba(args.nba_project, args.workers, args.seconds))
     peer_port = _port()
     peer_dir = root / "peer"
     peer_dir.mkdir()

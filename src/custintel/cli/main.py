@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib
 
 from custintel.cli import project as _project_commands  # noqa: F401  (adds its commands)
-from custintel.cli import serving as _serving_commands  # noqa: F401
 from custintel.cli.common import app
 from custintel.core.stages import STAGES
 

@@ -18,6 +18,8 @@ from custintel.core.errors import ConfigError
 
 apikey_app = typer.Typer(help="API keys of the real-time service.", no_args_is_help=True)
 common.app.add_typer(apikey_app, name="apikey")
+events_app = typer.Typer(help="Events recorded by the real-time service.", no_args_is_help=True)
+common.app.add_typer(events_app, name="events")
 
 
 @common.app.command("publish")
@@ -34,6 +36,23 @@ def publish(project: Path = common.ProjectOpt, as_json: bool = common.JsonOpt) -
     common.console.print(
         f"Published snapshot v{out['version']}: {out['customers']:,} customers, "
         f"{out['features']} features, {models} in {out['seconds']} s -> {out['folder']}",
+        highlight=False,
+    )
+
+
+@events_app.command("flush")
+@common.guarded
+def events_flush(project: Path = common.ProjectOpt, as_json: bool = common.JsonOpt) -> None:
+    """Move the events the service recorded (contacts, responses, consent) into
+    serving.events; publish and campaign runs do it too."""
+    with common.open_project(project) as proj:
+        out = proj.events_flush()
+    if as_json:
+        common.print_json(out)
+        return
+    common.console.print(
+        f"Flushed {out['events']:,} events from {out['batches']} batch(es): "
+        f"{out['added']:,} new in serving.events",
         highlight=False,
     )
 

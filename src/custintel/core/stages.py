@@ -65,6 +65,9 @@ STAGES: tuple[Stage, ...] = (
     Stage(name="measurement", schemas=("measure",), needs=("campaigns",),
           run="custintel.pipeline.measure_tasks:run_stage", page="custintel.report.measurement",
           cli="custintel.cli.measure", docs="measurement.md", package="measure"),
+    Stage(name="serving", schemas=("serving",), needs=("features",),
+          run="custintel.pipeline.serving_tasks:run_stage", page="custintel.report.serving",
+          cli="custintel.cli.serving", docs="serving.md", package="service"),
 )  # fmt: skip
 """In the order ``custintel run`` executes them."""
 

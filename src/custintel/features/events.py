@@ -198,6 +198,21 @@ def resolved(wh: object, rates: dict[str, float] | None = None) -> Events:
                 customer_id=j.customer_id,
                 **{ours: j[theirs].cast(types[ours]) for ours, theirs in columns.items()},
             )
+    if wh.exists("serving", "events"):  # type: ignore[attr-defined]
+        # what the real-time service was told (core.eventlog): consent given or withdrawn
+        # there counts as any other consent record, a contact made there as a contact
+        api = wh.table("serving", "events")  # type: ignore[attr-defined]
+        extra = {
+            "consents": api.filter(api.kind == "consent").select(
+                "customer_id", "ts", "channel", "purpose", "status"
+            ),
+            "contacts": api.filter(api.kind == "contact").select(
+                "customer_id", "ts", "campaign_id", variant=ibis.literal("treatment")
+            ),
+        }
+        for name, t in extra.items():
+            t = t.cast(SCHEMAS[name])
+            out[name] = out[name].union(t) if name in out else t
     if wh.exists("customer", "profile"):  # type: ignore[attr-defined]
         p = wh.table("customer", "profile")  # type: ignore[attr-defined]
         out["profiles"] = p.select("customer_id", "first_seen")

@@ -121,6 +121,19 @@ def _sample(y: np.ndarray, p: np.ndarray, seed: int) -> dict[str, list[float]]:
     return {"y": [int(v) for v in y[rows]], "p": [round(float(v), 6) for v in p[rows]]}
 
 
+def _ranges(X: pd.DataFrame, categorical: list[str]) -> dict[str, list[float]]:
+    """Each numeric feature's smallest and largest value over the model's rows: the range
+    the real-time service accepts a feature in before it refuses the row."""
+    out = {}
+    for c in X.columns:
+        if c in categorical:
+            continue
+        col = pd.to_numeric(X[c], errors="coerce").astype(float)
+        if col.notna().any():
+            out[c] = [float(col.min()), float(col.max())]
+    return out
+
+
 def _subsample(rows: np.ndarray, y: np.ndarray, limit: int, seed: int) -> np.ndarray:
     """At most ``limit`` of ``rows``, stratified by the target, in their order."""
     if len(rows) <= limit:
@@ -251,6 +264,7 @@ def _train_crossfit(
         },
         "rows": {"train": len(y), "early_stopping": 0, "calibration": 0, "test": len(y)},
         "features": ds.features,
+        "ranges": _ranges(X, ds.categorical),
         "notes": ds.notes,
         "calibration": final.calibration,
         "calibration_brier": final.briers,
@@ -391,6 +405,7 @@ def train(
             "test": int(test.sum()),
         },
         "features": ds.features,
+        "ranges": _ranges(X, ds.categorical),
         "notes": ds.notes,
         "calibration": cfg.calibration,
         "candidates": results,

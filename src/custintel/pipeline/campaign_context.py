@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import ibis
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
@@ -81,6 +82,14 @@ def contact_history(wh: Warehouse, campaign: str, as_of: dt.date, days: int) -> 
         c = c.filter(~((c.campaign_id == campaign) & (c.as_of == as_of)))
         c = c.select("customer_id", "campaign_id", "channel", ts=c.send_at, variant=c.variant)
         parts.append(_between(c, "ts", start, stop).execute())
+    if wh.exists("serving", "events"):  # contacts the real-time service was told of
+        e = wh.table("serving", "events")
+        e = e.filter(e.kind == "contact")
+        e = e.select(
+            "customer_id", "campaign_id", channel=e.channel.fill_null("email"), ts=e.ts,
+            variant=ibis.literal("treatment"),
+        )  # fmt: skip
+        parts.append(_between(e, "ts", start, stop).execute())
     if not parts:
         return pd.DataFrame(columns=["customer_id", "campaign_id", "channel", "ts", "variant"])
     out = pd.concat(parts, ignore_index=True)

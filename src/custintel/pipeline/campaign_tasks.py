@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from custintel.campaigns import delivery, rules
 from custintel.campaigns.decide import Outcome, Plan, decide
-from custintel.core.config import CampaignConfig
+from custintel.core.config import CampaignConfig, ProjectConfig
 from custintel.core.errors import ConfigError, StageError
 from custintel.core.lineage import new_run_id, now
 from custintel.features.build import default_as_of
@@ -24,21 +24,26 @@ from custintel.pipeline.parts import ProjectParts, StageResult
 NBA = "nba"
 
 
+def plan_for(cfg: ProjectConfig, name: str) -> Plan:
+    """A campaign's plan from the config; ``nba`` (unless declared) is every offer with
+    no holdout: the next-best action, batch or real-time."""
+    if name == NBA and NBA not in cfg.campaigns:
+        if not cfg.offers:
+            raise ConfigError("nba: no offers declared (custintel.yaml: offers)")
+        campaign = CampaignConfig(offers=list(cfg.offers), holdout=0.0)
+    else:
+        if name not in cfg.campaigns:
+            known = ", ".join(cfg.campaigns) or "none declared"
+            raise ConfigError(f"no campaign {name!r} in custintel.yaml (campaigns: {known})")
+        campaign = cfg.campaigns[name]
+    return Plan(name, campaign, dict(cfg.offers), dict(cfg.channels), cfg.contact_policy)
+
+
 class CampaignTasks(ProjectParts):
     """Campaign methods of :class:`~custintel.pipeline.project.Project`."""
 
     def _plan(self, name: str) -> Plan:
-        cfg = self.config
-        if name == NBA and NBA not in cfg.campaigns:
-            if not cfg.offers:
-                raise ConfigError("nba: no offers declared (custintel.yaml: offers)")
-            campaign = CampaignConfig(offers=list(cfg.offers), holdout=0.0)
-        else:
-            if name not in cfg.campaigns:
-                known = ", ".join(cfg.campaigns) or "none declared"
-                raise ConfigError(f"no campaign {name!r} in custintel.yaml (campaigns: {known})")
-            campaign = cfg.campaigns[name]
-        return Plan(name, campaign, dict(cfg.offers), dict(cfg.channels), cfg.contact_policy)
+        return plan_for(self.config, name)
 
     def _features_or_none(self, as_of: dt.date) -> Any:
         try:
@@ -89,6 +94,7 @@ class CampaignTasks(ProjectParts):
         ``campaign.runs``; then deliver the treated contacts (files and webhooks, see
         :meth:`campaign_deliver`). Running a campaign again on the same date replaces its
         decisions; what was already delivered is not sent again."""
+        self.events_flush()  # type: ignore[attr-defined]  # opt-outs sent to the service count
         plan, outcome, versions = self._decide(name, as_of)
         run_id = new_run_id()
         self._write(plan, outcome, versions, as_of, run_id)
@@ -247,6 +253,7 @@ class CampaignTasks(ProjectParts):
     def nba(self, as_of: dt.date) -> dict[str, Any]:
         """Every customer's next-best action across all offers (no holdout): written to
         ``campaign.nba`` for that date."""
+        self.events_flush()  # type: ignore[attr-defined]
         _plan, outcome, versions = self._decide(NBA, as_of)
         wh = self.warehouse
         wh.ensure_schema("campaign")

@@ -22,18 +22,28 @@ from typing import Any
 
 import ibis
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.feather as feather
 
-from custintel.core import registry
+from custintel.core import eventlog, registry
+from custintel.core.config import ProjectConfig
 from custintel.core.errors import StageError
+from custintel.core.eventstream import RedisEvents
 from custintel.features.build import params_for, version_of
 from custintel.models.scoring import decile_cutoffs
-from custintel.pipeline.parts import ProjectParts
+from custintel.pipeline.campaign_context import customer_context
+from custintel.pipeline.campaign_tasks import NBA, plan_for
+from custintel.pipeline.parts import Progress as StageProgress
+from custintel.pipeline.parts import ProjectParts, StageResult
+from custintel.pipeline.segment_tasks import ACTIVE, SEGMENT_MODEL
 
 CUSTOMERS = "customers.arrow"
 MANIFEST = "manifest.json"
 CURRENT = "CURRENT"
+NBA_CONTEXT = "nba.arrow"
+CARRIED = "events.jsonl"
 CHAMPION = "champion"
 SCORE_FIELDS = ("score", "decile", "tier", "reasons")
 CLV_FIELDS = ("p_alive", "expected_purchases", "expected_spend", "clv")
@@ -49,6 +59,14 @@ def current_snapshot(project_dir: Path) -> Path | None:
     if not pointer.exists():
         return None
     return serving_dir(project_dir) / "snapshots" / pointer.read_text(encoding="utf-8").strip()
+
+
+def event_stream(config: ProjectConfig) -> RedisEvents | None:
+    """The Redis event stream of a project configured for several instances."""
+    cfg = config.serving
+    if not cfg.redis_url:
+        return None
+    return RedisEvents(cfg.redis_url, cfg.redis_prefix or f"custintel:{config.name}")
 
 
 def _latest(t: ibis.Table, version: int | None = None) -> ibis.Table:
@@ -78,10 +96,89 @@ class ServingTasks(ProjectParts):
                 out[name] = registry.get(wh, name)
         return out
 
+    def events_flush(self, grace_s: float = 1.0) -> dict[str, Any]:
+        """Move the events the service recorded into ``serving.events`` (see
+        :mod:`custintel.core.eventlog`); safe to interrupt and to run twice."""
+        folder = eventlog.events_dir(self.dir)
+        if eventlog.rotate(folder) is not None:
+            time.sleep(grace_s)  # a worker's write begun before the rename lands in it
+        pending = eventlog.batches(folder)
+        read = added = 0
+        for batch in pending:
+            events = eventlog.read_batch(batch)
+            read += len(events)
+            added += self._insert_events(events)
+            eventlog.mark_flushed(batch)
+        stream = self.event_stream()
+        if stream is not None:  # several instances: their events are in Redis
+            last = stream.flushed_through()
+            while page := stream.after(last):
+                read += len(page)
+                added += self._insert_events([e for _, e in page])
+                last = page[-1][0]
+                stream.mark_flushed(last)  # after the insert: a crash re-reads, no loss
+        return {"batches": len(pending), "events": read, "added": added}
+
+    def event_stream(self) -> RedisEvents | None:
+        """The project's Redis event stream, when ``serving.redis_url`` is set."""
+        return event_stream(self.config)
+
+    def _insert_events(self, events: list[dict[str, Any]]) -> int:
+        """Add the events not already in ``serving.events``; how many were new."""
+        if not events:
+            return 0
+        wh = self.warehouse
+        frame = pd.DataFrame(events).reindex(columns=list(eventlog.COLUMNS))
+        frame = frame.drop_duplicates("event_id")
+        for c in ("received_at", "ts"):
+            frame[c] = pd.to_datetime(frame[c], utc=True, format="ISO8601")
+        frame["value"] = pd.to_numeric(frame["value"], errors="coerce").astype("float64")
+        for c, kind in eventlog.COLUMNS.items():
+            if kind == "string":
+                frame[c] = frame[c].astype("string")
+        wh.ensure_schema("serving")
+        with wh.transaction():
+            if wh.exists("serving", "events"):
+                t = wh.table("serving", "events")
+                since = frame.received_at.min() - pd.Timedelta(days=1)
+                have = t.filter(t.received_at >= since.to_pydatetime()).event_id.execute()
+                frame = frame[~frame.event_id.isin(set(have))]
+            if len(frame):
+                wh.put("serving", "events", frame, append=wh.exists("serving", "events"))
+        return len(frame)
+
+    def _active_segmentation(self) -> int | None:
+        """The segmentation the segment stage treats as live (its ``active`` alias), not
+        merely the newest fitted."""
+        if not self.warehouse.exists("models", "registry"):
+            return None
+        try:
+            return registry.get(self.warehouse, SEGMENT_MODEL, alias=ACTIVE).version
+        except StageError:
+            return None
+
+    def _latest_rows(
+        self, schema: str, name: str, version: int | None = None
+    ) -> tuple[ibis.Table, dict[str, Any]] | None:
+        """A stored table's rows of one model version (the newest when None) on its
+        latest date, and where they came from; None when the table is not there."""
+        wh = self.warehouse
+        if not wh.exists(schema, name):
+            return None
+        t = wh.table(schema, name)
+        if version is None:
+            version = int(t.model_version.max().execute())
+        t = _latest(t, version)
+        return t, {"as_of": str(t.as_of.max().to_pyarrow().as_py()), "model_version": version}
+
     def publish(self, keep: int = 3) -> dict[str, Any]:
         """Write a new serving snapshot and make it the live one."""
         wh = self.warehouse
         start = time.perf_counter()
+        self.events_flush()
+        included = [p.name for p in eventlog.flushed(eventlog.events_dir(self.dir))]
+        stream = self.event_stream()
+        through = stream.flushed_through() if stream is not None else None
         if not wh.exists("features", "customer"):
             raise StageError(
                 "publish: no stored features yet; run the features stage "
@@ -108,6 +205,8 @@ class ServingTasks(ProjectParts):
             "categorical": text,
             "features_as_of": str(as_of),
             "feature_set_version": fs_version,
+            "segments": None,
+            "clv": None,
         }
         models: dict[str, Any] = {}
         for name, entry in self._published_models().items():
@@ -125,25 +224,15 @@ class ServingTasks(ProjectParts):
                 "path": os.path.relpath(entry.folder(self.artifacts_dir), self.dir),
                 "algorithm": entry.algorithm,
             }
-        segments: dict[str, Any] | None = None
-        if wh.exists("segments", "assignments"):
-            a = wh.table("segments", "assignments")
-            a = _latest(a, int(a.model_version.max().execute()))
-            segments = {
-                "as_of": str(a.as_of.max().to_pyarrow().as_py()),
-                "model_version": int(a.model_version.max().execute()),
-            }
+        segments = self._latest_rows("segments", "assignments", self._active_segmentation())
+        if segments is not None:
+            a, manifest["segments"] = segments
             base = base.left_join(
                 a.select("customer_id", "segment_id", "segment_name"), "customer_id"
             ).drop("customer_id_right")
-        clv: dict[str, Any] | None = None
-        if wh.exists("scores", "clv"):
-            c = wh.table("scores", "clv")
-            c = _latest(c, int(c.model_version.max().execute()))
-            clv = {
-                "as_of": str(c.as_of.max().to_pyarrow().as_py()),
-                "model_version": int(c.model_version.max().execute()),
-            }
+        clv = self._latest_rows("scores", "clv")
+        if clv is not None:
+            c, manifest["clv"] = clv
             base = base.left_join(
                 c.select("customer_id", *[c[f].name(f"clv__{f}") for f in CLV_FIELDS]),
                 "customer_id",
@@ -164,13 +253,56 @@ class ServingTasks(ProjectParts):
             bounds = pc.min_max(table.column(c)).as_py()
             if bounds["min"] is not None:
                 manifest["ranges"][c] = [float(bounds["min"]), float(bounds["max"])]
-        manifest["segments"] = segments
-        manifest["clv"] = clv
         manifest["fallbacks"] = _segment_averages(table, list(models))
-        return self._write_snapshot(table, manifest, keep, start)
+        catalog = self.features_catalog()  # type: ignore[attr-defined]
+        manifest["descriptions"] = dict(zip(catalog.name, catalog.description, strict=True))
+        nba = self._nba_context(as_of)
+        manifest["nba"] = nba[2] if nba else None
+        manifest["events"] = {"included": included, "stream_through": through}
+        out = self._write_snapshot(table, manifest, keep, start, nba)
+        for name in included:  # in the warehouse, and held by the live snapshot
+            (eventlog.events_dir(self.dir) / name).unlink(missing_ok=True)
+        if stream is not None and through is not None:
+            stream.trim_through(through)
+        return out
+
+    def _nba_context(self, as_of: dt.date) -> tuple[pd.DataFrame, list[dict], dict] | None:
+        """What the next-best action decides from, for every customer, as of the features'
+        date (:func:`~custintel.pipeline.campaign_context.customer_context`, the campaign
+        engine's own), and the service's events after that date, which it cannot hold."""
+        cfg = self.config
+        if not cfg.offers:
+            return None
+        plan = plan_for(cfg, NBA)
+        features = self._features_or_none(as_of)  # type: ignore[attr-defined]
+        ctx, versions = customer_context(self.warehouse, cfg, self.dir, plan, as_of, features)
+        missing = [k for k in plan.labels() if versions.get(k) is None]
+        if missing or ctx.empty:
+            return None
+        carried: list[dict[str, Any]] = []
+        if self.warehouse.exists("serving", "events"):
+            e = self.warehouse.table("serving", "events")
+            midnight = dt.datetime(as_of.year, as_of.month, as_of.day, tzinfo=dt.UTC)
+            e = e.filter(e.kind.isin(("consent", "contact")) & (e.ts >= midnight))
+            frame = e.execute()
+            for c in ("received_at", "ts"):
+                frame[c] = frame[c].map(lambda v: v.isoformat())
+            carried = json.loads(frame.to_json(orient="records"))
+        info = {
+            "as_of": str(as_of),
+            "customers": len(ctx),
+            "model_versions": versions,
+            "carried_events": len(carried),
+        }
+        return ctx, carried, info
 
     def _write_snapshot(
-        self, table: pa.Table, manifest: dict[str, Any], keep: int, start: float
+        self,
+        table: pa.Table,
+        manifest: dict[str, Any],
+        keep: int,
+        start: float,
+        nba: tuple[pd.DataFrame, list[dict], dict] | None,
     ) -> dict[str, Any]:
         root = serving_dir(self.dir)
         snaps = root / "snapshots"
@@ -186,6 +318,11 @@ class ServingTasks(ProjectParts):
             pa.ipc.new_file(sink, table.schema) as writer,
         ):
             writer.write_table(table, max_chunksize=table.num_rows)
+        if nba is not None:
+            ctx, carried, _ = nba
+            feather.write_feather(ctx, work / NBA_CONTEXT, compression="uncompressed")
+            lines = "".join(json.dumps(e, default=str) + "\n" for e in carried)
+            (work / CARRIED).write_text(lines, encoding="utf-8")
         manifest = {
             "version": version,
             "published_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -220,15 +357,31 @@ def _segment_averages(table: pa.Table, models: list[str]) -> dict[str, Any]:
     for c in cols:
         mean = pc.mean(table.column(c)).as_py()
         out["overall"][c] = mean
-    if "segment_id" in table.column_names and cols:
-        grouped = table.group_by("segment_id").aggregate([(c, "mean") for c in cols])
+    if "segment_id" in table.column_names:
+        grouped = table.group_by(["segment_id", "segment_name"]).aggregate(
+            [("segment_id", "count"), *[(c, "mean") for c in cols]]
+        )
         for row in grouped.to_pylist():
             if row["segment_id"] is None:
                 continue
-            out["by_segment"][str(row["segment_id"])] = {c: row[f"{c}_mean"] for c in cols}
-        counts = table.group_by(["segment_id", "segment_name"]).aggregate([("segment_id", "count")])
-        for row in counts.to_pylist():
-            if row["segment_id"] is not None:
-                out.setdefault("counts", {})[str(row["segment_id"])] = row["segment_id_count"]
-                out.setdefault("names", {})[str(row["segment_id"])] = row["segment_name"]
+            key = str(row["segment_id"])
+            out.setdefault("counts", {})[key] = row["segment_id_count"]
+            out.setdefault("names", {})[key] = row["segment_name"]
+            if cols:
+                out["by_segment"][key] = {c: row[f"{c}_mean"] for c in cols}
     return out
+
+
+def run_stage(project: Any, run_id: str, progress: StageProgress | None) -> StageResult:
+    """The ``serving`` stage of ``custintel run``: the events the service recorded moved
+    into the warehouse, then a new serving snapshot that running servers swap to."""
+    if not project.warehouse.exists("features", "customer"):
+        return StageResult("serving", "skipped", "no stored features to publish")
+    out = project.publish(keep=project.config.serving.keep_snapshots)
+    models = ", ".join(f"{k} v{v}" for k, v in out["models"].items()) or "no models"
+    return StageResult(
+        "serving",
+        "ok",
+        f"snapshot v{out['version']}: {out['customers']:,} customers, {models}",
+        out,
+    )

@@ -8,12 +8,13 @@ with orjson; the Pydantic models below document them in the OpenAPI schema.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import Depends, FastAPI, Request
@@ -21,11 +22,14 @@ from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from custintel.core import apikeys
+from custintel.core import apikeys, consent, eventlog
 from custintel.core.config import ServingConfig, load_config
 from custintel.core.roles import Scope, allowed
+from custintel.pipeline.campaign_tasks import NBA, plan_for
+from custintel.pipeline.serving_tasks import event_stream
 from custintel.service.guard import FALLBACKS, Guard, RateLimits, metrics_text, retry_after
 from custintel.service.live_scoring import RowError
 from custintel.service.store import Live, Store
@@ -141,10 +145,67 @@ class ScoreOut(Served):
     tier: str | None
     engine: str | None = Field(description="onnx or native; none on a fallback")
     missing: list[str] = Field(description="the model's features the request did not give")
+    reasons: list[str] | None = Field(
+        default=None,
+        description="with ?reasons=true: the features that pushed the score most, in words "
+        "(exact per-row SHAP, as the batch gives)",
+    )
     fallback: str | None = Field(
         default=None,
         description="model_unavailable: the overall average, not a score of these features",
     )
+
+
+class Action(BaseModel):
+    offer: str
+    channel: str
+    propensity: float | None
+    value: float | None
+    priority: float | None = Field(description="propensity x value x uplift x weights")
+    cost: float | None
+    send_hour: float | None = Field(description="the customer's usual e-mail hour (UTC)")
+    send_weekday: str | None
+
+
+class NextBestOut(Served):
+    customer_id: str
+    known: bool
+    actions: list[Action] = Field(description="what to do now; empty when nothing may be")
+    rule: str | None = Field(
+        description="when no action: the rule that stopped the best candidate furthest on "
+        "(consent, frequency_cap, cooling_off, ...); unknown_customer for an id the "
+        "snapshot does not hold"
+    )
+    rules: list[str] = Field(description="every rule some candidate failed")
+    as_of: str | None = Field(description="the date the stored decision rows are as of")
+
+
+Text = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:/\-]+$")]
+
+
+class EventIn(BaseModel):
+    customer_id: Annotated[str, Field(pattern=ID_PATTERN, examples=["CU00000123"])]
+    kind: Literal["contact", "response"]
+    ts: dt.datetime | None = Field(
+        default=None, description="when it happened (UTC; default: when received)"
+    )
+    campaign_id: Text | None = None
+    offer: Text | None = None
+    channel: Literal[consent.CHANNELS] | None = None  # type: ignore[valid-type]
+    outcome: Text | None = Field(default=None, examples=["clicked", "converted", "declined"])
+    value: float | None = Field(default=None, allow_inf_nan=False, description="revenue")
+
+
+class ConsentIn(BaseModel):
+    purpose: Literal[(*consent.PURPOSES, consent.ALL)] = "marketing"  # type: ignore[valid-type]
+    channel: Literal[(*consent.CHANNELS, consent.ALL)] = consent.ALL  # type: ignore[valid-type]
+    status: Literal["withdrawn", "granted"] = "withdrawn"
+    ts: dt.datetime | None = Field(default=None, description="when (UTC; default: now)")
+
+
+class RecordedOut(BaseModel):
+    event_id: str
+    received_at: str
 
 
 class Live_(BaseModel):
@@ -202,8 +263,12 @@ class Keys:
 
 def create_app(project_dir: Path | str, *, watch: bool = True) -> FastAPI:
     project_dir = Path(project_dir).resolve()
-    cfg: ServingConfig = load_config(project_dir).serving
-    live = Live(project_dir)
+    project = load_config(project_dir)
+    cfg: ServingConfig = project.serving
+    plan = plan_for(project, NBA) if project.offers else None
+    stream = event_stream(project)
+    live = Live(project_dir, plan=plan, regime=project.consent.marketing, stream=stream)
+    log = eventlog.Appender(eventlog.events_dir(project_dir))
     keys = Keys(apikeys.keys_path(project_dir))
     limits = RateLimits(cfg.rate_per_s, cfg.burst)
     stale_s = cfg.stale_after_hours * 3600
@@ -214,6 +279,7 @@ def create_app(project_dir: Path | str, *, watch: bool = True) -> FastAPI:
             live.start()
         yield
         live.stop()
+        log.close()
 
     app = FastAPI(
         title="custintel",
@@ -303,6 +369,11 @@ def create_app(project_dir: Path | str, *, watch: bool = True) -> FastAPI:
             )  # fmt: skip
         return s
 
+    def lookup(customer_id: str) -> tuple[Store, int | None]:
+        """The live snapshot and the customer's row in it (None: not in it)."""
+        s = store()
+        return s, s.row(customer_id)
+
     def stale(s: Store) -> bool:
         return time.time() - s.manifest.get("published_epoch", s.loaded_at) > stale_s
 
@@ -367,8 +438,7 @@ def create_app(project_dir: Path | str, *, watch: bool = True) -> FastAPI:
         dependencies=[Depends(needs(Scope.CUSTOMER_READ))],
     )
     async def customer_scores(customer_id: CustomerId) -> Response:
-        s = store()
-        i = s.row(customer_id)
+        s, i = lookup(customer_id)
         scores = s.scores(i) if i is not None else {
             name: {"score": None, "decile": None, "tier": None, "reasons": [],
                    "model_version": info["version"], "as_of": info["as_of"]}
@@ -389,8 +459,7 @@ def create_app(project_dir: Path | str, *, watch: bool = True) -> FastAPI:
         dependencies=[Depends(needs(Scope.CUSTOMER_READ))],
     )
     async def customer_segment(customer_id: CustomerId) -> Response:
-        s = store()
-        i = s.row(customer_id)
+        s, i = lookup(customer_id)
         seg = s.manifest.get("segments") or {}
         return json_response(
             {
@@ -412,8 +481,7 @@ def create_app(project_dir: Path | str, *, watch: bool = True) -> FastAPI:
         dependencies=[Depends(needs(Scope.CUSTOMER_READ))],
     )
     async def customer_clv(customer_id: CustomerId) -> Response:
-        s = store()
-        i = s.row(customer_id)
+        s, i = lookup(customer_id)
         info = s.manifest.get("clv") or {}
         body: dict[str, Any] = {
             "customer_id": customer_id,
@@ -446,6 +514,7 @@ def create_app(project_dir: Path | str, *, watch: bool = True) -> FastAPI:
     async def score_features(
         body: ScoreIn,
         model: Annotated[str, PathParam(pattern=r"^[A-Za-z0-9_\-]{1,64}$", examples=["churn_90d"])],
+        reasons: bool = False,
     ) -> Response:
         s = store()
         info = s.manifest["models"].get(model)
@@ -455,22 +524,112 @@ def create_app(project_dir: Path | str, *, watch: bool = True) -> FastAPI:
                 404, "unknown_model", f"no published model {model!r} (published: {names})"
             )
         live_model = s.models.get(model)
-        out: dict[str, Any]
-        if live_model is None:
-            score, _ = average(s, None, f"{model}__score")
-            out = {"score": score, "decile": None, "tier": None, "engine": None,
-                   "model_version": info["version"], "missing": [], "fallback": "model_unavailable"}  # fmt: skip
-        else:
+        out: dict[str, Any] | None = None
+        if live_model is not None:
             try:
-                out = live_model.answer(body.features)
+                out = live_model.answer(body.features, with_reasons=reasons)
             except RowError as exc:
                 raise ApiError(422, "invalid_features", str(exc)) from None
             except Exception:  # the model failed on this row: answer, flagged, never a 500
-                FALLBACKS.labels("model_unavailable").inc()
-                score = s.manifest["fallbacks"]["overall"].get(f"{model}__score")
-                out = {"score": score, "decile": None, "tier": None, "engine": None,
-                       "model_version": info["version"], "missing": [], "fallback": "model_unavailable"}  # fmt: skip
+                out = None
+        if out is None:
+            FALLBACKS.labels("model_unavailable").inc()
+            out = {
+                "score": s.manifest["fallbacks"]["overall"].get(f"{model}__score"),
+                "decile": None, "tier": None, "engine": None, "missing": [],
+                "model_version": info["version"], "fallback": "model_unavailable",
+            }  # fmt: skip
         return json_response({"model": model, **out, **served(s)})
+
+    @app.get(
+        "/v1/customers/{customer_id}/next-best-action",
+        response_model=NextBestOut,
+        responses=CUSTOMER_ERRORS,
+        summary="What to offer the customer now, on which channel, under the contact policy",
+        dependencies=[Depends(needs(Scope.DECIDE))],
+    )
+    def next_best_action(customer_id: CustomerId) -> Response:
+        # a plain function: FastAPI runs it on a thread, so the decision (a few ms of
+        # pandas) does not hold up the requests around it
+        s, _ = lookup(customer_id)
+        if s.nba is None or s.overlay is None:
+            raise ApiError(
+                503, "no_decisions",
+                "this snapshot has no next-best-action rows: declare offers in "
+                "custintel.yaml and publish again", {"Retry-After": "60"},
+            )  # fmt: skip
+        try:
+            got = s.nba.answer(customer_id, s.overlay)
+        except RedisError:  # without the latest opt-outs no action may be offered
+            raise ApiError(
+                503, "events_unavailable", "the event stream cannot be reached to check "
+                "for opt-outs", {"Retry-After": "1"},
+            ) from None  # fmt: skip
+        if got is None:
+            FALLBACKS.labels("unknown_customer").inc()
+            got = {"actions": [], "rule": "unknown_customer", "rules": []}
+        return json_response(
+            {
+                "customer_id": customer_id,
+                "known": got["rule"] != "unknown_customer",
+                **got,
+                "as_of": s.manifest["nba"]["as_of"],
+                **served(s),
+            }
+        )
+
+    def record(kind: str, customer_id: str, key: apikeys.KeyRecord, **fields: Any) -> Response:
+        when = fields.pop("ts", None)
+        if when is not None:  # taken as given: a consent dated ahead counts from then
+            when = when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+            try:
+                fields["ts"] = when.astimezone(dt.UTC).isoformat()
+            except OverflowError:
+                raise ApiError(422, "invalid_request", "body.ts: out of range") from None
+        event = eventlog.new_event(kind, customer_id, key_id=key.key_id, **fields)
+        # written before the answer: never lost
+        if stream is not None:
+            try:
+                stream.append(event)
+            except RedisError:
+                raise ApiError(
+                    503, "events_unavailable", "the event stream cannot be reached; not "
+                    "recorded, send again", {"Retry-After": "1"},
+                ) from None  # fmt: skip
+        else:
+            log.append(event, sync=cfg.fsync_events)
+        return json_response(
+            {"event_id": event["event_id"], "received_at": event["received_at"]}, 202
+        )
+
+    @app.post(
+        "/v1/events",
+        response_model=RecordedOut,
+        status_code=202,
+        responses={**ERRORS, 422: {"model": ErrorOut, "description": "a malformed event"}},
+        summary="Record a contact made or a customer's response (kept in the append log, "
+        "then in serving.events)",
+    )
+    async def events(
+        body: EventIn,
+        key: apikeys.KeyRecord = Depends(needs(Scope.EVENTS_WRITE)),
+    ) -> Response:
+        fields = body.model_dump(exclude={"customer_id", "kind"})
+        return record(body.kind, body.customer_id, key, **fields)
+
+    @app.post(
+        "/v1/customers/{customer_id}/consent",
+        response_model=RecordedOut,
+        status_code=202,
+        responses=CUSTOMER_ERRORS,
+        summary="Record an opt-out (or a consent given): the next decision honours it",
+    )
+    async def customer_consent(
+        customer_id: CustomerId,
+        body: ConsentIn,
+        key: apikeys.KeyRecord = Depends(needs(Scope.CONSENT_WRITE)),
+    ) -> Response:
+        return record("consent", customer_id, key, **body.model_dump())
 
     @app.get(
         "/v1/segments",
@@ -489,11 +648,18 @@ def create_app(project_dir: Path | str, *, watch: bool = True) -> FastAPI:
                 "customers": int(fb.get("counts", {}).get(seg, 0)),
                 "averages": figures,
             }
-            for seg, figures in sorted(fb["by_segment"].items(), key=lambda kv: kv[0])
+            for seg, figures in sorted(
+                {k: fb["by_segment"].get(k, {}) for k in fb.get("counts", {})}.items()
+            )
         ]
         return json_response({"segments": out, **served(s)})
 
-    app.add_middleware(Guard, max_inflight=cfg.max_inflight, max_body_bytes=cfg.max_body_bytes)
+    app.add_middleware(
+        Guard,
+        max_inflight=cfg.max_inflight,
+        max_body_bytes=cfg.max_body_bytes,
+        max_lag_s=cfg.max_queue_ms / 1000,
+    )
     return app
 
 

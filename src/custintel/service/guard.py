@@ -6,6 +6,7 @@ latter adds a task and a stream per request, a fair share of a millisecond budge
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import math
@@ -29,6 +30,11 @@ Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 log = logging.getLogger("custintel.service")
+
+LAG_TICK_S = 0.005
+LAG_SUSTAIN_S = 0.25
+LAG_MIN_ARRIVALS = 8
+UNSHED = frozenset({"/v1/health/live", "/metrics"})  # a probe must not see a busy worker as dead
 
 REQUESTS = Counter("custintel_requests", "Requests answered", ["route", "status"])
 LATENCY = Histogram(
@@ -73,18 +79,53 @@ class Guard:
     requests at a time (503) and bodies over ``max_body_bytes`` (413); time and count the
     rest."""
 
-    def __init__(self, app: ASGIApp, max_inflight: int, max_body_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_inflight: int, max_body_bytes: int, max_lag_s: float = 0.03
+    ) -> None:
         self.app = app
         self.max_inflight = max_inflight
         self.max_body_bytes = max_body_bytes
+        self.max_lag_s = max_lag_s
         self.inflight = 0
+        self.busy = False
+        self.arrivals = 0
+        self._watch: asyncio.Task[None] | None = None
+
+    async def _watch_lag(self) -> None:
+        """How late the event loop wakes a timer: the time a request now waits before
+        the worker gets to it. Requests answered in under a millisecond rarely overlap,
+        so counting those in flight alone would never notice a queue of them."""
+        changed = time.perf_counter()  # since when the loop has been late, or on time
+        while True:
+            start, arrived = time.perf_counter(), self.arrivals
+            await asyncio.sleep(LAG_TICK_S)
+            now = time.perf_counter()
+            # late, and with many requests come meanwhile: a queue. A loop held up by one
+            # long request on a thread (a decision) is late with no one waiting.
+            late = (
+                now - start - LAG_TICK_S > self.max_lag_s
+                and self.arrivals - arrived >= LAG_MIN_ARRIVALS
+            )
+            if late == self.busy:
+                changed = now
+            elif now - changed >= LAG_SUSTAIN_S:
+                # a pause (a snapshot swap, a collection) is not an overload, nor one
+                # quiet tick its end: the loop must stay late, or on time, a while
+                self.busy, changed = late, now
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self._watch is None:
+            self._watch = asyncio.get_running_loop().create_task(self._watch_lag())
+        self.arrivals += 1
         if self.inflight >= self.max_inflight:
             SHED.labels("inflight").inc()
+            await _refuse(send, 503, "overloaded", "the service is at capacity; retry shortly", 1)
+            return
+        if self.busy and scope.get("path") not in UNSHED:
+            SHED.labels("queue").inc()
             await _refuse(send, 503, "overloaded", "the service is at capacity; retry shortly", 1)
             return
         for name, value in scope.get("headers", []):

@@ -17,6 +17,7 @@ from typing import Any
 import joblib
 import numpy as np
 
+from custintel.models import explain
 from custintel.models import onnx as onnx_export
 from custintel.models.scoring import decile_of, tiers
 
@@ -27,15 +28,35 @@ class RowError(ValueError):
     """A row that cannot be scored, with what is wrong in it."""
 
 
+def _widest(*ranges: dict[str, list[float]]) -> dict[str, tuple[float, float]]:
+    """Each feature's range over the model's training rows and the published customers:
+    a live row inside it is one the model has seen the like of, in training or in the
+    batch scores the service already gives out."""
+    out: dict[str, tuple[float, float]] = {}
+    for r in ranges:
+        for name, (low, high) in r.items():
+            was = out.get(name, (low, high))
+            out[name] = (min(was[0], low), max(was[1], high))
+    return out
+
+
 class LiveModel:
     """One published model, ready to score single rows."""
 
-    def __init__(self, folder: Path, info: dict[str, Any], ranges: dict[str, list[float]]) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        info: dict[str, Any],
+        ranges: dict[str, list[float]],
+        words: dict[str, str] | None = None,
+    ) -> None:
+        self.folder = folder
+        self.words = words or {}
         summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
         graph = summary.get("onnx") or {}
         self.version = int(info["version"])
         self.cutoffs = list(info.get("cutoffs") or [])
-        self.ranges = ranges
+        self.ranges = _widest(summary.get("ranges") or {}, ranges)
         self._native = None
         self._session = None
         if graph.get("available") and (folder / "model.onnx").exists():
@@ -75,25 +96,43 @@ class LiveModel:
             low, high = self.ranges.get(name, (None, None))
             if low is not None and high is not None and not low <= number <= high:
                 raise RowError(
-                    f"{name}: {number:g} is outside the range the model was scored on "
-                    f"({low:g} to {high:g})"
+                    f"{name}: {number:g} is outside the range the model was trained and "
+                    f"scored on ({low:g} to {high:g})"
                 )
             row[0, j] = number
         missing = [f for f in self.features if f not in values]
         return row, missing
 
-    def score(self, row: np.ndarray) -> float:
-        if self._session is not None:
-            return float(self._session.run([onnx_export.OUTPUT], {onnx_export.INPUT: row})[0][0])
-        import pandas as pd  # the native path only: a model without an ONNX graph
+    def _frame(self, row: np.ndarray) -> Any:
+        """The row as the native model's DataFrame (the native path and reasons only)."""
+        import pandas as pd
 
         frame = pd.DataFrame(row, columns=self.features)
         for c, levels in self.categories.items():
             codes = frame[c].fillna(-1).astype(int)
             frame[c] = pd.Categorical.from_codes(codes, categories=levels)
-        return float(self._native.predict(frame)[0])  # type: ignore[union-attr]
+        return frame
 
-    def answer(self, values: dict[str, Value]) -> dict[str, Any]:
+    def _native_model(self) -> Any:
+        if self._native is None:
+            self._native = joblib.load(self.folder / "model.joblib")
+        return self._native
+
+    def score(self, row: np.ndarray) -> float:
+        if self._session is not None:
+            return float(self._session.run([onnx_export.OUTPUT], {onnx_export.INPUT: row})[0][0])
+        return float(self._native_model().predict(self._frame(row))[0])
+
+    def reasons(self, row: np.ndarray) -> list[str]:
+        """The batch's reasons for this row: exact per-row SHAP of the native model,
+        worded from the feature catalog (a few milliseconds, so only when asked)."""
+        X = self._frame(row)
+        pushes = explain.contributions(self._native_model().members, X)
+        if pushes is None:
+            return []
+        return json.loads(explain.reasons(pushes, X, self.words)[0])
+
+    def answer(self, values: dict[str, Value], *, with_reasons: bool = False) -> dict[str, Any]:
         row, missing = self.encode(values)
         score = self.score(row)
         decile = decile_of(score, self.cutoffs) if self.cutoffs else None
@@ -104,4 +143,5 @@ class LiveModel:
             "model_version": self.version,
             "engine": self.engine,
             "missing": missing,
+            "reasons": self.reasons(row) if with_reasons else None,
         }

@@ -20,8 +20,11 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
+from custintel.campaigns.decide import Plan
+from custintel.core.eventstream import RedisEvents
 from custintel.pipeline.serving_tasks import CUSTOMERS, MANIFEST, current_snapshot
 from custintel.service.live_scoring import LiveModel
+from custintel.service.next_best import NextBest, Overlay
 
 
 def _column(table: pa.Table, name: str) -> Any:
@@ -53,6 +56,8 @@ class Store:
     columns: dict[str, Any]
     models: dict[str, LiveModel] = field(default_factory=dict)
     model_errors: dict[str, str] = field(default_factory=dict)
+    nba: NextBest | None = None
+    overlay: Overlay | None = None
     loaded_at: float = field(default_factory=time.time)
 
     @property
@@ -60,7 +65,15 @@ class Store:
         return int(self.manifest["version"])
 
     @classmethod
-    def load(cls, folder: Path) -> Store:
+    def load(
+        cls,
+        folder: Path,
+        plan: Plan | None = None,
+        regime: str = "opt_out",
+        stream: RedisEvents | None = None,
+    ) -> Store:
+        """The snapshot in ``folder``; with the ``nba`` plan, its next-best-action rows
+        too (a snapshot published without offers has none)."""
         manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         source = pa.memory_map(str(folder / CUSTOMERS), "r")
         table = pa.ipc.open_file(source).read_all()
@@ -71,10 +84,16 @@ class Store:
         for name, info in manifest["models"].items():
             try:
                 store.models[name] = LiveModel(
-                    project_dir / info["path"], info, manifest.get("ranges", {})
+                    project_dir / info["path"],
+                    info,
+                    manifest.get("ranges", {}),
+                    manifest.get("descriptions", {}),
                 )
             except Exception as exc:  # a model that cannot load: its answers fall back
                 store.model_errors[name] = f"{type(exc).__name__}: {exc}"
+        store.overlay = Overlay(project_dir, folder, manifest, stream)
+        if plan is not None and manifest.get("nba"):
+            store.nba = NextBest(folder, plan, regime)
         return store
 
     def row(self, customer_id: str) -> int | None:
@@ -109,8 +128,16 @@ class Store:
 class Live:
     """The store in use, swapped to the newest snapshot when ``CURRENT`` changes."""
 
-    def __init__(self, project_dir: Path, check_every_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        project_dir: Path,
+        check_every_s: float = 0.5,
+        plan: Plan | None = None,
+        regime: str = "opt_out",
+        stream: RedisEvents | None = None,
+    ) -> None:
         self.project_dir = project_dir
+        self.plan, self.regime, self.stream = plan, regime, stream
         self.check_every_s = check_every_s
         self.store: Store | None = None
         self.error: str | None = None
@@ -127,7 +154,7 @@ class Live:
             if folder is None or (self.store is not None and self.store.folder == folder):
                 return False
             try:
-                store = Store.load(folder)
+                store = Store.load(folder, self.plan, self.regime, self.stream)
             except (OSError, ValueError, KeyError, pa.ArrowException) as exc:
                 self.error = f"snapshot {folder.name} failed to load: {exc}"
                 return False

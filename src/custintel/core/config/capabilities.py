@@ -467,8 +467,27 @@ class ServingConfig(Strict):
     max_inflight: int = Field(
         default=64, ge=1, description="requests a worker takes at a time; beyond, 503 at once"
     )
+    max_queue_ms: float = Field(
+        default=30.0,
+        gt=0,
+        description="when a worker's requests wait longer than this to be taken up, new "
+        "ones get 503 at once (the answers it accepts stay fast)",
+    )
     max_body_bytes: int = Field(default=65536, ge=1024, description="largest request body")
     stale_after_hours: float = Field(
         default=48.0, gt=0, description="a snapshot older than this is flagged stale"
     )
     keep_snapshots: int = Field(default=3, ge=1, description="published snapshots kept on disk")
+    redis_url: str | None = Field(
+        default=None,
+        description="several service instances: events (and opt-outs) go through one "
+        "Redis stream at this URL, e.g. redis://host:6379/0",
+    )
+    redis_prefix: str | None = Field(
+        default=None, description="key prefix in Redis (default: custintel:<project name>)"
+    )
+    fsync_events: bool = Field(
+        default=False,
+        description="write each recorded event through to the disk before answering "
+        "(survives a power cut, not only a crash of the service; slower)",
+    )
