@@ -383,8 +383,23 @@ def test_the_model_never_sees_data_after_its_training_dates(
 
     project = tmp_path / "shop"
     shutil.copytree(churn["project"], project)
+    # one untuned LightGBM, trained before and after the change: what is compared is the
+    # data the model learns from, not the search (test_models_serving holds it seeded)
+    cfg = load_config(project)
+    quick = cfg.models.model_copy(
+        update={
+            "tuning": TuningConfig(trials=0),
+            "algorithms": ["lightgbm"],
+            "compare_imbalance": False,
+        }
+    )
+    (project / "custintel.yaml").write_text(
+        dump_config(cfg.model_copy(update={"models": quick})), encoding="utf-8"
+    )
     cut = "2025-03-31"
     with Project.open(project) as p:
+        first = p.model_train("churn_90d", force=True)
+        model_before = registry.load(p.artifacts_dir, registry.get(p.warehouse, "churn_90d"))
         wh = p.warehouse
         for name, contract in CONTRACTS.items():
             if name not in ("customers", "orders") and wh.exists("clean", name):
@@ -398,7 +413,7 @@ def test_the_model_never_sees_data_after_its_training_dates(
         again = p.model_train("churn_90d", force=True)
         model = registry.load(p.artifacts_dir, registry.get(p.warehouse, "churn_90d"))
     frame = churn["frame"]
-    before = churn["model"].predict_frame(frame)
+    before = model_before.predict_frame(frame)
     after = model.predict_frame(frame)
     # the rows it learns from are the same (to the last bits of parallel float sums)
     learned = [str(d) for d in SNAPSHOTS[:-1]]
@@ -416,9 +431,7 @@ def test_the_model_never_sees_data_after_its_training_dates(
         else:
             assert ((a[c] == b[c]) | (a[c].isna() & b[c].isna())).all(), c
     assert abs(before - after).max() < 1e-12
-    # the seeded search within a trial budget chose the same settings
-    assert again["tuning"]["best_params"] == churn["result"]["tuning"]["best_params"]
-    assert again["test"]["positive_rate"] > churn["result"]["test"]["positive_rate"]
+    assert again["test"]["positive_rate"] > first["test"]["positive_rate"]
 
 
 def test_other_targets_including_a_rare_high_value_purchase(
@@ -429,7 +442,7 @@ def test_other_targets_including_a_rare_high_value_purchase(
     project = tmp_path / "shop"
     shutil.copytree(churn["project"], project)
     with Project.open(project) as p:
-        quick = p.config.models.model_copy(update={"tuning": TuningConfig(trials=4)})
+        quick = p.config.models.model_copy(update={"tuning": TuningConfig(trials=0)})
         p.config = p.config.model_copy(update={"models": quick})
         results = {}
         for label in ("purchase_90d", "new_category_90d", "high_value_90d"):

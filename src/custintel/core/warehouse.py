@@ -272,6 +272,10 @@ class Warehouse:
             return self.con.raw_sql(statement)
 
     def compile(self, expr: ir.Expr) -> str:
+        """The SQL of an expression, with the in-memory tables it reads (an empty table
+        for a source the project lacks) registered first: SQL run as text would not find
+        them otherwise. Ibis does the same before it executes an expression itself."""
+        self.con._run_pre_execute_hooks(expr)
         return str(self.con.compile(expr))
 
     # -- writing -----------------------------------------------------------------------

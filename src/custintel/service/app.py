@@ -145,6 +145,10 @@ class ScoreOut(Served):
     tier: str | None
     engine: str | None = Field(description="onnx or native; none on a fallback")
     missing: list[str] = Field(description="the model's features the request did not give")
+    ignored: list[str] = Field(
+        default_factory=list,
+        description="published features given that this model does not use (left aside)",
+    )
     reasons: list[str] | None = Field(
         default=None,
         description="with ?reasons=true: the features that pushed the score most, in words "

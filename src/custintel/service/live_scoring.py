@@ -49,8 +49,10 @@ class LiveModel:
         info: dict[str, Any],
         ranges: dict[str, list[float]],
         words: dict[str, str] | None = None,
+        published: frozenset[str] = frozenset(),
     ) -> None:
         self.folder = folder
+        self.published = published  # the snapshot's feature names
         self.words = words or {}
         summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
         graph = summary.get("onnx") or {}
@@ -75,14 +77,19 @@ class LiveModel:
         }
         self._position = {f: j for j, f in enumerate(self.features)}
 
-    def encode(self, values: dict[str, Value]) -> tuple[np.ndarray, list[str]]:
-        """The model's input row and the features not given (scored as missing)."""
-        unknown = sorted(set(values) - set(self._position))
+    def encode(self, values: dict[str, Value]) -> tuple[np.ndarray, list[str], list[str]]:
+        """The model's input row, the features not given (scored as missing) and those
+        given that are published features the model does not use (left aside: a
+        caller may send a whole profile). A name that is no feature at all is an error."""
+        unknown = sorted(set(values) - set(self._position) - self.published)
         if unknown:
-            raise RowError(f"features not used by this model: {', '.join(unknown[:10])}")
+            raise RowError(f"no such feature: {', '.join(unknown[:10])}")
+        ignored = sorted(set(values) - set(self._position))
         row = np.full((1, len(self.features)), np.nan)
         for name, value in values.items():
-            j = self._position[name]
+            j = self._position.get(name)
+            if j is None:
+                continue
             if value is None:
                 continue
             if name in self._codes:
@@ -101,7 +108,7 @@ class LiveModel:
                 )
             row[0, j] = number
         missing = [f for f in self.features if f not in values]
-        return row, missing
+        return row, missing, ignored
 
     def _frame(self, row: np.ndarray) -> Any:
         """The row as the native model's DataFrame (the native path and reasons only)."""
@@ -133,7 +140,7 @@ class LiveModel:
         return json.loads(explain.reasons(pushes, X, self.words)[0])
 
     def answer(self, values: dict[str, Value], *, with_reasons: bool = False) -> dict[str, Any]:
-        row, missing = self.encode(values)
+        row, missing, ignored = self.encode(values)
         score = self.score(row)
         decile = decile_of(score, self.cutoffs) if self.cutoffs else None
         return {
@@ -143,5 +150,6 @@ class LiveModel:
             "model_version": self.version,
             "engine": self.engine,
             "missing": missing,
+            "ignored": ignored,
             "reasons": self.reasons(row) if with_reasons else None,
         }

@@ -88,6 +88,7 @@ class Store:
                     info,
                     manifest.get("ranges", {}),
                     manifest.get("descriptions", {}),
+                    frozenset(manifest["features"]) | frozenset(manifest.get("categorical", [])),
                 )
             except Exception as exc:  # a model that cannot load: its answers fall back
                 store.model_errors[name] = f"{type(exc).__name__}: {exc}"
