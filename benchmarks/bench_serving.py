@@ -18,6 +18,7 @@ publishing and the serving, not the models.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -44,6 +45,14 @@ wrk.headers["Authorization"] = "Bearer {key}"
 request = function()
   return wrk.format(nil, string.format("{path}", math.random(1, {n})))
 end
+"""
+
+POST_LUA = """
+wrk.method = "POST"
+wrk.path = "{path}"
+wrk.body = {body}
+wrk.headers["Authorization"] = "Bearer {key}"
+wrk.headers["Content-Type"] = "application/json"
 """
 
 IDS_LUA = """
@@ -153,10 +162,19 @@ def build(project: Path, n: int, n_features: int) -> None:
 
 
 def wrk(
-    url: str, key: str, path: str, n: int, conns: int, seconds: int, ids: list[str] | None = None
+    url: str,
+    key: str,
+    path: str,
+    n: int,
+    conns: int,
+    seconds: int,
+    ids: list[str] | None = None,
+    body: str | None = None,
 ) -> dict[str, float]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        if ids is None:
+        if body is not None:
+            f.write(POST_LUA.format(key=key, path=path, body=json.dumps(body)))
+        elif ids is None:
             f.write(LUA.format(key=key, path=path.replace("{id}", "CU%08d"), n=n))
         else:
             listed = ",".join(f'"{i}"' for i in ids)
@@ -226,8 +244,16 @@ def overload(url: str, key: str, n: int, seconds: int, project: Path) -> dict[st
     during = [(st, ms) for t, st, ms in probe if 3 <= t < ended]
     ok = [ms for st, ms in during if st == 200]
     after = [(t - ended, st, ms) for t, st, ms in probe if t >= ended]
-    # recovered: from when on every probe answer is a 200 within 5 ms
-    late = [t for t, st, ms in after if st != 200 or ms > 5]
+    # recovered: the start of the first second in which every probe answer is a 200
+    # within 5 ms
+    recovered = next(
+        (
+            t0
+            for t0, _, _ in after
+            if all(st == 200 and ms <= 5 for t, st, ms in after if t0 <= t < t0 + 1)
+        ),
+        float("nan"),
+    )
     return {
         "requests_per_s": rps,
         "events_accepted": accepted,
@@ -238,7 +264,8 @@ def overload(url: str, key: str, n: int, seconds: int, project: Path) -> dict[st
         "probe_shed_share": 1 - len(ok) / max(len(during), 1),
         "probe_ok_p50_ms": float(np.percentile(ok, 50)) if ok else float("nan"),
         "probe_ok_p99_ms": float(np.percentile(ok, 99)) if ok else float("nan"),
-        "recovered_after_s": (max(late) if late else 0.0),
+        "recovered_after_s": max(recovered, 0.0),
+        "probe_after_p99_ms": float(np.percentile([ms for t, st, ms in after if t > 2], 99)),
         "server_alive": httpx.get(
             f"{url}/v1/health/live", headers={"Authorization": f"Bearer {key}"}
         ).status_code
@@ -263,8 +290,16 @@ def nba(project: Path, workers: int, seconds: int) -> dict[str, dict[str, float]
          "--port", str(port), "--workers", str(workers)],
         f"{url}/v1/health/ready", key, dict(os.environ),
     )  # fmt: skip
+    first = next(iter(store.models), None)
     out = {}
     try:
+        if first is not None:  # live scoring of one real profile sent in the request
+            names = [*store.manifest["features"], *store.manifest["categorical"]]
+            body = json.dumps({"features": {n: store.get(n, 0) for n in names}})
+            for conns in (1, 20):
+                out[f"live score {first}, {conns} conn."] = wrk(
+                    url, key, f"/v1/score/{first}", 1, conns, seconds, body=body
+                )
         for conns in (1, 20):
             out[f"next-best action, {conns} conn."] = wrk(
                 url, key, "/v1/customers/{id}/next-best-action", len(ids), conns, seconds,

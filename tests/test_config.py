@@ -132,7 +132,7 @@ def test_a_stage_may_run_alone_when_what_it_needs_ran_before() -> None:
     assert parse_config("stages: [segments]\n").stages == ["segments"]
     default = [
         "ingest", "identity", "features", "segments", "models", "clv", "campaigns",
-        "measurement",
+        "measurement", "serving",
     ]  # fmt: skip
     assert parse_config("name: x\n").stages == default
 

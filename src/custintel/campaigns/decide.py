@@ -332,9 +332,13 @@ def decide(
     *,
     frozen: dict[str, float] | None = None,
     allocation: str | None = None,
+    summarize: bool = True,
 ) -> Outcome:
     """Every customer's decision in one campaign run (customers sorted by id first, so
-    nothing depends on the order rows arrived in)."""
+    nothing depends on the order rows arrived in). ``summarize=False`` leaves out the
+    run's summary and the allocation's comparison with its bound: the same decisions,
+    for one customer at a time (the real-time next-best action), where they are
+    meaningless and cost most of the time."""
     for where, condition in plan.conditions().items():
         conditions.check(condition, where, list(customers.columns))
     customers = _numpy_backed(customers.sort_values("customer_id", ignore_index=True))
@@ -403,7 +407,7 @@ def decide(
     else:
         run = allocate.allocate(problem)
         status = run.status
-    comparison = allocate.compare(problem, run)
+    comparison = allocate.compare(problem, run) if summarize else {}
     bits = np.zeros(max(allocate.STATUS_RULE) + 1, dtype=np.int64)
     for code, rule in allocate.STATUS_RULE.items():
         bits[code] = rules.BIT[rule]
@@ -421,8 +425,10 @@ def decide(
         candidates = Candidates(
             ids[member], list(pairs), all_masks[member], priority[member], cost[member]
         )
-    summary = _summary(decisions, status, in_audience, control, method)
-    summary["allocation"] = {"method": method, **comparison}
+    summary: dict[str, Any] = {}
+    if summarize:
+        summary = _summary(decisions, status, in_audience, control, method)
+        summary["allocation"] = {"method": method, **comparison}
     return Outcome(decisions, candidates, frozen, summary)
 
 

@@ -63,8 +63,8 @@ class Overlay:
         self.refresh()
 
     def _add(self, e: dict[str, Any]) -> None:
-        if e["event_id"] in self._seen:
-            return
+        if e["kind"] not in ("consent", "contact") or e["event_id"] in self._seen:
+            return  # responses do not change a decision: not kept
         self._seen.add(e["event_id"])
         who = e["customer_id"]
         if e["kind"] == "consent":
@@ -90,6 +90,9 @@ class NextBest:
         self.regime = regime
         self.frame = feather.read_feather(folder / NBA_CONTEXT)
         self.rows = {c: i for i, c in enumerate(self.frame["customer_id"])}
+        # the first decision with a candidate left compiles the allocation (a second or
+        # so): done here, on a few hundred rows, not in a request
+        decide(self.frame.head(500), plan, dt.date.today(), summarize=False)
 
     def row(self, customer_id: str, overlay: Overlay, now: float) -> pd.DataFrame | None:
         """The customer's row with the overlay's consent records and contacts applied."""
@@ -129,7 +132,7 @@ class NextBest:
         if row is None:
             return None
         today = dt.datetime.fromtimestamp(now, dt.UTC).date()
-        d = decide(row, self.plan, today).decisions
+        d = decide(row, self.plan, today, summarize=False).decisions
         taken = d[d.outcome == "treatment"]
         factors = ("propensity", "value", "priority", "cost")
         actions = [
