@@ -26,7 +26,7 @@ demo: install
 
 test: install-dev
 	$(BIN)/ruff check src tests benchmarks
-	SPARK_LOCAL_IP=127.0.0.1 $(BIN)/pytest -q -n 2 --dist loadfile
+	SPARK_LOCAL_IP=127.0.0.1 $(BIN)/pytest -q
 
 lint: install-dev
 	$(BIN)/ruff check src tests benchmarks

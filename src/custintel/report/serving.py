@@ -75,9 +75,9 @@ def _events(project: Any) -> str:
     withdrawn = c.filter(c.status == "withdrawn").count().execute()
     total = daily.n.sum()
     return (
-        f"<p>{total:,} events in <code>serving.events</code>; {withdrawn:,} opt-outs "
-        "among them, honoured by the service from the next request and by campaigns and "
-        "training sets once flushed.</p>" + figure(fig, height=320)
+        f"<p>{total:,} events in <code>serving.events</code>, of which opt-outs: "
+        f"{withdrawn:,}. An opt-out counts in the service from the next request, and in "
+        "campaigns and training sets once flushed.</p>" + figure(fig, height=320)
     )
 
 
