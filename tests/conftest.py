@@ -116,6 +116,45 @@ def resolved_shop(
     return project
 
 
+def with_quick_models(project: Path, **update: Any) -> None:
+    """Rewrite the project's config with one untuned LightGBM (and any other ``update``):
+    for tests of what happens around a model, not of the model itself."""
+    from custintel.core.config import TuningConfig, dump_config, load_config
+
+    cfg = load_config(project)
+    quick = cfg.models.model_copy(
+        update={
+            "tuning": TuningConfig(trials=0),
+            "algorithms": ["lightgbm"],
+            "compare_imbalance": False,
+        }
+    )
+    (project / "custintel.yaml").write_text(
+        dump_config(cfg.model_copy(update={"models": quick, **update})), encoding="utf-8"
+    )
+
+
+def cdnow_source(path: Path) -> dict[str, Any]:
+    """CDNOW's purchase log as a source: headerless, whitespace separated, no order ids."""
+    return {
+        "contract": "orders",
+        "path": str(path),
+        "csv": {
+            "delimiter": "whitespace",
+            "header": False,
+            "column_names": ["customer", "sample_id", "date", "cds", "dollars"],
+        },
+        "columns": {
+            "customer_ref": "customer",
+            "order_ts": "date",
+            "quantity": "cds",
+            "amount": "dollars",
+        },
+        "timestamp_format": "%Y%m%d",
+        "currency": "USD",
+    }
+
+
 def persona_of_customers(project: Path) -> Any:
     """Each customer's planted persona (the most common among the people linked to it)."""
     import pandas as pd

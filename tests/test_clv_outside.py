@@ -12,7 +12,7 @@ import yaml
 from typer.testing import CliRunner
 
 from custintel.cli.main import app
-from tests.conftest import SHARED_DATA, query
+from tests.conftest import SHARED_DATA, cdnow_source, query
 
 CDNOW = SHARED_DATA / "cdnow_sample.txt"
 
@@ -20,28 +20,7 @@ CDNOW = SHARED_DATA / "cdnow_sample.txt"
 def _log_project(root: Path, path: Path) -> Path:
     """A project holding only a purchase log in CDNOW's layout."""
     root.mkdir(parents=True, exist_ok=True)
-    config = {
-        "name": "cdnow",
-        "sources": {
-            "cdnow": {
-                "contract": "orders",
-                "path": str(path),
-                "csv": {
-                    "delimiter": "whitespace",
-                    "header": False,
-                    "column_names": ["customer", "sample_id", "date", "cds", "dollars"],
-                },
-                "columns": {
-                    "customer_ref": "customer",
-                    "order_ts": "date",
-                    "quantity": "cds",
-                    "amount": "dollars",
-                },
-                "timestamp_format": "%Y%m%d",
-                "currency": "USD",
-            }
-        },
-    }
+    config = {"name": "cdnow", "sources": {"cdnow": cdnow_source(path)}}
     (root / "custintel.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return root
 

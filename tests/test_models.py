@@ -18,7 +18,7 @@ from custintel.core import registry
 from custintel.core.config import TuningConfig, dump_config, load_config
 from custintel.core.errors import StageError
 from custintel.pipeline.project import Project
-from tests.conftest import persona_of_customers
+from tests.conftest import persona_of_customers, with_quick_models
 
 TRIALS = 8
 
@@ -385,17 +385,7 @@ def test_the_model_never_sees_data_after_its_training_dates(
     shutil.copytree(churn["project"], project)
     # one untuned LightGBM, trained before and after the change: what is compared is the
     # data the model learns from, not the search (test_models_serving holds it seeded)
-    cfg = load_config(project)
-    quick = cfg.models.model_copy(
-        update={
-            "tuning": TuningConfig(trials=0),
-            "algorithms": ["lightgbm"],
-            "compare_imbalance": False,
-        }
-    )
-    (project / "custintel.yaml").write_text(
-        dump_config(cfg.model_copy(update={"models": quick})), encoding="utf-8"
-    )
+    with_quick_models(project)
     cut = "2025-03-31"
     with Project.open(project) as p:
         first = p.model_train("churn_90d", force=True)

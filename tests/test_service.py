@@ -23,11 +23,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from custintel.core import apikeys, eventlog
-from custintel.core.config import ServingConfig, TuningConfig, dump_config, load_config
+from custintel.core.config import ServingConfig, dump_config, load_config
 from custintel.core.roles import GRANTS, Role, Scope
 from custintel.pipeline.project import Project
 from custintel.pipeline.simulation import simulation_campaigns
 from custintel.service.app import create_app
+from tests.conftest import with_quick_models
 
 AS_OF = dt.date(2025, 6, 30)
 NOBODY = "CU99999999"  # an id of the right shape that the shop does not have
@@ -45,20 +46,9 @@ def shop(resolved_shop: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The simulated shop with a churn model, segments and CLV, published."""
     project = tmp_path_factory.mktemp("service") / "shop"
     shutil.copytree(resolved_shop, project)
-    cfg = load_config(project)
-    # the service is under test, not the model: one untuned LightGBM
-    quick = cfg.models.model_copy(
-        update={
-            "tuning": TuningConfig(trials=0),
-            "algorithms": ["lightgbm"],
-            "compare_imbalance": False,
-        }
-    )
-    # the demo's offers, so the snapshot holds next-best-action rows
-    update = {"models": quick, **simulation_campaigns()}
-    (project / "custintel.yaml").write_text(
-        dump_config(cfg.model_copy(update=update)), encoding="utf-8"
-    )
+    # the service is under test, not the model (one untuned LightGBM); the demo's offers,
+    # so the snapshot holds next-best-action rows
+    with_quick_models(project, **simulation_campaigns())
     with Project.open(project) as p:
         p.features_training_set("churn_90d", SNAPSHOTS)
         version = p.model_train("churn_90d")["version"]

@@ -20,7 +20,7 @@ from custintel.pipeline.project import Project
 from custintel.pipeline.serving_tasks import current_snapshot
 from custintel.service.app import create_app
 from custintel.service.store import Store
-from tests.conftest import SHARED_DATA
+from tests.conftest import SHARED_DATA, cdnow_source
 
 CDNOW = SHARED_DATA / "cdnow_sample.txt"
 SNAPSHOTS = ["1997-06-01", "1997-08-01", "1997-10-01", "1997-12-01", "1998-02-01"]
@@ -40,25 +40,7 @@ def cdnow(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root.mkdir()
     config = {
         "name": "cdnow",
-        "sources": {
-            "cdnow": {
-                "contract": "orders",
-                "path": str(CDNOW),
-                "csv": {
-                    "delimiter": "whitespace",
-                    "header": False,
-                    "column_names": ["customer", "sample_id", "date", "cds", "dollars"],
-                },
-                "columns": {
-                    "customer_ref": "customer",
-                    "order_ts": "date",
-                    "quantity": "cds",
-                    "amount": "dollars",
-                },
-                "timestamp_format": "%Y%m%d",
-                "currency": "USD",
-            }
-        },
+        "sources": {"cdnow": cdnow_source(CDNOW)},
         "features": {"as_of": "1998-04-01", "snapshots": SNAPSHOTS, "labels": ["purchase_90d"]},
         "models": {"algorithms": ["lightgbm"], "tuning": {"trials": 0}, "compare_imbalance": False},
     }
